@@ -1,0 +1,5 @@
+import sys
+
+from lowbit.main import main
+
+sys.exit(main())

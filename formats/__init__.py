@@ -1,0 +1,26 @@
+"""lowbit.formats: bit-accurate emulation of low-precision number formats.
+
+Descriptors (:class:`FloatFormat`, :class:`IntFormat`, :class:`BlockFormat`), a registry of named
+formats (:func:`get_format`), element conversion with every rounding mode (:func:`quantize`,
+:func:`encode`, :func:`decode`), one generic block engine (MX, NVFP4, BFP, scaled INT) returning
+:class:`QuantizedTensor`, sub-byte packing and error metrics. Nothing here imports the rest of
+lowbit.
+"""
+
+from lowbit.formats._kernel import NANPOLICY, OVERFLOW, ROUNDING
+from lowbit.formats.block_format import SCALE_RULES, BlockFormat
+from lowbit.formats.convert import decode, encode, quantize, resolve
+from lowbit.formats.float_format import FloatFormat
+from lowbit.formats.int_format import IntFormat
+from lowbit.formats.metrics import clipped_fraction, code_histogram, mse, sqnr_db
+from lowbit.formats.pack import pack, packed_nbytes, unpack
+from lowbit.formats.qtensor import QuantizedTensor
+from lowbit.formats.registry import get_format, list_formats, register_format
+
+__all__ = [
+    "FloatFormat", "IntFormat", "BlockFormat", "QuantizedTensor", "SCALE_RULES",
+    "ROUNDING", "OVERFLOW", "NANPOLICY",
+    "get_format", "list_formats", "register_format", "resolve",
+    "quantize", "encode", "decode", "pack", "unpack", "packed_nbytes",
+    "mse", "sqnr_db", "clipped_fraction", "code_histogram",
+]

@@ -1,0 +1,320 @@
+"""numba kernels: one correctly rounded conversion from float32/float64 bit patterns to codes.
+
+The input value is decomposed exactly as ``sig * 2**E`` (integers) from its IEEE bit pattern, an
+optional per-row power-of-two scale exponent is subtracted from ``E`` (exact block scaling), and
+the value is rounded ONCE to the target grid with integer arithmetic - no intermediate float
+rounding, so float64 inputs are never double-rounded through float32.
+
+Parameters travel as one int64 vector ``P`` (see ``P_*`` indices) built by
+:func:`lowbit.formats.convert.kernel_params`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+# ---- parameter vector layout --------------------------------------------------------------------
+P_KIND = 0       # 0 float, 1 int/fixed
+P_EBITS = 1
+P_MBITS = 2
+P_BIAS = 3
+P_SIGNED = 4
+P_SUBN = 5       # format has subnormals
+P_ZERO = 6       # format has a zero
+P_NANK = 7       # 0 none, 1 ieee, 2 fn, 3 fnuz
+P_INF = 8        # has inf
+P_EMIN = 9
+P_MAXF = 10      # max exponent field
+P_MAXM = 11      # max mantissa at max field
+P_ROUND = 12     # rounding mode index (ROUNDING)
+P_OVF = 13       # 0 saturate, 1 nonsat, 2 error
+P_NANPOL = 14    # 0 error, 1 zero, 2 max
+P_FLUSH = 15     # flush subnormal outputs to zero
+P_SRBITS = 16
+P_QMIN = 17      # int formats
+P_QMAX = 18
+P_FRAC = 19
+P_NANCODE = 20
+P_INFCODE = 21
+P_MAXCODE = 22
+P_MINCODE = 23   # smallest positive code (zero=False formats)
+P_LEN = 24
+
+ROUNDING = ("rne", "rna", "rtz", "rup", "rdown", "rto", "stochastic")
+R_RNE, R_RNA, R_RTZ, R_RUP, R_RDOWN, R_RTO, R_SR = range(7)
+OVERFLOW = ("saturate", "nonsat", "error")
+NANPOLICY = ("error", "zero", "max")
+
+ERR_OVERFLOW = np.uint32(0xFFFFFFFF)
+ERR_NAN = np.uint32(0xFFFFFFFE)
+ERR_NEG = np.uint32(0xFFFFFFFD)
+
+
+@njit(cache=True, inline="always")
+def _round_sig(sig, sh, neg, mode, rnd, srbits):
+    """Round the non-negative integer ``sig * 2**-sh`` to an integer under ``mode``."""
+    if sh <= 0:
+        return sig << np.uint64(-sh)
+    if sh >= 64:
+        n = np.uint64(0)
+        rem_nonzero = sig != 0
+        above = False
+        tie = False
+        if mode == R_SR:
+            # random bits sit just below the LSB; sig is far below them
+            t = np.uint64(0)
+            if sh - srbits < 64:
+                t = sig >> np.uint64(sh - srbits)
+            if t + rnd >= (np.uint64(1) << np.uint64(srbits)):
+                return np.uint64(1)
+            return np.uint64(0)
+    else:
+        ush = np.uint64(sh)
+        n = sig >> ush
+        rem = sig & ((np.uint64(1) << ush) - np.uint64(1))
+        half = np.uint64(1) << np.uint64(sh - 1)
+        rem_nonzero = rem != 0
+        above = rem > half
+        tie = rem == half
+        if mode == R_SR:
+            if sh >= srbits:
+                t = rem >> np.uint64(sh - srbits)
+            else:
+                t = rem << np.uint64(srbits - sh)
+            if t + rnd >= (np.uint64(1) << np.uint64(srbits)):
+                n += np.uint64(1)
+            return n
+    if mode == R_RNE:
+        if above or (tie and (n & np.uint64(1)) == 1):
+            n += np.uint64(1)
+    elif mode == R_RNA:
+        if above or tie:
+            n += np.uint64(1)
+    elif mode == R_RUP:
+        if rem_nonzero and not neg:
+            n += np.uint64(1)
+    elif mode == R_RDOWN:
+        if rem_nonzero and neg:
+            n += np.uint64(1)
+    elif mode == R_RTO:
+        if rem_nonzero:
+            n |= np.uint64(1)
+    return n
+
+
+@njit(cache=True)
+def _overflow_code(P, neg, mode):
+    ovf = P[P_OVF]
+    sbit = np.uint32(1) << np.uint32(P[P_EBITS] + P[P_MBITS]) if P[P_SIGNED] else np.uint32(0)
+    sgn = sbit if neg else np.uint32(0)
+    if ovf == 2:
+        return ERR_OVERFLOW
+    if ovf == 1:
+        # IEEE 754 7.4: directed roundings toward zero deliver the largest finite number
+        to_max = mode == R_RTZ or (mode == R_RUP and neg) or (mode == R_RDOWN and not neg)
+        if not to_max:
+            if P[P_INF]:
+                return sgn | np.uint32(P[P_INFCODE])
+            if P[P_NANK] == 3:
+                return np.uint32(P[P_NANCODE])
+            if P[P_NANK] != 0:
+                return sgn | np.uint32(P[P_NANCODE])
+    if not P[P_SIGNED] and neg:
+        return np.uint32(0) if P[P_ZERO] else np.uint32(P[P_MINCODE])
+    return sgn | np.uint32(P[P_MAXCODE])
+
+
+@njit(cache=True)
+def _nan_code(P, neg):
+    nk = P[P_NANK]
+    if nk == 0:
+        pol = P[P_NANPOL]
+        if pol == 0:
+            return ERR_NAN
+        if pol == 1:
+            return np.uint32(0)
+        return np.uint32(P[P_MAXCODE])
+    if nk == 3 or not P[P_SIGNED]:
+        return np.uint32(P[P_NANCODE])
+    sbit = np.uint32(1) << np.uint32(P[P_EBITS] + P[P_MBITS])
+    return (sbit if neg else np.uint32(0)) | np.uint32(P[P_NANCODE])
+
+
+@njit(cache=True)
+def encode_one(u, SM, SE, shift, P, rnd):
+    """Code of the value with IEEE bit pattern ``u`` (``SE`` exponent / ``SM`` mantissa bits)
+    divided by ``2**shift``."""
+    sbias = (1 << (SE - 1)) - 1
+    neg = ((u >> np.uint64(SE + SM)) & np.uint64(1)) == 1
+    ef = np.int64((u >> np.uint64(SM)) & np.uint64((1 << SE) - 1))
+    f = u & np.uint64((1 << SM) - 1)
+    mode = P[P_ROUND]
+    signed = P[P_SIGNED] == 1
+    ebits = P[P_EBITS]
+    mbits = P[P_MBITS]
+    if ef == (1 << SE) - 1:
+        if f != 0:
+            return _nan_code(P, neg)
+        # +-Inf
+        if P[P_KIND] == 1:
+            if P[P_OVF] == 2:
+                return ERR_OVERFLOW
+            q = P[P_QMIN] if neg else P[P_QMAX]
+            return np.uint32(q & ((1 << ebits) - 1))
+        if P[P_INF] and (signed or not neg):
+            sbit = np.uint32(1) << np.uint32(ebits + mbits) if signed else np.uint32(0)
+            return (sbit if neg else np.uint32(0)) | np.uint32(P[P_INFCODE])
+        if P[P_OVF] == 2:
+            return ERR_OVERFLOW
+        if P[P_OVF] == 1 and P[P_NANK] != 0:
+            return _nan_code(P, neg)
+        return _overflow_code(P, neg, R_RNE)
+    if ef == 0 and f == 0:
+        return _zero_code(P, neg)
+    if ef == 0:
+        sig = f
+        E = 1 - sbias - SM
+        lb = E
+        t = f
+        while t > np.uint64(1):
+            t >>= np.uint64(1)
+            lb += 1
+    else:
+        sig = f | (np.uint64(1) << np.uint64(SM))
+        E = ef - sbias - SM
+        lb = ef - sbias
+    E -= shift
+    lb -= shift
+    if neg and not signed and P[P_KIND] == 0:
+        # negative input to an unsigned float format
+        if P[P_OVF] == 2:
+            return ERR_NEG
+        if P[P_OVF] == 1 and P[P_NANK] != 0:
+            return np.uint32(P[P_NANCODE])
+        return _zero_code(P, False) if P[P_ZERO] else np.uint32(P[P_MINCODE])
+    if P[P_KIND] == 1:
+        return _encode_int(sig, E, lb, neg, P, rnd)
+    emin = P[P_EMIN]
+    if lb >= emin:
+        qexp = lb - mbits
+    elif P[P_SUBN] and P[P_ZERO]:
+        qexp = emin - mbits
+    else:
+        qexp = emin  # no subnormals: the grid below min_normal is {0, min_normal}
+    # guard against absurd exponents (far beyond the format): decide overflow early
+    if lb > P[P_MAXF] - P[P_BIAS] + 2:
+        return _overflow_code(P, neg, mode)
+    n = _round_sig(sig, qexp - E, neg, mode, rnd, P[P_SRBITS])
+    if n == 0:
+        if not P[P_ZERO]:
+            return np.uint32(P[P_MINCODE])
+        return _zero_code(P, neg)
+    one = np.uint64(1) << np.uint64(mbits)
+    if lb < emin and not (P[P_SUBN] and P[P_ZERO]):
+        # rounded to min_normal (n == 1 at quantum 2**emin)
+        field = emin + P[P_BIAS]
+        mant = np.int64(0)
+    elif n >= one:
+        if n >= (one << np.uint64(1)):
+            n >>= np.uint64(1)
+            qexp += 1
+        field = qexp + mbits + P[P_BIAS]
+        mant = np.int64(n - one)
+    else:
+        field = 0
+        mant = np.int64(n)
+    if field > P[P_MAXF] or (field == P[P_MAXF] and mant > P[P_MAXM]):
+        return _overflow_code(P, neg, mode)
+    if P[P_FLUSH] and field == 0 and P[P_ZERO]:
+        return _zero_code(P, neg)
+    code = np.uint32((field << mbits) | mant)
+    if signed and neg:
+        code |= np.uint32(1) << np.uint32(ebits + mbits)
+    return code
+
+
+@njit(cache=True, inline="always")
+def _zero_code(P, neg):
+    if not P[P_ZERO]:
+        # no zero (E8M0): a zero input is NaN under nonsat (ml_dtypes), min under saturate
+        if P[P_OVF] == 1 and P[P_NANK] != 0:
+            return np.uint32(P[P_NANCODE])
+        if P[P_OVF] == 2:
+            return ERR_OVERFLOW
+        return np.uint32(P[P_MINCODE])
+    if neg and P[P_SIGNED] and P[P_NANK] != 3 and P[P_KIND] == 0:
+        return np.uint32(1) << np.uint32(P[P_EBITS] + P[P_MBITS])
+    return np.uint32(0)
+
+
+@njit(cache=True)
+def _encode_int(sig, E, lb, neg, P, rnd):
+    qexp = -P[P_FRAC]
+    if lb - qexp > 40:
+        n = np.uint64(1) << np.uint64(41)
+    else:
+        n = _round_sig(sig, qexp - E, neg, P[P_ROUND], rnd, P[P_SRBITS])
+    q = -np.int64(n) if neg else np.int64(n)
+    if q > P[P_QMAX] or q < P[P_QMIN]:
+        if P[P_OVF] == 2:
+            return ERR_OVERFLOW
+        q = P[P_QMAX] if q > P[P_QMAX] else P[P_QMIN]
+    bits = P[P_EBITS]  # int formats store their width here
+    return np.uint32(q & ((1 << bits) - 1))
+
+
+@njit(cache=True, parallel=True)
+def encode_kernel(u, SM, SE, shift, rowlen, P, rnd, out):
+    """Encode a flat array of bit patterns ``u``; element ``i`` uses ``shift[i // rowlen]``."""
+    n = u.shape[0]
+    use_rnd = rnd.shape[0] == n
+    for i in prange(n):
+        r = rnd[i] if use_rnd else np.uint64(0)
+        out[i] = encode_one(np.uint64(u[i]), SM, SE, shift[i // rowlen], P, r)
+
+
+@njit(cache=True, parallel=True)
+def quantize_kernel(u, SM, SE, shift, rowlen, P, rnd, lut, codes_out, vals_out):
+    """Encode and decode through ``lut`` in one pass; errors keep their sentinel code."""
+    n = u.shape[0]
+    use_rnd = rnd.shape[0] == n
+    nl = lut.shape[0]
+    for i in prange(n):
+        r = rnd[i] if use_rnd else np.uint64(0)
+        c = encode_one(np.uint64(u[i]), SM, SE, shift[i // rowlen], P, r)
+        codes_out[i] = c
+        if c < nl:
+            vals_out[i] = lut[c]
+        else:
+            vals_out[i] = np.nan
+
+
+@njit(cache=True, parallel=True)
+def decode_kernel(codes, P, out):
+    """Decode float-format codes to float64 (formats too wide for a lookup table)."""
+    ebits = P[P_EBITS]
+    mbits = P[P_MBITS]
+    bias = P[P_BIAS]
+    nk = P[P_NANK]
+    mmask = (1 << mbits) - 1
+    emask = (1 << ebits) - 1
+    for i in prange(codes.shape[0]):
+        c = np.int64(codes[i])
+        m = c & mmask
+        e = (c >> mbits) & emask
+        s = (c >> (mbits + ebits)) & 1 if P[P_SIGNED] else 0
+        if nk == 3 and c == P[P_NANCODE]:
+            out[i] = np.nan
+            continue
+        if nk == 1 and e == emask:
+            out[i] = (-np.inf if s else np.inf) if (m == 0 and P[P_INF]) else np.nan
+            continue
+        if nk == 2 and e == emask and m == mmask:
+            out[i] = np.nan
+            continue
+        if e == 0 and P[P_ZERO]:
+            v = np.ldexp(np.float64(m), 1 - bias - mbits) if P[P_SUBN] else 0.0
+        else:
+            v = np.ldexp(np.float64((1 << mbits) + m), e - bias - mbits)
+        out[i] = -v if s else v

@@ -1,0 +1,127 @@
+"""Named formats: canonical names plus the aliases users already type (ml_dtypes / torch / OCP).
+
+``get_format("fp8_e4m3")``, ``get_format("float8_e4m3fn")``, ``get_format("e4m3")`` all give the
+OCP E4M3 (``fn``) format. Any ``e{E}m{M}`` (IEEE-style, with Inf/NaN and subnormals) and
+``ue{E}m{M}`` / ``e{E}m{M}fn`` / ``e{E}m{M}fnuz`` are built on the fly.
+"""
+
+from __future__ import annotations
+
+import re
+
+from lowbit.formats.block_format import BlockFormat
+from lowbit.formats.float_format import FloatFormat
+from lowbit.formats.int_format import IntFormat
+
+F = FloatFormat
+
+_FLOATS = {
+    "fp32": F(8, 23, name="fp32"),
+    "tf32": F(8, 10, name="tf32"),
+    "bf16": F(8, 7, name="bf16"),
+    "fp16": F(5, 10, name="fp16"),
+    "fp8_e4m3": F(4, 3, nan="fn", name="fp8_e4m3"),
+    "fp8_e5m2": F(5, 2, name="fp8_e5m2"),
+    "fp8_e4m3fnuz": F(4, 3, nan="fnuz", name="fp8_e4m3fnuz"),
+    "fp8_e5m2fnuz": F(5, 2, nan="fnuz", name="fp8_e5m2fnuz"),
+    "fp8_e3m4": F(3, 4, name="fp8_e3m4"),
+    "fp6_e2m3": F(2, 3, nan=None, name="fp6_e2m3"),
+    "fp6_e3m2": F(3, 2, nan=None, name="fp6_e3m2"),
+    "fp4_e2m1": F(2, 1, nan=None, name="fp4_e2m1"),
+    "e8m0": F(8, 0, bias=127, signed=False, subnormals=False, zero=False, nan="fn", name="e8m0"),
+    "ue4m3": F(4, 3, signed=False, nan="fn", name="ue4m3"),
+    "ue5m3": F(5, 3, signed=False, nan="fn", name="ue5m3"),
+}
+
+_INTS = {}
+for _b in range(2, 9):
+    _INTS[f"int{_b}"] = IntFormat(_b, name=f"int{_b}")
+    _INTS[f"uint{_b}"] = IntFormat(_b, signed=False, name=f"uint{_b}")
+_INTS["int16"] = IntFormat(16, name="int16")
+_INTS["int32"] = IntFormat(32, name="int32")
+
+_E8M0 = _FLOATS["e8m0"]
+_MXINT8_EL = IntFormat(8, narrow=True, frac_bits=6, name="mxint8_element")
+
+
+def _mx(el, name):
+    return BlockFormat(_FLOATS[el] if isinstance(el, str) else el, _E8M0, 32, "floor", name=name)
+
+
+_BLOCKS = {
+    "mxfp8_e4m3": _mx("fp8_e4m3", "mxfp8_e4m3"),
+    "mxfp8_e5m2": _mx("fp8_e5m2", "mxfp8_e5m2"),
+    "mxfp6_e3m2": _mx("fp6_e3m2", "mxfp6_e3m2"),
+    "mxfp6_e2m3": _mx("fp6_e2m3", "mxfp6_e2m3"),
+    "mxfp4": _mx("fp4_e2m1", "mxfp4"),
+    "mxint8": _mx(_MXINT8_EL, "mxint8"),
+    "nvfp4": BlockFormat(_FLOATS["fp4_e2m1"], _FLOATS["ue4m3"], 16, "amax", tensor_scale=True,
+                         name="nvfp4"),
+    "bfp8": BlockFormat(IntFormat(8, narrow=True, frac_bits=6, name="bfp8_element"), _E8M0, 16,
+                        "floor", name="bfp8"),
+    "bfp4": BlockFormat(IntFormat(4, narrow=True, frac_bits=2, name="bfp4_element"), _E8M0, 16,
+                        "floor", name="bfp4"),
+    "int8_pt": BlockFormat(_INTS["int8"], None, None, "amax", name="int8_pt"),
+    "int8_pc": BlockFormat(IntFormat(8, narrow=True), None, -1, "amax", name="int8_pc"),
+    "int4_pc": BlockFormat(IntFormat(4, narrow=True), None, -1, "amax", name="int4_pc"),
+    "int8_g128": BlockFormat(IntFormat(8, narrow=True), None, 128, "amax", name="int8_g128"),
+    "int4_g128": BlockFormat(IntFormat(4, narrow=True), None, 128, "amax", name="int4_g128"),
+    "int4_g32": BlockFormat(IntFormat(4, narrow=True), None, 32, "amax", name="int4_g32"),
+    "int4_g128_asym": BlockFormat(_INTS["uint4"], None, 128, "amax", symmetric=False,
+                                  name="int4_g128_asym"),
+    "int8_pc_asym": BlockFormat(_INTS["uint8"], None, -1, "amax", symmetric=False,
+                                name="int8_pc_asym"),
+}
+
+_ALIASES = {
+    "float32": "fp32", "f32": "fp32", "single": "fp32",
+    "bfloat16": "bf16", "float16": "fp16", "half": "fp16", "f16": "fp16",
+    "float8_e4m3fn": "fp8_e4m3", "e4m3": "fp8_e4m3", "e4m3fn": "fp8_e4m3", "fp8": "fp8_e4m3",
+    "float8_e5m2": "fp8_e5m2", "e5m2": "fp8_e5m2",
+    "float8_e4m3fnuz": "fp8_e4m3fnuz", "e4m3fnuz": "fp8_e4m3fnuz",
+    "float8_e5m2fnuz": "fp8_e5m2fnuz", "e5m2fnuz": "fp8_e5m2fnuz",
+    "float8_e3m4": "fp8_e3m4", "e3m4": "fp8_e3m4",
+    "float6_e2m3fn": "fp6_e2m3", "e2m3": "fp6_e2m3", "fp6": "fp6_e2m3",
+    "float6_e3m2fn": "fp6_e3m2", "e3m2": "fp6_e3m2",
+    "float4_e2m1fn": "fp4_e2m1", "e2m1": "fp4_e2m1", "fp4": "fp4_e2m1",
+    "float8_e8m0fnu": "e8m0", "e8m0fnu": "e8m0",
+    "mxfp8": "mxfp8_e4m3", "mxfp6": "mxfp6_e2m3",
+    "int8_per_tensor": "int8_pt", "int8_per_channel": "int8_pc", "int4_per_channel": "int4_pc",
+}
+
+_REGISTRY = {**_FLOATS, **_INTS, **_BLOCKS}
+_ONTHEFLY = re.compile(r"^(u?)e(\d+)m(\d+)(fn|fnuz)?$")
+
+
+def list_formats(kind: str | None = None) -> list[str]:
+    """Canonical names; ``kind`` in {None, "float", "int", "block"}."""
+    kinds = (None, "float", "int", "block")
+    if kind not in kinds:
+        raise ValueError(f"kind must be one of {list(kinds)}, got {kind!r}")
+    return [n for n, f in _REGISTRY.items() if kind is None or f.kind == kind]
+
+
+def register_format(name: str, fmt) -> None:
+    """Add a user format under ``name`` (errors on a clash with an existing name)."""
+    key = name.lower()
+    if key in _REGISTRY or key in _ALIASES:
+        raise ValueError(f"format name {name!r} is already registered")
+    _REGISTRY[key] = fmt
+
+
+def get_format(name):
+    """Format object for a canonical name, an alias or an ``e{E}m{M}`` spelling."""
+    if not isinstance(name, str):
+        from lowbit.formats.convert import resolve
+
+        return resolve(name)
+    key = name.strip().lower()
+    key = _ALIASES.get(key, key)
+    if key in _REGISTRY:
+        return _REGISTRY[key]
+    m = _ONTHEFLY.match(key)
+    if m:
+        unsigned, e, mb, nan = m.group(1), int(m.group(2)), int(m.group(3)), m.group(4)
+        return FloatFormat(e, mb, signed=not unsigned, nan=nan or "ieee", name=key)
+    raise ValueError(f"unknown format {name!r}; known formats: {', '.join(list_formats())} "
+                     f"(aliases: {', '.join(sorted(_ALIASES))}; or any e<E>m<M>[fn|fnuz])")
