@@ -12,8 +12,9 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-from lowbit.formats import _kernel as K
 from numba import njit, prange
+
+from lowbit.formats import _kernel as K
 
 
 def lut_width(fmt) -> int | None:
@@ -28,42 +29,117 @@ def lut_width(fmt) -> int | None:
 
 
 @lru_cache(maxsize=128)
-def code_table(fmt, P_bytes: bytes) -> tuple[int, np.ndarray]:
-    """(K, uint32 table indexed by ``(u >> (23-K)) << 1 | sticky``) for parameter vector P."""
+def code_table(fmt, P_bytes: bytes, src_bits: int = 32) -> tuple[int, np.ndarray]:
+    """(K, uint32 table indexed by ``(u >> (SM-K)) << 1 | sticky``) for parameter vector P.
+
+    ``src_bits`` 32 (float32 input, 2^(K+10) entries) or 64 (float64 input, 2^(K+13) entries).
+    """
     P = np.frombuffer(P_bytes, dtype=np.int64)
     k = lut_width(fmt)
-    idx = np.arange(1 << (9 + k + 1), dtype=np.uint32)
-    hi = idx >> 1
-    sticky = idx & 1
-    low_mask = (1 << (23 - k)) - 1
-    u = (hi << (23 - k)) | sticky  # the lowest bit stands in for "any lower bit set"
-    if k == 23:
-        raise AssertionError
-    del low_mask
+    SM, SE = (23, 8) if src_bits == 32 else (52, 11)
+    idx = np.arange(1 << (1 + SE + k + 1), dtype=np.uint64)
+    u = ((idx >> np.uint64(1)) << np.uint64(SM - k)) | (idx & np.uint64(1))
     codes = np.empty(u.shape[0], dtype=np.uint32)
-    K.encode_kernel(u, 23, 8, np.zeros(1, np.int64), u.shape[0], P, np.zeros(0, np.uint64), codes)
+    K.encode_kernel(u, SM, SE, np.zeros(1, np.int64), u.shape[0], P, np.zeros(0, np.uint64),
+                    codes)
     codes.setflags(write=False)
     return k, codes
 
 
 @njit(cache=True, parallel=True)
-def lut_encode(u, k, table, out):
-    sh = np.uint32(23 - k)
-    mask = np.uint32((1 << (23 - k)) - 1)
+def lut_encode(u, SM, k, table, out):
+    sh = np.uint64(SM - k)
+    mask = (np.uint64(1) << sh) - np.uint64(1)
     for i in prange(u.shape[0]):
-        v = u[i]
-        idx = ((v >> sh) << np.uint32(1)) | np.uint32((v & mask) != 0)
+        v = np.uint64(u[i])
+        idx = ((v >> sh) << np.uint64(1)) | np.uint64((v & mask) != 0)
         out[i] = table[idx]
 
 
 @njit(cache=True, parallel=True)
-def lut_quantize(u, k, table, values, codes_out, out):
-    sh = np.uint32(23 - k)
-    mask = np.uint32((1 << (23 - k)) - 1)
+def lut_quantize(u, SM, k, table, values, codes_out, out):
+    sh = np.uint64(SM - k)
+    mask = (np.uint64(1) << sh) - np.uint64(1)
     nv = values.shape[0]
     for i in prange(u.shape[0]):
-        v = u[i]
-        idx = ((v >> sh) << np.uint32(1)) | np.uint32((v & mask) != 0)
+        v = np.uint64(u[i])
+        idx = ((v >> sh) << np.uint64(1)) | np.uint64((v & mask) != 0)
         c = table[idx]
         codes_out[i] = c
         out[i] = values[c] if c < nv else np.nan
+
+
+@njit(cache=True, parallel=True)
+def lut_block_encode(u, nrows, rowlen, shift, k, table, P, values, codes_out, vals_out):
+    """Table-driven rounding of float32 rows each divided by ``2**shift[row]`` (exact).
+
+    The power-of-two scale is applied by moving the exponent field. Inputs whose scaled
+    exponent leaves the float32 normal range are handled exactly: below it the value is far
+    under half the element's smallest subnormal (only its sign and nonzero-ness matter), above
+    it the value overflows; fp32 subnormal inputs go through the generic kernel.
+    ``vals_out`` (float32, may be empty) receives ``element_value * 2**shift``.
+    """
+    sh = np.uint32(23 - k)
+    mask = np.uint32((1 << (23 - k)) - 1)
+    want = vals_out.shape[0] == u.shape[0]
+    nv = values.shape[0]
+    for r in prange(nrows):
+        e = shift[r]
+        scale = np.ldexp(np.float64(1.0), e)
+        for j in range(rowlen):
+            i = r * rowlen + j
+            v = u[i]
+            ex = np.int64((v >> np.uint32(23)) & np.uint32(0xFF))
+            if ex == 0:
+                if (v & np.uint32(0x7FFFFF)) != 0:
+                    c = K.encode_one(np.uint64(v), 23, 8, e, P, np.uint64(0))
+                else:
+                    c = table[(v >> sh) << np.uint32(1)]
+            else:
+                ne = ex - e
+                sticky = np.uint32((v & mask) != 0)
+                if ne <= 0:
+                    # below 2^-126 after scaling: keep sign, force "nonzero, tiny"
+                    idx = ((v >> np.uint32(31)) << np.uint32(9 + k)) << np.uint32(1)
+                    idx |= np.uint32(1)
+                elif ne >= 255:
+                    vv = (v & np.uint32(0x80000000)) | np.uint32(254 << 23)
+                    idx = ((vv >> sh) << np.uint32(1)) | sticky
+                else:
+                    vv = (v & np.uint32(0x807FFFFF)) | (np.uint32(ne) << np.uint32(23))
+                    idx = ((vv >> sh) << np.uint32(1)) | sticky
+                c = table[idx]
+            codes_out[i] = c
+            if want:
+                vals_out[i] = values[c] * scale if c < nv else np.nan
+
+
+@njit(cache=True, parallel=True)
+def row_amax_f32(u, nrows, rowlen, amax, bad):
+    """Per-row max |x| over finite elements and a flag for rows holding NaN/Inf (float32 bits)."""
+    for r in prange(nrows):
+        m = np.uint32(0)
+        b = False
+        for j in range(rowlen):
+            a = u[r * rowlen + j] & np.uint32(0x7FFFFFFF)
+            if a >= np.uint32(0x7F800000):
+                b = True
+            elif a > m:
+                m = a
+        bad[r] = b
+        amax[r] = _bits_to_f64(m)
+
+
+@njit(cache=True, inline="always")
+def _bits_to_f64(m):
+    ex = np.int64(m >> np.uint32(23))
+    mant = np.int64(m & np.uint32(0x7FFFFF))
+    if ex == 0:
+        return np.ldexp(np.float64(mant), -149)
+    return np.ldexp(np.float64(mant | (1 << 23)), ex - 150)
+
+
+@njit(cache=True, parallel=True)
+def gather(codes, lut, out):
+    for i in prange(codes.shape[0]):
+        out[i] = lut[codes[i]]

@@ -24,8 +24,19 @@ Steps (OCP MX v1.0 section 6.3 for the MX formats; NVFP4 per the TE / torchao re
 from __future__ import annotations
 
 import numpy as np
+
+from lowbit.formats._lut import code_table, lut_block_encode, lut_width, row_amax_f32
 from lowbit.formats.block_format import BlockFormat
-from lowbit.formats.convert import as_float_bits, decode, quantize, resolve, run_encode
+from lowbit.formats.convert import (
+    _check_errors,
+    as_float_bits,
+    decode,
+    kernel_params,
+    quantize,
+    resolve,
+    run_encode,
+    value_table,
+)
 from lowbit.formats.layout import BlockLayout
 from lowbit.formats.qtensor import QuantizedTensor
 from lowbit.formats.scale_rules import POW2_RULES, exponent_range, pow2_exponent
@@ -34,7 +45,13 @@ _MSE_FACTORS = np.linspace(1.0, 0.5, 11)
 
 
 def encode_blocks(x, fmt: BlockFormat, axis=-1, rounding="rne", overflow="saturate",
-                  nan="error", subnormals="keep", seed=None, sr_bits=32) -> QuantizedTensor:
+                  nan="error", subnormals="keep", seed=None, sr_bits=32,
+                  _values_out=None) -> QuantizedTensor:
+    """Quantize ``x`` to the block format; see the module docstring for the algorithm.
+
+    ``_values_out`` (internal): a list that receives the dequantized values as rows when the
+    table-driven fast path ran (saves a decode pass in ``quantize``).
+    """
     fmt = resolve(fmt)
     xa = np.asarray(x)
     as_float_bits(xa[:0] if xa.ndim else xa)  # dtype check with a clear error
@@ -43,13 +60,17 @@ def encode_blocks(x, fmt: BlockFormat, axis=-1, rounding="rne", overflow="satura
     layout = BlockLayout.make(xa.shape, fmt.block_size, axis)
     rows = layout.to_rows(xa)
     nb, k = rows.shape
-    finite = np.isfinite(rows)
-    bad_block = ~finite.all(axis=1)
-    if bad_block.any():
-        rows = np.where(bad_block[:, None], 0, rows)
-    absr = np.abs(rows)
-    amax = absr.max(axis=1).astype(np.float64) if k else np.zeros(nb)
     el = fmt.element
+    if rows.dtype == np.float32 and rows.size:
+        amax = np.empty(nb, np.float64)
+        bad_block = np.empty(nb, np.bool_)
+        row_amax_f32(rows.reshape(-1).view(np.uint32), nb, k, amax, bad_block)
+    else:
+        bad_block = ~np.isfinite(rows).all(axis=1)
+        amax = (np.abs(np.where(bad_block[:, None], 0, rows)).max(axis=1).astype(np.float64)
+                if k else np.zeros(nb))
+    if bad_block.any():
+        rows = np.where(bad_block[:, None], 0, rows).astype(rows.dtype)
     kw = dict(rounding=rounding, overflow=overflow, nan=nan, subnormals=subnormals, seed=seed,
               sr_bits=sr_bits)
 
@@ -71,7 +92,10 @@ def encode_blocks(x, fmt: BlockFormat, axis=-1, rounding="rne", overflow="satura
             e = _mse_pow2(rows, amax, fmt, kw)
         else:
             e = _clamp_exp(pow2_exponent(amax, rule, el), fmt)
-        codes, _ = run_encode(rows, el, shift=e, rowlen=max(k, 1), **kw)
+        if rows.dtype == np.float32 and rounding != "stochastic" and lut_width(el) is not None:
+            codes = _lut_blocks(rows, e, el, kw, _values_out)
+        else:
+            codes, _ = run_encode(rows, el, shift=e, rowlen=max(k, 1), **kw)
         scales = np.ldexp(1.0, e)
         scale_codes = None
     else:
@@ -108,6 +132,22 @@ def encode_blocks(x, fmt: BlockFormat, axis=-1, rounding="rne", overflow="satura
 
 
 # ---- power-of-two scales --------------------------------------------------------------------
+def _lut_blocks(rows, e, el, kw, values_out):
+    """Table-driven element rounding with exact power-of-two block scaling (float32 rows)."""
+    P = kernel_params(el, kw["rounding"], kw["overflow"], kw["nan"], kw["subnormals"],
+                      kw["sr_bits"])
+    kk, table = code_table(el, P.tobytes())
+    nb, k = rows.shape
+    codes = np.empty(nb * k, np.uint32)
+    vals = np.empty(nb * k if values_out is not None else 0, np.float32)
+    lut_block_encode(rows.reshape(-1).view(np.uint32), nb, k, e.astype(np.int64), kk, table, P,
+                     value_table(el), codes, vals)
+    _check_errors(codes, rows, el, kw["overflow"], kw["nan"])
+    if values_out is not None:
+        values_out.append(vals.reshape(nb, k))
+    return codes
+
+
 def _pow2_scale(fmt):
     s = fmt.scale
     return s is not None and s.mbits == 0
@@ -221,3 +261,16 @@ def dequantize_rows(qt: QuantizedTensor) -> np.ndarray:
     if qt.tensor_scale is not None:
         out = out * qt.tensor_scale
     return layout.from_rows(out)
+
+
+def quantize_blocks(x, fmt: BlockFormat, axis=-1, **kw) -> np.ndarray:
+    """Dequantized values (float64, or float32 from the table-driven path) of ``x`` in ``fmt``."""
+    fast = []
+    qt = encode_blocks(x, fmt, axis=axis, _values_out=fast, **kw)
+    if not fast:
+        return qt.dequantize()
+    layout = BlockLayout.make(qt.shape, fmt.block_size, qt.axis)
+    vals = fast[0]
+    if np.isnan(qt.scales).any():
+        vals = np.where(np.isnan(layout.scales_to_rows(qt.scales))[:, None], np.nan, vals)
+    return layout.from_rows(vals)

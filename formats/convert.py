@@ -26,8 +26,9 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
+
 from lowbit.formats import _kernel as K
-from lowbit.formats._lut import code_table, lut_encode, lut_quantize, lut_width
+from lowbit.formats._lut import code_table, gather, lut_encode, lut_quantize, lut_width
 from lowbit.formats.float_format import FloatFormat
 from lowbit.formats.int_format import IntFormat
 
@@ -152,13 +153,14 @@ def run_encode(x, fmt, rounding="rne", overflow="saturate", nan="error", subnorm
     rnd = _random_bits(n, seed, sr_bits) if rounding == "stochastic" else _EMPTY_RND
     codes = np.empty(n, dtype=np.uint32)
     vals = None
-    if SM == 23 and shift is None and rounding != "stochastic" and lut_width(fmt) is not None:
-        k, table = code_table(fmt, P.tobytes())
+    if shift is None and rounding != "stochastic" and lut_width(fmt) is not None and (
+            SM == 23 or n > 50_000):
+        k, table = code_table(fmt, P.tobytes(), 32 if SM == 23 else 64)
         if want_values:
-            vals = np.empty(n, dtype=np.float32)
-            lut_quantize(u, k, table, value_table(fmt).astype(np.float32), codes, vals)
+            vals = np.empty(n, dtype=np.float32 if SM == 23 else np.float64)
+            lut_quantize(u, SM, k, table, value_table(fmt).astype(vals.dtype), codes, vals)
         else:
-            lut_encode(u, k, table, codes)
+            lut_encode(u, SM, k, table, codes)
         _check_errors(codes, x, fmt, overflow, nan)
         return codes, vals
     if shift is None:
@@ -233,8 +235,11 @@ def quantize(x, fmt, rounding="rne", overflow="saturate", nan="error", subnormal
         raise TypeError(f"x must be a float16, float32 or float64 array, got dtype {xa.dtype}")
     out_dtype = np.float64 if xa.dtype == np.float64 else np.float32
     if fmt.kind == "block":
-        return encode(xa, fmt, rounding, overflow, nan, subnormals, seed, sr_bits, axis,
-                      **block_kw).dequantize().astype(out_dtype)
+        from lowbit.formats.block_engine import quantize_blocks
+
+        return quantize_blocks(xa, fmt, axis=axis, rounding=rounding, overflow=overflow, nan=nan,
+                               subnormals=subnormals, seed=seed, sr_bits=sr_bits,
+                               **block_kw).astype(out_dtype, copy=False)
     if block_kw:
         raise TypeError(f"unexpected arguments for an element format: {sorted(block_kw)}")
     _, vals = run_encode(xa, fmt, rounding, overflow, nan, subnormals, seed, sr_bits,
@@ -259,7 +264,11 @@ def decode(codes, fmt):
         raise ValueError(f"codes must be in 0..{(1 << fmt.bits) - 1} for {fmt.name}")
     lut = value_table(fmt)
     if lut is not None:
-        return lut[c.astype(np.intp)]
+        if c.size < 4096:
+            return lut[c.astype(np.intp)]
+        out = np.empty(c.size, np.float64)
+        gather(np.ascontiguousarray(c).reshape(-1), lut, out)
+        return out.reshape(c.shape)
     flat = np.ascontiguousarray(c.reshape(-1))
     out = np.empty(flat.shape[0], dtype=np.float64)
     if isinstance(fmt, IntFormat):
