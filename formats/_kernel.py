@@ -52,8 +52,11 @@ ERR_NEG = np.uint32(0xFFFFFFFD)
 
 
 @njit(cache=True, inline="always")
-def _round_sig(sig, sh, neg, mode, rnd, srbits):
-    """Round the non-negative integer ``sig * 2**-sh`` to an integer under ``mode``."""
+def _round_sig(sig, sh, neg, mode, rnd, srbits, lsb_flip=0):
+    """Round the non-negative integer ``sig * 2**-sh`` to an integer under ``mode``.
+
+    ``lsb_flip`` inverts the parity used by ties-to-even (exponent-only formats, where the
+    code's last bit is the exponent's, not ``n``'s)."""
     if sh <= 0:
         return sig << np.uint64(-sh)
     if sh >= 64:
@@ -86,7 +89,7 @@ def _round_sig(sig, sh, neg, mode, rnd, srbits):
                 n += np.uint64(1)
             return n
     if mode == R_RNE:
-        if above or (tie and (n & np.uint64(1)) == 1):
+        if above or (tie and ((n & np.uint64(1)) ^ np.uint64(lsb_flip)) == 1):
             n += np.uint64(1)
     elif mode == R_RNA:
         if above or tie:
@@ -205,7 +208,10 @@ def encode_one(u, SM, SE, shift, P, rnd):
     # guard against absurd exponents (far beyond the format): decide overflow early
     if lb > P[P_MAXF] - P[P_BIAS] + 2:
         return _overflow_code(P, neg, mode)
-    n = _round_sig(sig, qexp - E, neg, mode, rnd, P[P_SRBITS])
+    flip = 0
+    if mbits == 0 and lb >= emin:
+        flip = 1 ^ ((lb + P[P_BIAS]) & 1)  # n == 1 here: the code parity is the exponent's
+    n = _round_sig(sig, qexp - E, neg, mode, rnd, P[P_SRBITS], flip)
     if n == 0:
         if not P[P_ZERO]:
             return np.uint32(P[P_MINCODE])

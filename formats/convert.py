@@ -247,12 +247,15 @@ def quantize(x, fmt, rounding="rne", overflow="saturate", nan="error", subnormal
     return vals.astype(out_dtype, copy=False).reshape(xa.shape)
 
 
-def decode(codes, fmt):
+def decode(codes, fmt=None):
     """float64 values of ``codes`` (NaN codes -> NaN). Accepts a QuantizedTensor too."""
     from lowbit.formats.qtensor import QuantizedTensor
 
     if isinstance(codes, QuantizedTensor):
         return codes.dequantize()
+    if fmt is None:
+        raise TypeError("decode(codes, fmt) needs fmt (a format or its name) unless codes is a "
+                        "QuantizedTensor")
     fmt = resolve(fmt)
     if fmt.kind == "block":
         raise TypeError("decode(codes, block_format) needs a QuantizedTensor; "
