@@ -110,6 +110,11 @@ class FloatFormat:
         return int(self.signed) + self.ebits + self.mbits
 
     @property
+    def bits_per_element(self) -> float:
+        """Storage bits per element (no scales for an element format)."""
+        return float(self.bits)
+
+    @property
     def has_inf(self) -> bool:
         return self.nan == "ieee" and self.inf
 

@@ -51,6 +51,11 @@ class IntFormat:
         return (1 << (self.bits - 1)) - 1 if self.signed else (1 << self.bits) - 1
 
     @property
+    def bits_per_element(self) -> float:
+        """Storage bits per element (no scales for an element format)."""
+        return float(self.bits)
+
+    @property
     def step(self) -> float:
         return math.ldexp(1.0, -self.frac_bits)
 

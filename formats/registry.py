@@ -54,7 +54,8 @@ _BLOCKS = {
     "mxfp6_e3m2": _mx("fp6_e3m2", "mxfp6_e3m2"),
     "mxfp6_e2m3": _mx("fp6_e2m3", "mxfp6_e2m3"),
     "mxfp4": _mx("fp4_e2m1", "mxfp4"),
-    "mxint8": _mx(_MXINT8_EL, "mxint8"),
+    "mxint8": _mx(_MXINT8_EL, "mxint8"),  # symmetric [-127, 127]/64, as microxcaling
+    "mxint8_fullrange": _mx(IntFormat(8, frac_bits=6, name="int8_f6"), "mxint8_fullrange"),
     "nvfp4": BlockFormat(_FLOATS["fp4_e2m1"], _FLOATS["ue4m3"], 16, "amax", tensor_scale=True,
                          name="nvfp4"),
     "bfp8": BlockFormat(IntFormat(8, narrow=True, frac_bits=6, name="bfp8_element"), _E8M0, 16,
