@@ -14,6 +14,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from lowbit.formats._jit import dual_kernel
+
 # ---- parameter vector layout --------------------------------------------------------------------
 P_KIND = 0       # 0 float, 1 int/fixed
 P_EBITS = 1
@@ -270,7 +272,7 @@ def _encode_int(sig, E, lb, neg, P, rnd):
     return np.uint32(q & ((1 << bits) - 1))
 
 
-@njit(cache=True, parallel=True)
+@dual_kernel
 def encode_kernel(u, SM, SE, shift, rowlen, P, rnd, out):
     """Encode a flat array of bit patterns ``u``; element ``i`` uses ``shift[i // rowlen]``."""
     n = u.shape[0]
@@ -280,7 +282,7 @@ def encode_kernel(u, SM, SE, shift, rowlen, P, rnd, out):
         out[i] = encode_one(np.uint64(u[i]), SM, SE, shift[i // rowlen], P, r)
 
 
-@njit(cache=True, parallel=True)
+@dual_kernel
 def quantize_kernel(u, SM, SE, shift, rowlen, P, rnd, lut, codes_out, vals_out):
     """Encode and decode through ``lut`` in one pass; errors keep their sentinel code."""
     n = u.shape[0]
@@ -296,7 +298,7 @@ def quantize_kernel(u, SM, SE, shift, rowlen, P, rnd, lut, codes_out, vals_out):
             vals_out[i] = np.nan
 
 
-@njit(cache=True, parallel=True)
+@dual_kernel
 def decode_kernel(codes, P, out):
     """Decode float-format codes to float64 (formats too wide for a lookup table)."""
     ebits = P[P_EBITS]

@@ -15,6 +15,7 @@ import numpy as np
 from numba import njit, prange
 
 from lowbit.formats import _kernel as K
+from lowbit.formats._jit import dual_kernel
 
 
 def lut_width(fmt) -> int | None:
@@ -46,7 +47,7 @@ def code_table(fmt, P_bytes: bytes, src_bits: int = 32) -> tuple[int, np.ndarray
     return k, codes
 
 
-@njit(cache=True, parallel=True)
+@dual_kernel
 def lut_encode(u, SM, k, table, out):
     sh = np.uint64(SM - k)
     mask = (np.uint64(1) << sh) - np.uint64(1)
@@ -56,7 +57,7 @@ def lut_encode(u, SM, k, table, out):
         out[i] = table[idx]
 
 
-@njit(cache=True, parallel=True)
+@dual_kernel
 def lut_quantize(u, SM, k, table, values, codes_out, out):
     sh = np.uint64(SM - k)
     mask = (np.uint64(1) << sh) - np.uint64(1)
@@ -69,7 +70,7 @@ def lut_quantize(u, SM, k, table, values, codes_out, out):
         out[i] = values[c] if c < nv else np.nan
 
 
-@njit(cache=True, parallel=True)
+@dual_kernel
 def lut_block_encode(u, nrows, rowlen, shift, k, table, P, values, codes_out, vals_out):
     """Table-driven rounding of float32 rows each divided by ``2**shift[row]`` (exact).
 
@@ -114,7 +115,7 @@ def lut_block_encode(u, nrows, rowlen, shift, k, table, P, values, codes_out, va
                 vals_out[i] = values[c] * scale if c < nv else np.nan
 
 
-@njit(cache=True, parallel=True)
+@dual_kernel
 def row_amax_f32(u, nrows, rowlen, amax, bad):
     """Per-row max |x| over finite elements and a flag for rows holding NaN/Inf (float32 bits)."""
     for r in prange(nrows):
@@ -139,7 +140,7 @@ def _bits_to_f64(m):
     return np.ldexp(np.float64(mant | (1 << 23)), ex - 150)
 
 
-@njit(cache=True, parallel=True)
+@dual_kernel
 def gather(codes, lut, out):
     for i in prange(codes.shape[0]):
         out[i] = lut[codes[i]]

@@ -1,0 +1,78 @@
+"""OCP MX v1.0 section 6 dot products (also NVFP4 and any symmetric lowbit block format).
+
+Spec 6.1: ``Dot(A, B) = X_A * X_B * sum_i P_A[i] * P_B[i]`` for one block of k elements;
+spec 6.2: ``DotGeneral`` sums the block dot products of a longer vector into an FP32
+accumulator.  The spec leaves the internal precision and order implementation-defined; this
+module fixes them:
+
+* inner (per-block) sum: EXACT.  Element products are fixed-point numbers on the grid
+  ``2**(lsb_A + lsb_B)`` (lsb = smallest subnormal exponent, or ``-frac_bits`` for MXINT8);
+  when ``max|P_A| * max|P_B| * k`` spans <= 53 bits above that grid (MXFP8-E4M3, MXFP6, MXFP4,
+  MXINT8, NVFP4) a float64 running sum is exact (an integer sum in disguise); otherwise
+  (MXFP8-E5M2) an exact expansion sum is used.
+* block term ``X_A * X_B * inner``: carried exactly (power-of-two scales; UE4M3 / fp32 scales
+  via a Dekker product).
+* across blocks, in K order, per the accumulator model: ``"fp32"`` (default, spec 6.2) rounds once
+  per block add with RNE; ``"exact"`` keeps the exact sum (one final rounding to float64); any
+  other float format (``"bf16"``, ``"fp16"``...) or ``int<b>[_sat]`` (inner sums in the integer
+  register on the element grid, exact across blocks).
+* NVFP4 per-tensor FP32 scales multiply the accumulated result once at the end (GEMM epilogue
+  ``alpha = s_A * s_B``), in float64.
+* A NaN scale (E8M0 0xFF) makes the block term NaN, which propagates to the result.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .accum import parse_accum
+from .gemm import _block_gemm, block_path_ok
+from .qconfig import Operand, _elem_grid, _scale_bits, prepare
+from .quantizers._formats import resolve
+
+
+def mx_matmul(a, b, fmt_a, fmt_b=None, accum="fp32") -> np.ndarray:
+    """``a @ b`` with a: (N, K) and b: (K, M) quantised to block formats along K, then
+    multiplied per the MX dot rules above.  ``fmt_b`` defaults to ``fmt_a``."""
+    fa = resolve(fmt_a)
+    fb = resolve(fmt_a if fmt_b is None else fmt_b)
+    acc = parse_accum(accum)
+    if not block_path_ok(None, None, acc):
+        raise ValueError(f"mx_matmul: accum {acc.name!r} must be exact, int*, or a sequential "
+                         "un-chunked float accumulator")
+    A = prepare(np.atleast_2d(np.asarray(a, dtype=np.float64)), fa)
+    B = prepare(np.asarray(b, dtype=np.float64).T, fb)
+    return _block_gemm(A, B, acc)
+
+
+def mx_dot(a, b, fmt_a, fmt_b=None, accum="fp32") -> float:
+    """Dot product of two 1-D vectors (length K) quantised to MX/NVFP4 block formats."""
+    a = np.asarray(a, dtype=np.float64).reshape(1, -1)
+    b = np.asarray(b, dtype=np.float64).reshape(-1, 1)
+    return float(mx_matmul(a, b, fmt_a, fmt_b, accum)[0, 0])
+
+
+def mx_dot_encoded(Pa, Xa, Pb, Xb, block_size, elem_a, elem_b=None, accum="fp32",
+                   tensor_scale_a=1.0, tensor_scale_b=1.0, scale_fmt=None) -> np.ndarray:
+    """Dot products of already-encoded operands.
+
+    Pa (N, K) / Pb (M, K): element VALUES (decoded, before scaling), K a multiple of
+    ``block_size``; Xa (N, K//block_size) / Xb (M, ...): decoded block scales; ``elem_a`` /
+    ``elem_b``: element formats (for the exactness analysis).  Returns (N, M) float64 =
+    ``ts_a * ts_b * DotGeneral``.
+    """
+    ea = resolve(elem_a)
+    eb = resolve(elem_a if elem_b is None else elem_b)
+    acc = parse_accum(accum)
+
+    def op(P, X, e, t):
+        P = np.ascontiguousarray(np.atleast_2d(P), dtype=np.float64)
+        X = np.ascontiguousarray(np.atleast_2d(X), dtype=np.float64)
+        if P.shape[1] != X.shape[1] * block_size:
+            raise ValueError(f"element shape {P.shape} does not match scales {X.shape} x "
+                             f"block_size {block_size}")
+        sb, lsb, pmax = _elem_grid(e)
+        return Operand(e, P, P, X, float(t), int(block_size), True,
+                       sb + _scale_bits(resolve(scale_fmt)), lsb, pmax)
+
+    return _block_gemm(op(Pa, Xa, ea, tensor_scale_a), op(Pb, Xb, eb, tensor_scale_b), acc)

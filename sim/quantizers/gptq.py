@@ -1,0 +1,196 @@
+"""GPTQ (Frantar et al., ICLR 2023) for any lowbit element or block format.
+
+``gptq_quantize(w, calib_x, fmt, blocksize=128, percdamp=0.01, act_order=False,
+return_info=False)``: w (out, in) float weights (PyTorch Linear layout), calib_x (..., in)
+calibration inputs of the layer.  Returns the dequantised quantised weights (out, in) float64
+(and a dict with the permutation ``perm``, the proxy loss ``loss``, the dampening ``damp``, the
+block scales used ``scales`` (out, n_groups; per-tensor scale included) and ``tensor_scale``, if
+``return_info``).
+
+Algorithm (paper Alg. 1 + the reference implementation):
+
+1. ``H = 2 X^T X / n`` (n calibration rows); dead inputs (``H_jj == 0``) get ``H_jj = 1`` and
+   ``w[:, j] = 0``; dampening ``H += percdamp * mean(diag H) * I``.
+2. ``act_order``: process columns by decreasing ``H_jj``.  For block formats whole blocks are
+   reordered (by their summed ``H_jj``) and columns inside each block by ``H_jj``, so every block
+   stays a contiguous group of the original layout (MX / NVFP4 / INT-group blocks are fixed by the
+   format).
+3. ``U = chol(H^-1)`` (upper Cholesky factor of the inverse, via ``cho_factor`` / ``cho_solve``).
+4. Lazy batches of ``blocksize`` columns (rounded up to a multiple of the format block); inside a
+   batch, column by column: quantise ``q = RTN(w_col)``, ``err = (w_col - q) / U_jj``,
+   ``W[:, j:] -= err U_j,j:`` inside the batch; after the batch, one GEMM updates the rest.
+5. Scales: for block formats the block scale of a group is computed by the format's own rule
+   (:mod:`lowbit.sim.quantizers.scales`) on the UPDATED weights of the whole group when its first
+   column is reached; the columns are then rounded under that scale.  Per-channel (block -1)
+   scales are computed at column 0 (the whole updated row = the original row), per-tensor and
+   NVFP4 per-tensor scales once from the original weights.  Element formats (no scale) round each
+   column to the format directly.  Zero-point formats (``int4_g128_asym``): scale and zero point
+   of a group by the format's rule on the updated group, ``q = s * (clip(rint(w/s + z)) - z)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.linalg import cho_factor, cho_solve, cholesky
+
+from ._formats import kind, quantize_elem, resolve
+from .scales import block_scales, quantize_with_scales, tensor_scale
+
+
+def _group_len(fmt, K):
+    if kind(fmt) != "block":
+        return 1
+    bs = fmt.block_size
+    if bs is None or bs == -1:
+        return K
+    if isinstance(bs, tuple):
+        raise ValueError(f"{fmt.name}: GPTQ does not support 2-D tile block formats")
+    return int(bs)
+
+
+def _asym_params(blk, fmt):
+    """(scale, zero point) per row of one group, by the format's own asymmetric rule."""
+    from ._formats import formats_module
+
+    lf = formats_module()
+    if lf is None:
+        raise ValueError(f"gptq: zero-point format {fmt.name} needs lowbit.formats")
+    qt = lf.encode(np.ascontiguousarray(blk), fmt, axis=-1)
+    return (np.asarray(qt.scales, dtype=np.float64).reshape(blk.shape[0], -1)[:, 0],
+            np.asarray(qt.zero_point, dtype=np.float64).reshape(blk.shape[0], -1)[:, 0])
+
+
+def _asym_quant(w, s, z, elem):
+    """``s * (clip(rint(w / s + z), qmin, qmax) - z)`` (``s == 0`` -> 0)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        c = np.clip(np.rint(np.where(s != 0, w / s, 0.0) + z), elem.qmin, elem.qmax)
+    return np.where(s != 0, s * (c - z), 0.0)
+
+
+def hessian(calib_x, K):
+    """``2 X^T X / n`` of calibration inputs (..., K)."""
+    X = np.asarray(calib_x, dtype=np.float64).reshape(-1, K)
+    if X.shape[0] == 0:
+        raise ValueError("gptq: calib_x has no rows")
+    return 2.0 * (X.T @ X) / X.shape[0]
+
+
+def gptq_quantize(w, calib_x, fmt, blocksize=128, percdamp=0.01, act_order=False,
+                  return_info=False, H=None):
+    """GPTQ-quantise w (out, in) to ``fmt``; see module docstring.  ``H`` may be given instead of
+    being computed from ``calib_x``.  Layers with in <= 1024 run single-threaded BLAS (the small
+    factorisations are 10-100x slower with oversubscribed BLAS threads on shared machines)."""
+    K = np.shape(w)[-1]
+    if K <= 1024:
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:  # pragma: no cover
+            threadpool_limits = None
+        if threadpool_limits is not None:
+            with threadpool_limits(limits=1, user_api="blas"):
+                return _gptq(w, calib_x, fmt, blocksize, percdamp, act_order, return_info, H)
+    return _gptq(w, calib_x, fmt, blocksize, percdamp, act_order, return_info, H)
+
+
+def _gptq(w, calib_x, fmt, blocksize, percdamp, act_order, return_info, H):
+    f = resolve(fmt)
+    W = np.array(w, dtype=np.float64, copy=True)
+    if W.ndim != 2:
+        raise ValueError(f"gptq: w must be (out, in), got shape {W.shape}")
+    M, K = W.shape
+    if f is None:
+        return (W, {}) if return_info else W
+    asym = kind(f) == "block" and not getattr(f, "symmetric", True)
+    H = hessian(calib_x, K) if H is None else np.array(H, dtype=np.float64, copy=True)
+    dead = np.diag(H) == 0
+    H[dead, dead] = 1.0
+    W[:, dead] = 0.0
+
+    g = _group_len(f, K)
+    is_block = kind(f) == "block"
+    elem = f.element if is_block else f
+    T = tensor_scale(W, f) if is_block and not asym else 1.0
+    ngroups = -(-K // g)
+
+    d = np.diag(H)
+    if act_order:
+        if g == 1:
+            perm = np.argsort(-d, kind="stable")
+        else:
+            nfull = K // g  # a ragged last group stays last (keeps groups batch-aligned)
+            gs = np.array([d[i * g:(i + 1) * g].sum() for i in range(nfull)])
+            order = list(np.argsort(-gs, kind="stable")) + ([nfull] if nfull < ngroups else [])
+            perm = np.concatenate([
+                i * g + np.argsort(-d[i * g:(i + 1) * g], kind="stable") for i in order])
+    else:
+        perm = np.arange(K)
+    inv = np.argsort(perm)
+    W = W[:, perm]
+    H = H[np.ix_(perm, perm)]
+    # position of every permuted column in its (original) group; group starts in permuted order
+    grp = perm // g
+    starts = np.r_[True, grp[1:] != grp[:-1]] if g > 1 else np.zeros(K, dtype=bool)
+
+    damp = percdamp * float(np.mean(np.diag(H)))
+    H[np.diag_indices(K)] += damp
+    Hinv = cho_solve(cho_factor(H, lower=False), np.eye(K))
+    U = cholesky((Hinv + Hinv.T) / 2, lower=False)
+
+    B = max(int(blocksize), 1)
+    if g > 1 and g < K:
+        B = -(-B // g) * g
+    Q = np.zeros_like(W)
+    S_cur = None
+    # per-channel / per-tensor scales at column 0 (W unchanged there)
+    Sg = np.zeros((M, ngroups)) if is_block else None
+    Zg = np.zeros((M, ngroups)) if asym else None
+    Z_cur = None
+
+    def group_params(blk):
+        if asym:
+            s_, z_ = _asym_params(blk, f)
+            return s_, z_
+        return block_scales(blk, f, T)[:, 0] * T, None
+
+    if is_block and g >= K:
+        S_cur, Z_cur = group_params(W[:, inv])
+        Sg[:, 0] = S_cur
+        if asym:
+            Zg[:, 0] = Z_cur
+    losses = np.zeros(M)
+    for i1 in range(0, K, B):
+        i2 = min(i1 + B, K)
+        W1 = W[:, i1:i2].copy()
+        Q1 = np.zeros_like(W1)
+        E1 = np.zeros_like(W1)
+        U1 = U[i1:i2, i1:i2]
+        for i in range(i2 - i1):
+            col = i1 + i
+            if is_block and g < K and starts[col]:
+                n = int(np.sum(grp[col:] == grp[col]))  # group columns (contiguous, <= g)
+                blk = np.zeros((M, g))
+                blk[:, :n] = W1[:, i:i + n]
+                S_cur, Z_cur = group_params(blk)
+                Sg[:, grp[col]] = S_cur
+                if asym:
+                    Zg[:, grp[col]] = Z_cur
+            wcol = W1[:, i]
+            if asym:
+                q = _asym_quant(wcol, S_cur, Z_cur, elem)
+            elif is_block:
+                q = quantize_with_scales(wcol, S_cur, elem)
+            else:
+                q = quantize_elem(wcol, elem)
+            Q1[:, i] = q
+            dd = U1[i, i]
+            err = (wcol - q) / dd
+            losses += (wcol - q) ** 2 / dd**2 / 2
+            W1[:, i:] -= np.outer(err, U1[i, i:])
+            E1[:, i] = err
+        Q[:, i1:i2] = Q1
+        W[:, i2:] -= E1 @ U[i1:i2, i2:]
+    Qo = Q[:, inv]
+    if return_info:
+        return Qo, {"perm": perm, "loss": float(losses.sum()), "damp": damp,
+                    "scales": Sg, "zero_points": Zg, "tensor_scale": T}
+    return Qo

@@ -1,0 +1,62 @@
+"""Scale helpers shared by the quantisers: block scales of a group computed with the format's own
+scale rule, and element rounding under a given scale.
+
+Layout: ``x2d`` is (R, K) with blocks along K (axis -1).  For block formats the per-block scale
+is the format's rule applied to the given values (``lowbit.formats.encode`` on a copy of the
+format without its per-tensor scale, after dividing by the per-tensor scale ``T``), so
+``quantize_with_scales(x, S*T)`` reproduces the format's RTN result up to the last-ulp
+difference between ``x / s`` and ``x * (1/s)`` for non-power-of-two scales.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from ._formats import block_decompose, kind, quantize_elem, resolve
+
+
+def element_format(fmt):
+    """Element format of a block format, or the format itself."""
+    return fmt.element if kind(fmt) == "block" else fmt
+
+
+def tensor_scale(x2d, fmt) -> float:
+    """The per-tensor (second-level) scale the format assigns to ``x2d`` (1.0 if none)."""
+    if kind(fmt) != "block" or not getattr(fmt, "tensor_scale", False):
+        return 1.0
+    return float(block_decompose(np.asarray(x2d, dtype=np.float64), fmt)[2])
+
+
+def _without_tensor_scale(fmt):
+    if not getattr(fmt, "tensor_scale", False):
+        return fmt
+    kw = {"tensor_scale": False}
+    if "name" in {f.name for f in dataclasses.fields(fmt)}:
+        kw["name"] = f"{fmt.name}_nots"
+    return dataclasses.replace(fmt, **kw)
+
+
+def block_scales(x2d, fmt, T: float = 1.0) -> np.ndarray:
+    """(R, nb) block scales the format's rule gives to ``x2d / T`` (per-tensor scale excluded)."""
+    x = np.asarray(x2d, dtype=np.float64)
+    f = _without_tensor_scale(resolve(fmt))
+    return block_decompose(x / T if T != 1.0 else x, f)[1]
+
+
+def quantize_with_scales(x, s, elem) -> np.ndarray:
+    """``s * Q_elem(x / s)`` elementwise (RNE, saturating); ``s == 0`` gives 0.
+    ``x`` and ``s`` broadcast."""
+    x = np.asarray(x, dtype=np.float64)
+    s = np.broadcast_to(np.asarray(s, dtype=np.float64), x.shape)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        v = np.where(s != 0, x / s, 0.0)
+    return np.where(s != 0, s * quantize_elem(v, elem), 0.0)
+
+
+def rtn_format(x2d, fmt) -> np.ndarray:
+    """Plain RTN of (R, K) ``x2d`` along K with the format's own rules (float64 result)."""
+    from ..qconfig import prepare
+
+    return prepare(x2d, resolve(fmt)).values
