@@ -57,8 +57,8 @@ ERR_NEG = np.uint32(0xFFFFFFFD)
 def _round_sig(sig, sh, neg, mode, rnd, srbits, lsb_flip=0):
     """Round the non-negative integer ``sig * 2**-sh`` to an integer under ``mode``.
 
-    ``lsb_flip`` inverts the parity used by ties-to-even (exponent-only formats, where the
-    code's last bit is the exponent's, not ``n``'s)."""
+    ``lsb_flip`` inverts the code parity seen by ties-to-even and round-to-odd (exponent-only
+    formats, where the code's last bit is the exponent's, not ``n``'s)."""
     if sh <= 0:
         return sig << np.uint64(-sh)
     if sh >= 64:
@@ -103,8 +103,8 @@ def _round_sig(sig, sh, neg, mode, rnd, srbits, lsb_flip=0):
         if rem_nonzero and neg:
             n += np.uint64(1)
     elif mode == R_RTO:
-        if rem_nonzero:
-            n |= np.uint64(1)
+        if rem_nonzero and ((n & np.uint64(1)) ^ np.uint64(lsb_flip)) == 0:
+            n += np.uint64(1)
     return n
 
 
@@ -167,7 +167,7 @@ def encode_one(u, SM, SE, shift, P, rnd):
                 return ERR_OVERFLOW
             q = P[P_QMIN] if neg else P[P_QMAX]
             return np.uint32(q & ((1 << ebits) - 1))
-        if P[P_INF] and (signed or not neg):
+        if P[P_INF] and (signed or not neg) and P[P_OVF] != 0:
             sbit = np.uint32(1) << np.uint32(ebits + mbits) if signed else np.uint32(0)
             return (sbit if neg else np.uint32(0)) | np.uint32(P[P_INFCODE])
         if P[P_OVF] == 2:

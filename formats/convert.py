@@ -12,13 +12,15 @@ Rounding (one rounding from the exact float16/32/64 input value):
 
 Policies (explicit, never silent):
 
-* ``overflow``: ``"saturate"`` (+-max; also for +-Inf input; CUDA ``.satfinite``),
+* ``overflow``: ``"saturate"`` (+-max, also for +-Inf input even where the format has Inf:
+  CUDA ``.satfinite``),
   ``"nonsat"`` (Inf where the format has Inf, else NaN where it has NaN, else saturate; with the
   IEEE 754 7.4 rule that rtz / rup-of-negative / rdown-of-positive overflow to max. Reproduces
   ml_dtypes' casts, incl. Inf -> NaN for E4M3FN and 0 -> NaN for E8M0), ``"error"`` (raise).
 * ``nan`` (NaN input, formats without NaN such as FP4/FP6/INT): ``"error"``, ``"zero"`` (+0),
-  ``"max"`` (+max).
-* ``subnormals``: ``"keep"`` or ``"flush"`` (subnormal results become signed zero).
+  ``"max"`` (+max; the NaN's sign bit is ignored).
+* ``subnormals``: ``"keep"`` or ``"flush"`` (flush-to-zero on output: a result that rounds to a
+  subnormal becomes signed zero, whatever the rounding direction).
 """
 
 from __future__ import annotations
