@@ -1,0 +1,54 @@
+"""Real workloads for the format sweep and the mixed-precision search.
+
+    from lowbit.sim.workloads import get_workload, register_workload, list_workloads
+    wl = get_workload("digits-cnn")          # or "minilm"
+    res = wl.evaluate(make_config("mxfp4", accum="fp32"))   # {"metric", "per_layer_sqnr", ...}
+
+See :mod:`lowbit.sim.workloads.base` for the protocol and ``examples/custom_workload.py`` for
+adding a model.
+"""
+
+from __future__ import annotations
+
+from ._qexec import bits_per_element, make_config, resolve_format
+from .base import (
+    QUANTIZERS,
+    LayerSpec,
+    LayerwiseWorkload,
+    get_workload,
+    list_workloads,
+    register_workload,
+    sqnr_db,
+)
+
+
+def _digits_cnn():
+    from .digits_cnn import DigitsCNN
+
+    return DigitsCNN()
+
+
+def _minilm():
+    from .minilm import MiniLM
+
+    return MiniLM()
+
+
+register_workload("digits-cnn", _digits_cnn)
+register_workload("minilm", _minilm)
+
+DEFAULT_WORKLOAD = "digits-cnn"
+
+__all__ = [
+    "DEFAULT_WORKLOAD",
+    "QUANTIZERS",
+    "LayerSpec",
+    "LayerwiseWorkload",
+    "bits_per_element",
+    "get_workload",
+    "list_workloads",
+    "make_config",
+    "register_workload",
+    "resolve_format",
+    "sqnr_db",
+]

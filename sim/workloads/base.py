@@ -1,0 +1,281 @@
+"""The ``Workload`` protocol, ``LayerSpec`` and the workload registry.
+
+A workload is a real network with a fixed evaluation set and a scalar quality metric. Its
+quantisable layers are GEMMs (``linear``: ``y = x @ W.T + b`` with W (out, in); ``conv2d``:
+NCHW / OIHW, run as an implicit GEMM over im2col patches so the reduction axis K = C*kh*kw).
+Every layer can carry its own :class:`QuantConfig` (weight format, activation format,
+accumulator); ``None`` / missing layers run in float64 (the "fp32" reference is float32
+weights evaluated in float64).
+
+Protocol (what the sweep and the mixed-precision search rely on)::
+
+    wl = get_workload("digits-cnn")
+    wl.name, wl.version, wl.metric_name        # str, str, e.g. "top1"
+    wl.layers()                                 # list[LayerSpec], in execution order
+    wl.calibration_data()                       # model inputs used by GPTQ / sensitivity
+    wl.forward(x, configs, quantizer="rtn", capture=None)  # model output for inputs x
+    wl.evaluate(configs, quantizer="rtn")       # {"metric", "metric_name", "per_layer_sqnr", ...}
+
+``configs`` is a single QuantConfig (all layers), a ``dict[layer_name, QuantConfig]`` (missing
+layers stay float) or ``None``. ``capture`` is a dict that ``forward`` fills with
+``{layer: {"input": float GEMM input (N, K), "input_q": the quantised operand actually
+multiplied, "output": (N, M) incl. bias}}``.
+
+Subclass :class:`LayerwiseWorkload` and implement ``_build_layers``, ``_forward`` (calling
+``self._gemm(name, x2d, ctx)`` for every quantisable layer), ``eval_inputs`` and ``_metric``;
+weight quantisation (RTN / GPTQ, cached), activation capture and per-layer SQNR come for free.
+Register with ``register_workload(name, factory)``; see ``examples/custom_workload.py``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import _qexec
+
+QUANTIZERS = ("rtn", "gptq")
+
+
+@dataclass
+class LayerSpec:
+    """One quantisable GEMM layer.
+
+    weight: float32 array, (out, in) for linear, (O, I, kh, kw) for conv2d.
+    macs: multiply-accumulates per inference (one sample / one sentence of ``tokens`` tokens).
+    in_shape / out_shape: per-sample activation shapes (without the batch dimension).
+    """
+
+    name: str
+    kind: str  # "linear" | "conv2d"
+    weight: np.ndarray
+    bias: np.ndarray | None
+    macs: int
+    in_shape: tuple
+    out_shape: tuple
+    attrs: dict = field(default_factory=dict)  # stride, padding, ...
+
+    @property
+    def weight_2d(self) -> np.ndarray:
+        """The weight as the (M, K) GEMM operand. conv2d: (O, kh*kw*I) in (kh, kw, c) order
+        (channels fastest, like ``lowbit.sim.gemm.qconv2d`` / NHWC implicit GEMM)."""
+        if self.kind == "conv2d":
+            return self.weight.transpose(0, 2, 3, 1).reshape(self.weight.shape[0], -1)
+        return self.weight.reshape(self.weight.shape[0], -1)
+
+    def grad_from_2d(self, g2d: np.ndarray) -> np.ndarray:
+        """Inverse of :attr:`weight_2d` (e.g. for a weight gradient)."""
+        if self.kind == "conv2d":
+            o, i, kh, kw = self.weight.shape
+            return g2d.reshape(o, kh, kw, i).transpose(0, 3, 1, 2)
+        return g2d.reshape(self.weight.shape)
+
+    @property
+    def params(self) -> int:
+        return int(self.weight.size)
+
+
+def sqnr_db(ref: np.ndarray, test: np.ndarray) -> float:
+    """10*log10(sum(ref^2) / sum((ref-test)^2)) in dB; +inf when identical, nan if non-finite."""
+    ref = np.asarray(ref, np.float64)
+    err = np.asarray(test, np.float64) - ref
+    if not np.all(np.isfinite(err)):
+        return float("nan")
+    pe, ps = float(np.sum(err * err)), float(np.sum(ref * ref))
+    if pe == 0.0:
+        return float("inf")
+    if ps == 0.0:
+        return float("-inf")
+    return 10.0 * np.log10(ps / pe)
+
+
+class _Ctx:
+    """Per-forward state: per-layer configs, quantised weights, optional capture dict."""
+
+    def __init__(self, configs, wq, capture):
+        self.configs, self.wq, self.capture = configs, wq, capture
+
+
+class LayerwiseWorkload:
+    """Base class implementing the protocol around a layer-by-layer numpy forward pass."""
+
+    name: str = "workload"
+    version: str = "1"
+    metric_name: str = "metric"
+    higher_is_better: bool = True
+
+    def __init__(self):
+        self._layers: list[LayerSpec] | None = None
+        self._wq_cache: dict = {}
+        self._ref: dict | None = None
+        self._lock = threading.RLock()
+
+    # -- to implement --------------------------------------------------------------------
+    def _build_layers(self) -> list[LayerSpec]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _forward(self, x, ctx: _Ctx):  # pragma: no cover - abstract
+        """Run the network on inputs ``x``; call ``self._gemm(name, x2d, ctx)`` per layer."""
+        raise NotImplementedError
+
+    def eval_inputs(self):  # pragma: no cover - abstract
+        """Inputs of the fixed evaluation set."""
+        raise NotImplementedError
+
+    def _metric(self, out, ref_out) -> dict:  # pragma: no cover - abstract
+        """``{"metric": float, ...}`` from the model output on ``eval_inputs()`` (and the
+        float reference output ``ref_out``)."""
+        raise NotImplementedError
+
+    def calibration_data(self):
+        """Inputs used to calibrate GPTQ (default: the evaluation inputs)."""
+        return self.eval_inputs()
+
+    # -- protocol ------------------------------------------------------------------------
+    def layers(self) -> list[LayerSpec]:
+        if self._layers is None:
+            self._layers = self._build_layers()
+        return self._layers
+
+    def layer(self, name: str) -> LayerSpec:
+        for spec in self.layers():
+            if spec.name == name:
+                return spec
+        raise ValueError(
+            f"unknown layer {name!r} of workload {self.name}; "
+            f"layers: {', '.join(s.name for s in self.layers())}"
+        )
+
+    def layer_configs(self, configs) -> dict:
+        """Normalise ``configs`` to ``{layer_name: QuantConfig | None}`` for every layer."""
+        names = [s.name for s in self.layers()]
+        if configs is None:
+            return dict.fromkeys(names)
+        if isinstance(configs, dict):
+            unknown = set(configs) - set(names)
+            if unknown:
+                raise ValueError(
+                    f"unknown layer(s) {sorted(unknown)} for workload {self.name}; "
+                    f"layers: {', '.join(names)}"
+                )
+            return {n: configs.get(n) for n in names}
+        return dict.fromkeys(names, configs)
+
+    def quantized_weights(self, configs, quantizer: str = "rtn") -> dict:
+        """``{layer: weight operand}`` for the given configs (cached per layer, format and
+        quantizer); :func:`~lowbit.sim.workloads._qexec.weight_values` gives its (M, K)
+        dequantised values."""
+        if quantizer not in QUANTIZERS:
+            raise ValueError(f"unknown quantizer {quantizer!r}; allowed: {', '.join(QUANTIZERS)}")
+        cfgs = self.layer_configs(configs)
+        out = {}
+        for spec in self.layers():
+            cfg = cfgs[spec.name]
+            w_fmt, _, _ = _qexec.config_formats(cfg)
+            gptq = quantizer == "gptq" and cfg is not None and not _qexec.is_identity_format(w_fmt)
+            key = (spec.name, cfg is None, _qexec.format_name(w_fmt), gptq)
+            if key not in self._wq_cache:
+                w2d = spec.weight_2d.astype(np.float64)
+                values = None
+                if gptq:
+                    values = _gptq(w2d, self.calibration_inputs()[spec.name], w_fmt)
+                self._wq_cache[key] = _qexec.prepare_weight(w2d, cfg, values)
+            out[spec.name] = self._wq_cache[key]
+        return out
+
+    def forward(self, x, configs=None, quantizer: str = "rtn", capture: dict | None = None):
+        """Model output for inputs ``x`` with per-layer ``configs``; fills ``capture``."""
+        cfgs = self.layer_configs(configs)
+        ctx = _Ctx(cfgs, self.quantized_weights(cfgs, quantizer), capture)
+        return self._forward(x, ctx)
+
+    def capture_float_inputs(self, x) -> dict:
+        """``{layer: (N, K) GEMM input}`` of the float network on inputs ``x``."""
+        cap: dict = {}
+        self.forward(x, None, capture=cap)
+        return {k: v["input"] for k, v in cap.items()}
+
+    def calibration_inputs(self) -> dict:
+        """``{layer: (N, K) float GEMM input}`` on :meth:`calibration_data` (cached). GPTQ uses
+        these float-network inputs for every layer (not the inputs of a partly quantised
+        network)."""
+        with self._lock:
+            if getattr(self, "_calib", None) is None:
+                self._calib = self.capture_float_inputs(self.calibration_data())
+            return self._calib
+
+    def reference(self) -> dict:
+        """Float run on the evaluation set: ``{"out", "capture", "metric"}`` (cached)."""
+        with self._lock:
+            if self._ref is None:
+                cap: dict = {}
+                out = self.forward(self.eval_inputs(), None, capture=cap)
+                self._ref = {"out": out, "capture": cap, "metric": self._metric(out, out)}
+            return self._ref
+
+    def evaluate(self, configs=None, quantizer: str = "rtn") -> dict:
+        """Metric on the evaluation set and per-layer output SQNR (dB, quantised network vs
+        float network, errors of earlier layers included)."""
+        ref = self.reference()
+        cap: dict = {}
+        out = self.forward(self.eval_inputs(), configs, quantizer, capture=cap)
+        res = dict(self._metric(out, ref["out"]))
+        res["metric_name"] = self.metric_name
+        res["per_layer_sqnr"] = {
+            n: sqnr_db(ref["capture"][n]["output"], cap[n]["output"]) for n in cap
+        }
+        return res
+
+    # -- helpers for subclasses ----------------------------------------------------------
+    def _gemm(self, name: str, x2d: np.ndarray, ctx: _Ctx) -> np.ndarray:
+        """Quantised GEMM of layer ``name`` on its (N, K) input; returns (N, M) + bias."""
+        spec = self.layer(name)
+        y, xq = _qexec.gemm(x2d, ctx.wq[name], spec.bias, ctx.configs[name])
+        if ctx.capture is not None:
+            ctx.capture[name] = {"input": x2d, "input_q": xq, "output": y}
+        return y
+
+
+def _gptq(w2d, calib_x, fmt):
+    """GPTQ through ``lowbit.sim.quantizers.gptq_quantize`` (the sim core)."""
+    try:
+        from lowbit.sim.quantizers import gptq_quantize
+    except ImportError as exc:
+        raise ValueError(
+            "quantizer 'gptq' needs lowbit.sim.quantizers.gptq_quantize, which is not "
+            f"available ({exc}); use --quantizer rtn"
+        ) from exc
+    return np.asarray(gptq_quantize(w2d, calib_x, fmt), dtype=np.float64)
+
+
+# ----------------------------------------------------------------------------- registry
+
+_REGISTRY: dict[str, Callable[[], object]] = {}
+_INSTANCES: dict[str, object] = {}
+
+
+def register_workload(name: str, factory: Callable[[], object], overwrite: bool = False) -> None:
+    """Make ``factory()`` (a class or function returning a Workload) available as ``name``."""
+    if not overwrite and name in _REGISTRY and _REGISTRY[name] is not factory:
+        raise ValueError(f"workload {name!r} is already registered (pass overwrite=True)")
+    _REGISTRY[name] = factory
+    _INSTANCES.pop(name, None)
+
+
+def list_workloads() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def get_workload(name: str, cached: bool = True):
+    """The workload registered as ``name`` (one shared instance per process if ``cached``).
+    Unknown names raise ValueError listing the registered ones."""
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown workload {name!r}; allowed: {', '.join(list_workloads())}")
+    if not cached:
+        return _REGISTRY[name]()
+    if name not in _INSTANCES:
+        _INSTANCES[name] = _REGISTRY[name]()
+    return _INSTANCES[name]
