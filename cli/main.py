@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "lowbit.sim.cli",
     "lowbit.sim.search_cli",
     "lowbit.hw.cli",
+    "lowbit.kernels.cli",
     "lowbit.cost_models.cli",
 )
 
