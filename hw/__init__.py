@@ -1,1 +1,18 @@
-"""lowbit.hw"""
+"""lowbit.hw: PyRTL hardware models of low-precision arithmetic units, co-simulated bit-exactly
+against lowbit.formats, exported as Verilog and run under cocotb (Icarus / Verilator).
+
+Generators (take / return PyRTL WireVectors): :mod:`~lowbit.hw.intmac` (integer multipliers and
+MACs), :mod:`~lowbit.hw.fpmul` (minifloat decode / exact product), :mod:`~lowbit.hw.fpround`
+(RNE normalise-and-round, exact-sum adder), :mod:`~lowbit.hw.fpmac` (Kulisch and float-accumulator
+MACs), :mod:`~lowbit.hw.mxdot` (MX / NVFP4 block dot products), :mod:`~lowbit.hw.systolic`
+(OS / WS int8 arrays), :mod:`~lowbit.hw.fpga` (LUT multipliers, DSP48-style MAC).
+Harness: :mod:`~lowbit.hw.units` (registry, :func:`export_verilog`), :mod:`~lowbit.hw.cosim`,
+:mod:`~lowbit.hw.hdl` (cocotb runner), :mod:`~lowbit.hw.reference` (exact models).
+"""
+
+from lowbit.hw.cosim import CosimResult, cosim
+from lowbit.hw.systolic import systolic_cycles, systolic_cycles_formula
+from lowbit.hw.units import UNITS, build_unit, export_verilog, unit_names
+
+__all__ = ["UNITS", "unit_names", "build_unit", "export_verilog", "cosim", "CosimResult",
+           "systolic_cycles", "systolic_cycles_formula"]

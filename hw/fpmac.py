@@ -1,0 +1,94 @@
+"""Minifloat MAC units (PyRTL generators).
+
+* :func:`kulisch_mac` - exact fixed-point (Kulisch) accumulator: every product of
+  :func:`~lowbit.hw.fpmul.fp_multiply` is added exactly into a register of
+  ``product_width(fa, fb) + ceil(log2(n_acc))`` bits (two's complement, ``F`` fraction bits):
+  no rounding and no overflow for up to ``n_acc`` accumulations.  Sticky flags ``nan``
+  (a NaN product, or +Inf and -Inf both seen), ``pinf``, ``ninf``.
+* :func:`fp_fma_step` - one combinational fused step ``RNE(c + a*b)`` with ``c`` in the
+  accumulator format ``acc_fmt`` (product exact, ONE rounding, IEEE semantics incl. subnormals,
+  signed zeros: exact-zero sums are +0 unless both addends are -0/negative).
+  Specials: any NaN input or 0*Inf or Inf + -Inf -> canonical NaN code of ``acc_fmt``
+  (``fmt.nan_code``); Inf +- finite -> Inf.  Overflow: ``"ieee"`` -> Inf (formats with Inf),
+  NaN (NaN-only formats such as E4M3), max (formats without either); ``"saturate"`` -> +-max.
+  This is what ``lowbit.sim.accum.FloatAccum(acc_fmt)`` models per add.
+* :func:`fp_mac` - the registered MAC: ``acc <= en ? RNE((clr ? +0 : acc) + a*b) : (clr ? +0 :
+  acc)``, i.e. ``FloatAccum(acc_fmt, order="sequential")`` starting from +0.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pyrtl
+
+from lowbit.hw.fpmul import as_float_format, fp_decode, fp_multiply, product_width
+from lowbit.hw.fpround import fp_add_rne
+
+
+def kulisch_width(fa, fb, n_acc: int) -> int:
+    """Register width of the exact accumulator for ``n_acc`` products (no overflow)."""
+    if n_acc < 1:
+        raise ValueError(f"n_acc={n_acc}: must be >= 1")
+    return product_width(fa, fb) + max(0, math.ceil(math.log2(n_acc)))
+
+
+def kulisch_mac(a, b, fmt_a, fmt_b, n_acc: int, clr=None, en=None, name: str = "acc_q"):
+    """Exact fixed-point MAC; returns ``(acc, nan, pinf, ninf)`` registers.
+
+    ``acc`` (signed, :func:`kulisch_width` bits, ``product_frac_bits(fa, fb)`` fraction bits) is
+    ``sum a_i * b_i`` exactly; NaN/Inf products add 0 and set the sticky flags.
+    """
+    p = fp_multiply(a, b, fmt_a, fmt_b)
+    w = kulisch_width(fmt_a, fmt_b, n_acc)
+    acc = pyrtl.Register(w, name=name)
+    fnan, fpi, fni = (pyrtl.Register(1, name=f"{name}_{s}") for s in ("nan", "pinf", "ninf"))
+    one = pyrtl.Const(1, 1) if en is None else en
+    keep = (lambda r: r) if clr is None else (lambda r: pyrtl.select(clr, pyrtl.Const(0, len(r)), r))
+    add = pyrtl.select(one, p.fixed.sign_extended(w), pyrtl.Const(0, w))
+    acc.next <<= (keep(acc) + add)[:w]
+    pi = one & p.is_inf & ~p.sign
+    ni = one & p.is_inf & p.sign
+    fpi.next <<= keep(fpi) | pi
+    fni.next <<= keep(fni) | ni
+    fnan.next <<= keep(fnan) | (one & p.is_nan) | ((keep(fpi) | pi) & (keep(fni) | ni))
+    return acc, fnan, fpi, fni
+
+
+def fp_fma_step(a, b, c, fmt_a, fmt_b, acc_fmt, overflow: str = "ieee"):
+    """Combinational ``RNE(c + a*b)`` in ``acc_fmt`` (see module docstring); returns the code."""
+    fa, fb, fc = as_float_format(fmt_a), as_float_format(fmt_b), as_float_format(acc_fmt)
+    p = fp_multiply(a, b, fa, fb)
+    dc = fp_decode(c, fc)
+    kp = fa.bias + fb.bias + fa.mbits + fb.mbits
+    kc = fc.bias + fc.mbits
+    off = max(kp, kc)
+    xp = (p.sign, p.sig, (p.exp + (off - kp)) if off > kp else p.exp, p.is_zero)
+    xc = (dc.sign, dc.sig, (dc.exp + (off - kc)) if off > kc else dc.exp, dc.is_zero)
+    code, _ = fp_add_rne(xc, xp, off, fc, overflow)
+    nan = p.is_nan | dc.is_nan | (p.is_inf & dc.is_inf & (p.sign ^ dc.sign))
+    body = fc.bits - 1
+    inf_code = ((1 << fc.ebits) - 1) << fc.mbits
+    if fc.has_inf:
+        code = pyrtl.select(dc.is_inf, pyrtl.concat(dc.sign, pyrtl.Const(inf_code, body)), code)
+        code = pyrtl.select(p.is_inf, pyrtl.concat(p.sign, pyrtl.Const(inf_code, body)), code)
+    elif fc.has_nan:  # an Inf product into a NaN-only accumulator is NaN
+        nan = nan | p.is_inf
+    else:  # no Inf/NaN in the accumulator: Inf saturates, NaN saturates to +max
+        maxc = (fc.max_field << fc.mbits) | fc.max_mant
+        code = pyrtl.select(p.is_inf, pyrtl.concat(p.sign, pyrtl.Const(maxc, body)), code)
+        code = pyrtl.select(nan, pyrtl.Const(maxc, fc.bits), code)
+        return code
+    return pyrtl.select(nan, pyrtl.Const(fc.nan_code, fc.bits), code)
+
+
+def fp_mac(a, b, fmt_a, fmt_b, acc_fmt, clr=None, en=None, overflow: str = "ieee",
+           name: str = "acc_q"):
+    """Registered float-accumulator MAC (one fused, RNE-rounded add per cycle); returns the
+    accumulator register (``acc_fmt.bits`` wide code)."""
+    fc = as_float_format(acc_fmt)
+    acc = pyrtl.Register(fc.bits, name=name)
+    base = acc if clr is None else pyrtl.select(clr, pyrtl.Const(0, fc.bits), acc)
+    nxt = fp_fma_step(a, b, base, fmt_a, fmt_b, fc, overflow)
+    acc.next <<= nxt if en is None else pyrtl.select(en, nxt, base)
+    return acc

@@ -1,0 +1,125 @@
+"""Bit-exact reference models for the hardware units (exact integer arithmetic).
+
+Values are decoded with :func:`lowbit.formats.decode` (exact in float64 for every format up to
+fp32), sums are formed with Python integers (no float64 double rounding), and the single final
+rounding to a float format is done by :func:`lowbit.formats.encode` (``rounding="rne"``,
+``overflow="nonsat"``) applied to the exact value rounded-to-odd to 53 bits, which is innocuous
+for targets with <= 51 mantissa bits (round-to-odd then RNE == RNE of the exact value).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from lowbit.formats import decode, encode, get_format
+
+
+def _fmt(f):
+    return get_format(f) if isinstance(f, str) else f
+
+
+def to_signed(u, w: int):
+    """Unsigned w-bit pattern(s) -> signed Python ints (object array when w > 62)."""
+    u = np.asarray(u, dtype=object)
+    half, full = 1 << (w - 1), 1 << w
+    return np.array([int(x) - full if int(x) >= half else int(x) for x in u.ravel()],
+                    dtype=object).reshape(u.shape)
+
+
+def exact_int(values, S: int):
+    """float64 values -> exact Python ints ``v * 2**S`` (must be integral, finite)."""
+    v = np.asarray(values, dtype=np.float64).ravel()
+    out = []
+    for x in v.tolist():
+        m, e = math.frexp(x)
+        n = int(m * (1 << 53))          # exact
+        e = e - 53 + S
+        out.append(n << e if e >= 0 else _exact_shift(n, e))
+    return np.array(out, dtype=object)
+
+
+def _exact_shift(n, e):
+    q, r = divmod(n, 1 << -e)
+    if r:
+        raise ValueError("value is not an integer multiple of 2**-S; increase S")
+    return q
+
+
+def rto_float64(n: int, S: int) -> float:
+    """Exact ``n * 2**-S`` rounded to odd at 53 bits (an exact float64 when it fits)."""
+    m = abs(n)
+    bl = m.bit_length()
+    if bl > 53:
+        sh = bl - 53
+        t = m >> sh
+        if m & ((1 << sh) - 1):
+            t |= 1
+        v = math.ldexp(t, sh - S)
+    else:
+        v = math.ldexp(m, -S)
+    return -v if n < 0 else v
+
+
+def round_ints(ns, S: int, fmt, zero_sign=None):
+    """RNE codes of the exact values ``ns * 2**-S`` in ``fmt`` (IEEE overflow: Inf / NaN).
+    ``zero_sign``: bool array, sign for exact-zero values (default +0)."""
+    f = _fmt(fmt)
+    x = np.array([rto_float64(int(n), S) for n in ns], dtype=np.float64)
+    if zero_sign is not None:
+        x = np.where((x == 0) & np.asarray(zero_sign, bool), -0.0, x)
+    return encode(x, f, rounding="rne", overflow="nonsat").astype(np.int64)
+
+
+def product_fixed(a, b, fa, fb):
+    """(fixed, nan, inf): exact products ``a*b * 2**F`` as Python ints (0 for NaN/Inf)."""
+    from lowbit.hw.fpmul import product_frac_bits
+    fa, fb = _fmt(fa), _fmt(fb)
+    va = decode(np.asarray(a), fa)
+    vb = decode(np.asarray(b), fb)
+    with np.errstate(invalid="ignore"):
+        p = va * vb                      # exact: <= 2*(mbits+1) significant bits
+    nan = np.isnan(p)
+    inf = np.isinf(p)
+    F = product_frac_bits(fa, fb)
+    fixed = exact_int(np.where(nan | inf, 0.0, p), F)
+    return fixed, nan, inf, p
+
+
+def fma_codes(a, b, c, fa, fb, fc):
+    """Reference of :func:`lowbit.hw.fpmac.fp_fma_step`: codes of RNE(c + a*b) in ``fc``."""
+    fa, fb, fc = _fmt(fa), _fmt(fb), _fmt(fc)
+    va = decode(np.asarray(a), fa)
+    vb = decode(np.asarray(b), fb)
+    vc = decode(np.asarray(c), fc)
+    with np.errstate(invalid="ignore"):
+        p = va * vb
+        s = vc + p                      # only used for the special cases
+    special = ~np.isfinite(p) | ~np.isfinite(vc)
+    S = 1100
+    pf = exact_int(np.where(special, 0.0, p), S)
+    cf = exact_int(np.where(special, 0.0, vc), S)
+    tot = pf + cf
+    zsign = np.signbit(np.where(special, 0.0, p)) & np.signbit(np.where(special, 0.0, vc))
+    codes = round_ints(tot, S, fc, zero_sign=zsign)
+    if special.any():
+        sp = encode(np.where(special, s, 0.0), fc, rounding="rne", overflow="nonsat",
+                    nan="zero" if not fc.has_nan else "error").astype(np.int64)
+        codes = np.where(special, sp, codes)
+        if fc.has_nan:
+            codes = np.where(special & np.isnan(s), fc.nan_code, codes)
+    return codes
+
+
+def fma_sequence(a, b, fa, fb, fc):
+    """Sequential FloatAccum(fc) from +0: ``acc = RNE(acc + a[:, k]*b[:, k])`` for each row;
+    a, b: (n, K) code arrays -> (n, K) accumulator codes after each step."""
+    a, b = np.asarray(a), np.asarray(b)
+    n, K = a.shape
+    acc = np.zeros(n, dtype=np.int64)
+    out = np.zeros((n, K), dtype=np.int64)
+    for k in range(K):
+        acc = fma_codes(a[:, k], b[:, k], acc, fa, fb, fc)
+        out[:, k] = acc
+    return out
