@@ -17,7 +17,7 @@ from .units import GE_UM2_45NM, load_calibration, mac_cost
 
 __all__ = ["DEFAULT_FORMATS", "claims", "build_report", "read_sweep", "calibration_rows"]
 
-DEFAULT_FORMATS = ("int8", "int4", "fp8_e4m3", "fp8_e5m2", "fp6_e2m3", "fp4_e2m1", "mxfp8",
+DEFAULT_FORMATS = ("int8_pc", "int4_pc", "int4_g128", "fp8_e4m3", "fp8_e5m2", "fp6_e2m3", "fp4_e2m1", "mxfp8",
                    "mxfp6_e2m3", "mxfp4", "nvfp4", "mxint8", "bf16", "fp16")
 
 
