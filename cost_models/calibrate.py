@@ -6,7 +6,10 @@ cached), fits per-target coefficients on the "train" units with relative-error w
 non-negative least squares (minimises sum((model - yosys)/yosys)^2, coefficients >= 0),
 and reports MAPE on train and held-out ("test") units. :func:`write_calibration` stores
 the result as ``cost_models/data/calibration.json`` (format version, Yosys version,
-commands, date, coefficients, per-unit table); :mod:`lowbit.cost_models.units` loads it.
+commands, date, coefficients, per-unit table, ``provenance``: the call, how many Yosys
+results were synthesized vs read from the cache, and the CLI command when run through
+``lowbit report --calibrate``); :mod:`lowbit.cost_models.units` loads it. Unit features are
+computed per target (``unit_features(..., target=t)``: xc7 LUT packing, feature ``pk``).
 """
 
 from __future__ import annotations
@@ -35,8 +38,12 @@ FIT_FEATURES = ("pp", "csa", "cpa", "sgn", "sxt", "add", "shl", "neg", "fpa")
 # (5.67 GE) in the gate netlist and a separate SB_DFFSR / FDRE cell (no LUT) on FPGAs.
 # General shifter muxes ("mux": FP alignment / normalisation) appear in no calibration
 # unit; they keep the cell cost (MUX2_X1 = 2.33 GE, 0.5 SB_LUT4, 0.35 LUT6).
+# LUT-packed products ("pk", xc7 only: s_a + s_b <= 6 inputs) are one LUT6 per product bit
+# by construction: the only integer units with packed products are the held-out 3x3 ones,
+# and in the minifloat units the packed significand product is mostly absorbed into the
+# following shifter LUTs, so a free coefficient would be unidentified (NNLS drives it to 0).
 FIXED = {"gates": {"ff": 5.67, "mux": 2.33}, "ice40": {"ff": 0.0, "mux": 0.5},
-         "xilinx": {"ff": 0.0, "mux": 0.35}}
+         "xilinx": {"ff": 0.0, "mux": 0.35, "pk": 1.0}}
 
 
 def mape(pred, true) -> float:
@@ -53,7 +60,7 @@ def rows_from_results(units, results_by_target: dict) -> list[dict]:
             rows.append({"kind": kind, "params": actual, "split": split, "target": t,
                          "yosys": float(r.metrics[METRIC[t]]), "ff": r.metrics.get("ff", 0),
                          "carry": r.metrics.get("carry", 0), "source": r.meta.get("source", "ref"),
-                         "features": unit_features(kind, **actual)})
+                         "features": unit_features(kind, target=t, **actual)})
     return rows
 
 
@@ -119,6 +126,7 @@ def run_calibration(targets=TARGETS, processes: int | None = None, progress: boo
     if bad:
         raise ValueError(f"targets: unknown {bad}; allowed: {', '.join(TARGETS)}")
     rows = []
+    n_cached = n_synth = 0
     for src in sources:
         tg = [t for t in targets if src == "ref" or t in hw_targets]
         if src == "hw":
@@ -129,6 +137,8 @@ def run_calibration(targets=TARGETS, processes: int | None = None, progress: boo
         us = [u for u in base if src == "hw" or u[0] not in HW_ONLY_KINDS]
         jobs = [(k, t, p, src) for t in tg for k, p, _ in us]
         res = synth_many(jobs, processes=processes, progress=progress, cache_dir=cache_dir)
+        n_cached += sum(1 for r in res if r.cached)
+        n_synth += sum(1 for r in res if not r.cached)
         by_t = {t: res[i * len(us):(i + 1) * len(us)] for i, t in enumerate(tg)}
         rows += rows_from_results(us, by_t)
     coefs = {t: fit(rows, t) for t in targets}
@@ -146,6 +156,13 @@ def run_calibration(targets=TARGETS, processes: int | None = None, progress: boo
         "features": list(FEATURES),
         "fit": "relative-error NNLS on split=train; MAPE in percent",
         "fixed": FIXED,
+        "provenance": {
+            "call": f"run_calibration(targets={tuple(targets)}, sources={tuple(sources)}, "
+                    f"hw_targets={tuple(hw_targets)}, validate={validate})",
+            "yosys_runs": {"synthesized": n_synth, "from_cache": n_cached},
+            "note": "cached results are keyed by sha256(Yosys version, script, Verilog), so "
+                    "a cache hit is the same Yosys run on the same netlist text",
+        },
         "coefficients": coefs,
         "mape": summary,
         "units": [{k: v for k, v in r.items()} for r in rows],
@@ -171,13 +188,15 @@ VALIDATION_UNITS = [
 ]
 
 
-def composed_features(spec) -> dict:
+def composed_features(spec, target: str | None = None) -> dict:
     """Model features of a VALIDATION_UNITS entry (hw style: NaN/Inf handling included)."""
     from .units import dot_features, mac_features
 
     if spec[0] == "dot":
-        return dot_features(spec[1], spec[1], spec[2], accumulate=False, style="hw")
-    return mac_features(spec[1], spec[1], arch="float", acc_fmt=spec[2], style="hw")
+        return dot_features(spec[1], spec[1], spec[2], accumulate=False, style="hw",
+                            target=target)
+    return mac_features(spec[1], spec[1], arch="float", acc_fmt=spec[2], style="hw",
+                        target=target)
 
 
 def validate_composed(coefs: dict, targets=("gates", "ice40"), cache_dir=None,
@@ -195,8 +214,8 @@ def validate_composed(coefs: dict, targets=("gates", "ice40"), cache_dir=None,
     rows = []
     for name, kw, spec in tqdm(VALIDATION_UNITS, disable=not progress, desc="validate"):
         v = export_verilog(name, module_name="top", **kw)
-        f = composed_features(spec)
         for t in targets:
+            f = composed_features(spec, t)
             r = synthesize(v, t, cache_dir=cache_dir)
             y = float(r.metrics[METRIC[t]])
             m = cost(f, t, coefs[t])

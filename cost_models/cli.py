@@ -62,6 +62,9 @@ def _calibrate(args) -> int:
 
     targets = [t for t in str(args.cal_targets).split(",") if t]
     cal = run_calibration(targets, progress=not args.no_progress)
+    cal.setdefault("provenance", {})["command"] = (
+        f"lowbit report --calibrate --cal-targets {','.join(targets)} --out {args.out}"
+        + (" --write-data" if args.write_data else ""))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "calibration.json").write_text(json.dumps(cal, indent=1) + "\n")

@@ -26,6 +26,13 @@ lzc       leading-zero-counter input bits (normalisers)
 fpa       FP-adder control bits (operand swap, sticky, RNE rounding, subnormal / special-value
           handling) per significand bit of an FP accumulator; calibrated on lowbit.hw's
           ``fp_mac`` units
+pk        bits of a *LUT-packed* product (FPGA targets with K-input LUTs, ``LUT_INPUTS``):
+          an s_a x s_b significand / integer product with s_a + s_b <= K inputs is a
+          K-input function per output bit, so it maps to one LUT per product bit
+          (s_a + s_b) whatever its gate structure; for that target it replaces the
+          product's pp / csa / cpa / sgn / sxt (xc7 LUT6: products up to 3x3 bits; e.g.
+          a signed 3x3 product is 6 LUT6, not a 4-adder array plus sign corrections).
+          Fixed at 1 LUT per bit, not fitted (see :mod:`lowbit.cost_models.calibrate`)
 ff        register bits (with synchronous clear)
 one       constant
 ========  ==========================================================================
@@ -60,23 +67,28 @@ from pathlib import Path
 from .fmt import HwFormat, hw_format, log2c
 
 __all__ = ["FEATURES", "TARGETS", "DEFAULT_COEF", "coefficients", "cost", "unit_features",
-           "mult_features", "mac_features", "dot_features", "shifter_mux", "acc_bits_for",
-           "dsp48_count", "mac_cost", "GE_UM2_45NM", "load_calibration"]
+           "mult_features", "lut_packed", "mac_features", "dot_features", "shifter_mux", "acc_bits_for",
+           "dsp48_count", "mac_cost", "GE_UM2_45NM", "LUT_INPUTS", "load_calibration"]
 
-FEATURES = ("pp", "csa", "cpa", "sgn", "sxt", "add", "shl", "mux", "neg", "lzc", "fpa", "ff",
-            "one")
+FEATURES = ("pp", "csa", "cpa", "sgn", "sxt", "add", "shl", "mux", "neg", "lzc", "fpa", "pk",
+            "ff", "one")
 TARGETS = ("gates", "ice40", "xilinx")
 GE_UM2_45NM = 0.798  # Nangate45 NAND2_X1 area (um^2)
+# LUT inputs K of targets whose features use LUT packing ("pk"): xc7 LUT6. iCE40's LUT4
+# would only pack 2x2 products (2-bit ints are outside the validity range; E2M1 / E3M1
+# significands), and packing those did not improve the LUT4 fit (train MAPE 5.84 -> 5.88),
+# so the LUT4 model keeps the gate-structure features.
+LUT_INPUTS = {"xilinx": 6}
 
 DEFAULT_COEF = {
     # textbook: pp = AND (1.33) + full adder (8 GE, 2 XOR + 2 AND + OR); mux 2.33; DFF 5.67 + clear
     "gates": {"pp": 1.33, "fpa": 10.0, "shl": 1.0, "sxt": 0.5, "csa": 8.0, "cpa": 8.0, "sgn": 8.0, "add": 8.0, "mux": 2.33, "neg": 5.3,
-              "lzc": 2.0, "ff": 7.0, "one": 0.0},
+              "lzc": 2.0, "pk": 0.0, "ff": 7.0, "one": 0.0},
     # 1 LUT4 (+carry) per adder bit; ~1 LUT per partial-product bit; 1 LUT4 = 2-bit 2:1 mux
     "ice40": {"pp": 0.5, "fpa": 2.0, "shl": 1.0, "sxt": 0.5, "csa": 1.0, "cpa": 1.0, "sgn": 1.0, "add": 1.0, "mux": 0.5, "neg": 1.0,
-              "lzc": 0.5, "ff": 0.2, "one": 0.0},
+              "lzc": 0.5, "pk": 1.0, "ff": 0.2, "one": 0.0},
     "xilinx": {"pp": 0.4, "fpa": 2.0, "shl": 1.0, "sxt": 0.5, "csa": 0.6, "cpa": 0.5, "sgn": 0.5, "add": 1.0, "mux": 0.35, "neg": 1.0,
-               "lzc": 0.35, "ff": 0.1, "one": 0.0},
+               "lzc": 0.35, "pk": 1.0, "ff": 0.1, "one": 0.0},
 }
 
 _DATA = Path(__file__).with_name("data") / "calibration.json"
@@ -142,19 +154,37 @@ def product_bits(fa, fb) -> int:
     return _sig(a) + _sig(b) + a.exp_span + b.exp_span + 1
 
 
-def mult_features(fa, fb, style: str = "ref") -> dict:
+def lut_packed(sa: int, sb: int, target: str | None = None) -> bool:
+    """True when an sa x sb product fits one LUT of ``target`` per output bit (sa + sb <= K)."""
+    k = LUT_INPUTS.get(target) if target else None
+    return bool(k) and sa + sb <= k
+
+
+def _product(d: dict, sa: int, sb: int, target: str | None = None) -> bool:
+    """Add an unsigned sa x sb array product (pp / csa / cpa), or its LUT-packed form
+    (pk = sa + sb) for a target whose LUTs hold the whole product. Returns packed."""
+    if lut_packed(sa, sb, target):
+        _add(d, pk=sa + sb)
+        return True
+    _add(d, pp=sa * sb, csa=(sa - 1) * (sb - 1), cpa=sa + sb)
+    return False
+
+
+def mult_features(fa, fb, style: str = "ref", target: str | None = None) -> dict:
     """Structural features of the exact multiplier a*b (see module doc).
 
     style "ref": signed ints use the two-correction (Baugh-Wooley-equivalent) product of
     :mod:`lowbit.cost_models.refunits`; "hw": hw/'s units (sign-extended signed product,
     minifloat NaN/Inf decode and a zeroing select on the product).
+    target: the cost target the features are for; an FPGA target in ``LUT_INPUTS`` turns
+    a product of at most K input bits (sign handling included) into ``pk`` bits.
     """
     a, b = hw_format(fa), hw_format(fb)
     sa, sb = _sig(a), _sig(b)
     d = _zero()
-    _add(d, pp=sa * sb, csa=(sa - 1) * (sb - 1), cpa=sa + sb)
+    packed = _product(d, sa, sb, target)
     int_signed = (not a.is_float and a.signed) or (not b.is_float and b.signed)
-    if int_signed:
+    if int_signed and not packed:
         if style == "hw":
             w = sa + sb
             _add(d, sxt=w * (w + 1) // 2 - sa * sb)
@@ -197,7 +227,8 @@ def _fp_adder(d: dict, acc: HwFormat, in_bits: int) -> dict:
 
 
 def mac_features(fa, fb, acc_bits: int | None = None, acc_len: int = 1024,
-                 arch: str = "auto", acc_fmt="fp32", style: str = "ref") -> dict:
+                 arch: str = "auto", acc_fmt="fp32", style: str = "ref",
+                 target: str | None = None) -> dict:
     """Product + accumulator register. arch "fixed" | "float" | "auto".
 
     "auto" uses a fixed-point (integer / Kulisch) accumulator while it is at most 80 bits
@@ -205,7 +236,7 @@ def mac_features(fa, fb, acc_bits: int | None = None, acc_len: int = 1024,
     """
     if arch not in ("auto", "fixed", "float"):
         raise ValueError(f"arch: unknown {arch!r}; allowed: auto, fixed, float")
-    d = mult_features(fa, fb, style)
+    d = mult_features(fa, fb, style, target)
     accb = acc_bits or acc_bits_for(fa, fb, acc_len)
     if arch == "auto":
         arch = "fixed" if accb <= 80 else "float"
@@ -214,13 +245,14 @@ def mac_features(fa, fb, acc_bits: int | None = None, acc_len: int = 1024,
     a, b = hw_format(fa), hw_format(fb)
     # FP multiply output kept at 2s bits with exponent; rounding-free product feeds the adder
     d = _zero()
-    _add(d, pp=_sig(a) * _sig(b), csa=(_sig(a) - 1) * (_sig(b) - 1), cpa=_sig(a) + _sig(b),
-         add=a.ebits + b.ebits + 1)
+    _product(d, _sig(a), _sig(b), target)
+    _add(d, add=a.ebits + b.ebits + 1)
     return _fp_adder(d, hw_format(acc_fmt), _sig(a) + _sig(b))
 
 
 def dot_features(fa, fb, lanes: int | None = None, acc_len: int = 1024,
-                 acc_fmt="fp32", accumulate: bool = True, style: str = "ref") -> dict:
+                 acc_fmt="fp32", accumulate: bool = True, style: str = "ref",
+                 target: str | None = None) -> dict:
     """k-lane dot-product unit (MX / NVFP4 style; also plain int / float formats).
 
     Per block of ``lanes`` products: lanes exact products, a (lanes-1)-adder tree growing
@@ -237,7 +269,7 @@ def dot_features(fa, fb, lanes: int | None = None, acc_len: int = 1024,
     if k < 1:
         raise ValueError(f"lanes: must be >= 1 (got {k})")
     d = _zero()
-    m = mult_features(a, b, style)
+    m = mult_features(a, b, style, target)
     for f in FEATURES:
         d[f] += k * m[f]
     pw = product_bits(a, b)
@@ -258,16 +290,16 @@ def dot_features(fa, fb, lanes: int | None = None, acc_len: int = 1024,
             if f.scale_kind == "e8m0":
                 _add(d, add=f.scale_ebits + 1)
             elif f.scale_kind == "fp32":  # fp32 group scale: one fp32 multiply per block
-                _add(d, pp=24 * 24, csa=23 * 23, cpa=48, add=9)
+                _product(d, 24, 24, target)
+                _add(d, add=9)
             elif f.scale_kind == "float":
-                _add(d, pp=(f.scale_mbits + 1) ** 2, csa=f.scale_mbits ** 2,
-                     cpa=2 * (f.scale_mbits + 1),
-                     add=f.scale_ebits + 1)
+                _product(d, f.scale_mbits + 1, f.scale_mbits + 1, target)
+                _add(d, add=f.scale_ebits + 1)
     if a.block_size and b.block_size and a.scale_kind == "float":
         # scale product (s_m x s_m bits) multiplies the block sum: sum_bits x 2(m+1) product
         s2 = 2 * (a.scale_mbits + 1)
         sb = min(sum_bits, 24)
-        _add(d, pp=sb * s2, csa=(sb - 1) * (s2 - 1), cpa=sb + s2)
+        _product(d, sb, s2, target)
     # block sum -> acc_fmt (LZC + normalise) and acc_fmt accumulation
     _add(d, lzc=sum_bits, mux=shifter_mux(sum_bits, sum_bits - 1, sum_bits))
     acc = hw_format(acc_fmt)
@@ -276,25 +308,27 @@ def dot_features(fa, fb, lanes: int | None = None, acc_len: int = 1024,
     return _fp_adder(d, acc, min(sum_bits, acc.mbits + 4))
 
 
-def unit_features(kind: str, **p) -> dict:
+def unit_features(kind: str, target: str | None = None, **p) -> dict:
     """Features of a calibration unit (kinds of :mod:`lowbit.cost_models.refunits`;
-    ``style="hw"`` in ``p`` for hw/'s units, see :func:`mult_features`)."""
+    ``style="hw"`` in ``p`` for hw/'s units, see :func:`mult_features`; ``target``
+    enables LUT packing of small products, see ``pk``)."""
     style = p.get("style", "ref")
     if kind in ("int_mult", "int_mac"):
         pre = "" if p.get("signed", True) else "u"
         fa, fb = f"{pre}int{p['bits_a']}", f"{pre}int{p['bits_b']}"
-        d = mult_features(fa, fb, style)
+        d = mult_features(fa, fb, style, target)
         if kind == "int_mult":
             return d
         return _add(d, add=int(p["acc_bits"]), ff=int(p["acc_bits"]))
     if kind in ("fp_mult", "fp_mac"):
         f = f"e{p['ebits']}m{p['mbits']}"
-        d = mult_features(f, f, style)
+        d = mult_features(f, f, style, target)
         if kind == "fp_mult":
             return d
         return _add(d, add=int(p["acc_bits"]), ff=int(p["acc_bits"]) + (3 if style == "hw" else 0))
     if kind == "fp_acc_mac":  # lowbit.hw fp_mac: FP accumulator in format p["acc"]
-        return mac_features(p["a"], p["a"], arch="float", acc_fmt=p["acc"], style="hw")
+        return mac_features(p["a"], p["a"], arch="float", acc_fmt=p["acc"], style="hw",
+                            target=target)
     raise ValueError(f"kind: unknown unit kind {kind!r}; allowed: int_mult, int_mac, "
                      "fp_mult, fp_mac, fp_acc_mac")
 
@@ -321,10 +355,10 @@ def mac_cost(fa, fb=None, target: str = "gates", arch: str = "auto", lanes: int 
     a, b = hw_format(fa), hw_format(fb)
     if lanes or a.block_size or b.block_size:
         k = int(lanes or a.block_size or b.block_size)
-        feats = dot_features(a, b, k, acc_len=acc_len, acc_fmt=acc_fmt)
+        feats = dot_features(a, b, k, acc_len=acc_len, acc_fmt=acc_fmt, target=target)
     else:
         k = 1
-        feats = mac_features(a, b, acc_len=acc_len, arch=arch, acc_fmt=acc_fmt)
+        feats = mac_features(a, b, acc_len=acc_len, arch=arch, acc_fmt=acc_fmt, target=target)
     per = {f: v / k for f, v in feats.items()}
     c = cost(per, target)
     out = {"features": per, "cost": c, "unit": "GE" if target == "gates" else "LUT",

@@ -94,6 +94,31 @@ def test_features_and_acc_bits():
         coefficients("asic")
 
 
+def test_lut_packed_products():
+    """xc7: a product of <= 6 input bits is one LUT6 per product bit (feature pk)."""
+    from lowbit.cost_models.units import lut_packed, mac_cost
+
+    f = mult_features("int3", "int3", target="xilinx")
+    assert f["pk"] == 6 and f["pp"] == f["csa"] == f["cpa"] == f["sgn"] == 0
+    assert mult_features("int3", "int3")["pk"] == 0           # gate structure otherwise
+    assert mult_features("int3", "int3", target="gates") == mult_features("int3", "int3")
+    assert mult_features("int3", "int3", target="ice40")["pk"] == 0
+    assert mult_features("int4", "int3", target="xilinx")["pk"] == 0   # 7 inputs
+    assert mult_features("int4", "int4", target="xilinx") == mult_features("int4", "int4")
+    # minifloat significand products: E5M2 is 3x3 (packed), E4M3 4x4 (not)
+    e = mult_features("fp8_e5m2", "fp8_e5m2", target="xilinx")
+    assert e["pk"] == 6 and e["pp"] == 0 and e["shl"] > 0 and e["neg"] > 0
+    assert mult_features("fp8_e4m3", "fp8_e4m3", target="xilinx")["pk"] == 0
+    assert lut_packed(3, 3, "xilinx") and not lut_packed(3, 3, None)
+    assert not lut_packed(2, 2, "ice40")
+    # mac_cost uses the target's features: a 3x3 MAC on xc7 has no array / correction
+    m = mac_cost("int3", target="xilinx")
+    assert m["features"]["pk"] == 6 and m["features"]["csa"] == 0
+    assert mac_cost("int3", target="gates")["features"]["csa"] == 4
+    assert unit_features("int_mac", target="xilinx", bits_a=3, bits_b=3, signed=True,
+                         acc_bits=14)["pk"] == 6
+
+
 def test_block_formats_amortise_scale_logic():
     mx = mac_cost("mxfp4")
     assert mx["cost"] > 0 and mx["ff"] < 2      # one fp32 accumulator shared by 32 lanes
