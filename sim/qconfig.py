@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+import lowbit.formats as lf
+
 from .accum import AccumModel, parse_accum
 from .quantizers._formats import block_decompose, fmt_name, kind, quantize_elem, resolve
 
@@ -160,11 +162,6 @@ def prepare(x2d, fmt) -> Operand:
 
 
 def _asym_values(x2d, fmt):
-    from .quantizers._formats import formats_module
-
-    lf = formats_module()
-    if lf is None:
-        raise ValueError(f"{fmt_name(fmt)}: zero-point formats need lowbit.formats")
     return np.asarray(lf.quantize(x2d, fmt, axis=-1), dtype=np.float64)
 
 

@@ -33,6 +33,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve, cholesky
 
+import lowbit.formats as lf
+
 from ._formats import kind, quantize_elem, resolve
 from .scales import block_scales, quantize_with_scales, tensor_scale
 
@@ -50,11 +52,6 @@ def _group_len(fmt, K):
 
 def _asym_params(blk, fmt):
     """(scale, zero point) per row of one group, by the format's own asymmetric rule."""
-    from ._formats import formats_module
-
-    lf = formats_module()
-    if lf is None:
-        raise ValueError(f"gptq: zero-point format {fmt.name} needs lowbit.formats")
     qt = lf.encode(np.ascontiguousarray(blk), fmt, axis=-1)
     return (np.asarray(qt.scales, dtype=np.float64).reshape(blk.shape[0], -1)[:, 0],
             np.asarray(qt.zero_point, dtype=np.float64).reshape(blk.shape[0], -1)[:, 0])

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..quantizers import gptq_quantize
 from . import _qexec
 
 QUANTIZERS = ("rtn", "gptq")
@@ -241,13 +242,6 @@ class LayerwiseWorkload:
 
 def _gptq(w2d, calib_x, fmt):
     """GPTQ through ``lowbit.sim.quantizers.gptq_quantize`` (the sim core)."""
-    try:
-        from lowbit.sim.quantizers import gptq_quantize
-    except ImportError as exc:
-        raise ValueError(
-            "quantizer 'gptq' needs lowbit.sim.quantizers.gptq_quantize, which is not "
-            f"available ({exc}); use --quantizer rtn"
-        ) from exc
     return np.asarray(gptq_quantize(w2d, calib_x, fmt), dtype=np.float64)
 
 

@@ -64,7 +64,8 @@ def test_block_hadamard_is_block_diagonal_rotation():
 
 @pytest.mark.parametrize("name", ["fp16", "bf16", "fp8_e4m3", "fp8_e5m2", "fp6_e2m3", "fp6_e3m2",
                                   "fp4_e2m1", "fp8_e4m3fnuz", "tf32", "int4", "int8", "uint4"])
-def test_local_element_rounding_matches_lowbit_formats(name):
+def test_element_rounding_matches_lowbit_formats(name):
+    """``quantize_elem`` is ``lowbit.formats.quantize(..., overflow="saturate")`` and keeps NaN."""
     rng = np.random.default_rng(1)
     f = lf.get_format(name)
     mx = float(f.max)
@@ -76,6 +77,7 @@ def test_local_element_rounding_matches_lowbit_formats(name):
     x = np.concatenate([x, vals, mids])
     np.testing.assert_array_equal(quantize_elem(x, f),
                                   np.asarray(lf.quantize(x, f, overflow="saturate"), dtype=float))
+    assert np.isnan(quantize_elem(np.array([1.0, np.nan]), f)[1])
 
 
 @pytest.mark.parametrize("name", ["mxfp4", "mxfp8_e4m3", "nvfp4", "int4_g128", "int8_pc", "mxint8"])

@@ -1,8 +1,7 @@
 """digits-cnn workload and the Workload protocol.
 
 Independent references: scikit-learn's own loader / split, a torch re-implementation of the
-forward and backward pass, ``lowbit.sim.gemm.qconv2d`` / ``qlinear`` for single layers, and the
-workloads' local fallback quantiser vs ``lowbit.formats.quantize``."""
+forward and backward pass and ``lowbit.sim.gemm.qconv2d`` / ``qlinear`` for single layers."""
 
 from __future__ import annotations
 
@@ -11,7 +10,6 @@ import pytest
 
 from lowbit.sim.workloads import (
     LayerwiseWorkload,
-    _qexec,
     get_workload,
     list_workloads,
     make_config,
@@ -73,7 +71,6 @@ def test_layers_and_capture(wl):
     assert len(np.unique(cap["fc1"]["input_q"][0])) <= 255
 
 
-@pytest.mark.skipif(not _qexec.using_core(), reason="sim core (lowbit.sim.gemm) not present")
 def test_layers_equal_sim_core_qconv2d_qlinear(wl):
     from lowbit.sim.gemm import qconv2d, qlinear
 
@@ -177,23 +174,6 @@ def test_unknown_quantizer_and_format(wl):
         make_config("fp9")
 
 
-@pytest.mark.skipif(_qexec.using_fallback_formats(), reason="lowbit.formats not present")
-@pytest.mark.parametrize("name", sorted(_qexec.FALLBACK_FORMATS))
-def test_fallback_quantiser_equals_lowbit_formats(name):
-    """The workloads' local fallback (written from the specs independently) and
-    lowbit.formats.quantize agree bit for bit on scaled Gaussian data with a zero block."""
-    import lowbit.formats as lf
-
-    rng = np.random.default_rng(1)
-    x = rng.standard_normal((48, 300)) * np.exp(2 * rng.standard_normal((48, 1)))
-    x[3, :64] = 0.0
-    a = _qexec._fallback_quantize(x, _qexec.FALLBACK_FORMATS[name])
-    b = np.asarray(lf.quantize(x, name, axis=-1), np.float64)
-    np.testing.assert_array_equal(a, b)
-    assert _qexec.FALLBACK_FORMATS[name].bits_per_element == pytest.approx(
-        _qexec.bits_per_element(name))
-
-
 @pytest.mark.slow
 def test_gptq_beats_rtn(wl):
     """Measured (int4_pc, accum fp32): RTN layer SQNR conv1..fc2 = 24.2/21.5/24.5/18.0 dB,
@@ -202,23 +182,3 @@ def test_gptq_beats_rtn(wl):
     rtn = wl.evaluate(cfg, quantizer="rtn")["per_layer_sqnr"]
     gptq = wl.evaluate(cfg, quantizer="gptq")["per_layer_sqnr"]
     assert all(gptq[n] > rtn[n] + 0.5 for n in rtn), (rtn, gptq)
-
-
-def test_fallback_path_matches_core(monkeypatch):
-    """With lowbit.formats / the sim core hidden, the workloads' local fallback gives the same
-    accuracy and per-layer SQNR (within 0.01 dB: float64-BLAS vs correctly rounded sums)."""
-    from lowbit.sim.workloads.digits_cnn import DigitsCNN
-
-    cfgs = [("int8_pc", "exact"), ("mxfp4", "exact"), ("nvfp4", "fp32")]
-    core = {c: DigitsCNN().evaluate(make_config(*c[:1], accum=c[1])) for c in cfgs}
-    for fn in ("_core", "_qconfig_module", "_formats_module"):
-        monkeypatch.setattr(_qexec, fn, lambda: None)
-    assert _qexec.using_fallback_formats() and not _qexec.using_core()
-    fb_wl = DigitsCNN()
-    for c in cfgs:
-        cfg = make_config(c[0], accum=c[1])
-        assert isinstance(cfg, _qexec.LocalQuantConfig)
-        fb = fb_wl.evaluate(cfg)
-        assert fb["metric"] == core[c]["metric"], c
-        for n, v in core[c]["per_layer_sqnr"].items():
-            assert fb["per_layer_sqnr"][n] == pytest.approx(v, abs=0.01), (c, n)
