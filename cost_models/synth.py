@@ -160,17 +160,13 @@ def unit_verilog(kind: str, source: str = "ref", **params) -> tuple[str, str, di
     if source not in ("auto", "hw", "ref"):
         raise ValueError(f"source: unknown {source!r}; allowed: auto, hw, ref")
     if source in ("auto", "hw"):
-        try:
-            from . import hw_bridge
+        from . import hw_bridge
 
-            r = hw_bridge.export(kind, **params)
-            if r is not None:
-                return r[0], "hw", r[1]
-            if source == "hw":
-                raise ValueError(f"source: lowbit.hw has no unit for {kind!r}")
-        except Exception:  # noqa: BLE001 - hw/ in flux; fall back to reference units
-            if source == "hw":
-                raise
+        r = hw_bridge.export(kind, **params)
+        if r is not None:
+            return r[0], "hw", r[1]
+        if source == "hw":
+            raise ValueError(f"source: lowbit.hw has no unit for {kind!r}")
     from .refunits import make_verilog
 
     return make_verilog(kind, **params), "ref", dict(params)
