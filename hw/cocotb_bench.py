@@ -1,7 +1,10 @@
-"""Generic cocotb 2.x test bench for exported units (imported by the cocotb runner).
+"""Generic cocotb 2.x test bench for exported units (run by :func:`lowbit.hw.hdl.run_hdl`).
+
+:func:`~lowbit.hw.hdl.run_hdl` runs a stand-alone copy of this file in the simulator, so it must
+import nothing from ``lowbit`` (the package import costs seconds per simulator start).
 
 Vectors and expected outputs come from a JSON file named by ``$LOWBIT_HDL_VECTORS``
-(``{"inputs": {name: [hex...]}, "expected": {name: [hex...]}, "sequential": bool}``); every cycle
+(``{"inputs": {name: [hex...]}, "expected": {name: [hex...]}}``, one entry per cycle); every cycle
 the bench sets the inputs after the falling clock edge, waits 1 ns, compares every output with
 the expected value (PyRTL semantics: outputs = f(inputs, register state) in the same cycle) and
 the rising edge advances the registers.  The summary is written to ``$LOWBIT_HDL_RESULT``.

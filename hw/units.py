@@ -336,6 +336,14 @@ def _e_nvfp4(v, k=16, **_):
     return {"dot": codes, "isum": _mask(isum, mxdot.isum_width(f, k))}
 
 
+def _v_lut_mul8(n, rng, exhaustive, **kw):
+    """All 65 536 pairs when ``exhaustive``, else ``n`` random int8 code pairs (edges mixed in)."""
+    if exhaustive:
+        return fpga.vectors_mul8(n, rng, True, **kw)
+    f = fmt_of("int8")
+    return {"a": random_codes(f, n, rng), "b": random_codes(f, n, rng)}
+
+
 UNITS: dict[str, Unit] = {}
 
 
@@ -362,7 +370,7 @@ _reg("nvfp4_dot", "NVFP4 16-element dot (UE4M3 scales, one fp32 RNE)", _b_nvfp4,
 _reg("lut_mul4", "FPGA 4x4 multiplier as a 256-entry ROM (one LUT-RAM/LUT6 tree)",
      fpga.build_lut_mul4, fpga.vectors_mul4, fpga.expected_mul4, signed=True)
 _reg("lut_mul8", "FPGA 8x8 multiplier from four 4x4 ROM partial products", fpga.build_lut_mul8,
-     fpga.vectors_mul8, fpga.expected_mul8, signed=True)
+     _v_lut_mul8, fpga.expected_mul8, signed=True)
 _reg("dsp_mac", "FPGA DSP48-style int8 MAC: A/B/M/P registers, 48-bit accumulator",
      fpga.build_dsp_mac, fpga.vectors_dsp_mac, fpga.expected_dsp_mac, True)
 _reg("systolic_os", "R x C output-stationary int8 systolic array", systolic.build_os,
