@@ -63,10 +63,10 @@ def int_multiply(a, b, signed: bool | tuple = False, structure: str = "array",
     if structure not in MULT_STRUCTURES:
         raise ValueError(f"structure={structure!r}; allowed: {MULT_STRUCTURES}")
     sa, sb = (signed, signed) if isinstance(signed, bool) else tuple(signed)
-    if sa != sb:  # mixed: widen both to signed
+    width = len(a) + len(b) + (1 if sa != sb else 0)
+    if sa != sb:  # mixed: widen both to signed (the product still fits in `width` bits)
         a, b = _mixed_to_signed(a, sa), _mixed_to_signed(b, sb)
         sa = sb = True
-    width = len(a) + len(b)
     if structure == "array":
         if sa:
             return pyrtl.signed_mult(a, b)[:width]

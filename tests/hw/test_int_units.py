@@ -32,6 +32,13 @@ def test_int_multiply_exhaustive_6bit(structure, sa, sb):
     assert np.array_equal(got, (va * vb) & ((1 << len(p)) - 1))
 
 
+@pytest.mark.parametrize("structure", ["array", "wallace"])
+def test_mixed_sign_int8_uint8_exhaustive(structure):
+    """int8 x uint8 needs 8 + 8 + 1 = 17 bits: [-128*255, 127*255] (a wrong width fails here)."""
+    r = cosim("int_mul", exhaustive=True, sim="fast", a="int8", b="uint8", structure=structure)
+    assert r.vectors == 65536 and r.mismatches == 0, str(r)
+
+
 def test_int8_mul_exhaustive_compiled():
     r = cosim("int_mul", exhaustive=True, sim="compiled", a="int8", b="int8", structure="dadda")
     assert r.vectors == 65536 and r.mismatches == 0, str(r)
