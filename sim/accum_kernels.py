@@ -19,7 +19,6 @@ from numba import njit, prange
 from .accum_round import (
     MSUM_CAP,
     msum_add,
-    msum_add_inl,
     msum_finalize,
     round_fmt,
     two_prod,
@@ -128,9 +127,9 @@ def gemm_chunk(A, Bt, chunk, twoprod, do_round, mbits, emin, maxv, ovf, minnorm,
                         p = A[i, k] * Bt[j, k]
                         pe = 0.0
                     if abs(p) < np.inf:
-                        n = msum_add_inl(parts, n, p)
+                        n = msum_add(parts, n, p)
                         if pe != 0.0:
-                            n = msum_add_inl(parts, n, pe)
+                            n = msum_add(parts, n, pe)
                     else:
                         special += p
                 if special != 0.0 or special != special or not (abs(acc) < np.inf):

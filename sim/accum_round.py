@@ -127,32 +127,10 @@ def round_fmt(s, r, mbits, emin, maxv, ovf, minnorm, ftz):
     return math.copysign(mag, s)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def msum_add(partials, n, x):
     """Add float64 ``x`` exactly into the non-overlapping expansion ``partials[:n]``; returns
     the new length (Shewchuk / CPython ``math.fsum``)."""
-    i = 0
-    for k in range(n):
-        y = partials[k]
-        if abs(x) < abs(y):
-            t = x
-            x = y
-            y = t
-        hi = x + y
-        lo = y - (hi - x)
-        if lo != 0.0:
-            partials[i] = lo
-            i += 1
-        x = hi
-    if x != 0.0:
-        partials[i] = x
-        i += 1
-    return i
-
-
-@njit(cache=True, inline="always")
-def msum_add_inl(partials, n, x):
-    """Inlined copy of :func:`msum_add` for the hot exact / chunked kernels."""
     i = 0
     for k in range(n):
         y = partials[k]
