@@ -1,6 +1,5 @@
 """Array performance model: hand-worked cases, monotonicity, traffic bytes, bad input."""
 
-import time
 
 import numpy as np
 import pytest
@@ -93,16 +92,14 @@ def test_monotone_in_problem_size_and_array():
     assert cyc[0] > cyc[1] > cyc[2]
 
 
-def test_network_vectorised_fast_and_conv_mapping():
+def test_network_vectorised_and_conv_mapping():
     layers = [{"name": "conv", "kind": "conv2d", "weight_shape": (32, 16, 3, 3),
                "macs": 32 * 16 * 9 * 64, "in_shape": (16, 8, 8)},
               {"name": "fc", "M": 1, "K": 512, "N": 64}]
     g = layers_to_gemm(layers)
     assert list(g["M"]) == [64, 1] and list(g["K"]) == [144, 512] and list(g["N"]) == [32, 64]
     many = layers * 500
-    t = time.perf_counter()
-    r = network_model(many, ArrayConfig(16, 16, "WS"))
-    assert time.perf_counter() - t < 0.5
+    r = network_model(many, ArrayConfig(16, 16, "WS"))  # timing: benchmarks/bench_array_model.py
     assert r["totals"]["macs"] == 500 * (32 * 16 * 9 * 64 + 512 * 64)
 
 

@@ -33,7 +33,7 @@ def test_resynthesis_within_stated_error(kind, params, cal, tmp_path):
     from lowbit.cost_models.synth import synth_unit
 
     r = synth_unit(kind, "gates", source="ref", cache_dir=tmp_path, **params)
-    assert not r.cached and r.seconds < 10
+    assert not r.cached
     model = cost(unit_features(kind, **params), "gates", cal["coefficients"]["gates"])
     err = abs(model - r.metrics["ge"]) / r.metrics["ge"] * 100
     bound = max(cal["mape"]["gates"]["train_max_abs_err"], cal["mape"]["gates"]["test_max_abs_err"])
