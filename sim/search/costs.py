@@ -25,10 +25,6 @@ metric        unit    per-layer value of layer l in candidate f                 
                       per-MAC area of ``lowbit.cost_models.units.mac_cost`` at 45 nm
 ============  ======  ===============================================================  ========
 
-When ``lowbit.cost_models`` is not importable, energy / area / cycles fall back to first
-principles (``source="first-principles"``): energy = MACs x 0.2 pJ x w_bits*a_bits/64 (Horowitz
-int8 multiply scaled by partial products) + weight bits x 0.156 pJ/bit of SRAM; area = R*C x
-w_bits*a_bits x 9.3 GE x 0.798 um^2; cycles = ceil(MACs / (R*C*pack)).
 """
 
 from __future__ import annotations
@@ -37,6 +33,9 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from lowbit.cost_models.array import ArrayConfig
+from lowbit.cost_models.inference import evaluate_format
 
 from .candidates import Candidate
 
@@ -156,16 +155,6 @@ def storage_bits(fmt, shape) -> float:
 # ------------------------------------------------------------------------------ table
 
 
-def _cost_models():
-    try:
-        from lowbit.cost_models.array import ArrayConfig
-        from lowbit.cost_models.inference import evaluate_format
-
-        return ArrayConfig, evaluate_format
-    except ImportError:  # pragma: no cover - cost_models missing
-        return None
-
-
 def build_cost_table(layers, candidates: list[Candidate], rows: int = 16, cols: int = 16,
                      dataflow: str = "WS", dram_bytes_per_cycle: float = 16.0,
                      area_mode: str = "sum", node_nm: float = 45.0) -> CostTable:
@@ -175,28 +164,20 @@ def build_cost_table(layers, candidates: list[Candidate], rows: int = 16, cols: 
     L, F = len(layers), len(candidates)
     per = {m: np.zeros((L, F)) for m in ADDITIVE}
     area = np.zeros(F)
-    cm = _cost_models()
-    source = "cost_models" if cm is not None else "first-principles"
+    source = "cost_models"
+    cfg = ArrayConfig(rows=rows, cols=cols, dataflow=dataflow)
     macs = np.array([int(s.macs) for s in layers], dtype=float)
     for j, c in enumerate(candidates):
         wb, ab = element_bits(c.weight), element_bits(c.act)
         pack = max(1, 8 // max(wb, ab))
         per["bops"][:, j] = macs * wb * ab
         per["memory"][:, j] = [storage_bits(c.weight, s.weight_2d.shape) for s in layers]
-        if cm is not None:
-            ArrayConfig, evaluate_format = cm
-            cfg = ArrayConfig(rows=rows, cols=cols, dataflow=dataflow)
-            spec = c.weight if c.weight == c.act else f"{c.weight}/{c.act}"
-            r = evaluate_format(spec, layers, cfg, node_nm=node_nm)
-            per["energy"][:, j] = [x["e_total_pj"] for x in r["layers"]]
-            cyc = np.array([x["cycles"] for x in r["layers"]], dtype=float)
-            dram = np.array([x["dram_bytes"] for x in r["layers"]], dtype=float)
-            area[j] = r["totals"]["array_area_um2"]
-        else:  # first principles
-            per["energy"][:, j] = macs * 0.2 * wb * ab / 64 + per["memory"][:, j] * 10.0 / 64
-            cyc = np.ceil(macs / (rows * cols))
-            dram = per["memory"][:, j] / 8
-            area[j] = rows * cols * wb * ab * 9.3 * 0.798 * (node_nm / 45.0) ** 2
+        spec = c.weight if c.weight == c.act else f"{c.weight}/{c.act}"
+        r = evaluate_format(spec, layers, cfg, node_nm=node_nm)
+        per["energy"][:, j] = [x["e_total_pj"] for x in r["layers"]]
+        cyc = np.array([x["cycles"] for x in r["layers"]], dtype=float)
+        dram = np.array([x["dram_bytes"] for x in r["layers"]], dtype=float)
+        area[j] = r["totals"]["array_area_um2"]
         per["latency"][:, j] = np.maximum(np.ceil(cyc / pack), np.ceil(dram / dram_bytes_per_cycle))
     notes = {"array": f"{rows}x{cols} {dataflow}", "dram_bytes_per_cycle": dram_bytes_per_cycle,
              "area_mode": area_mode, "node_nm": node_nm}
