@@ -201,13 +201,11 @@ def composed_features(spec, target: str | None = None) -> dict:
 
 def validate_composed(coefs: dict, targets=("gates", "ice40"), cache_dir=None,
                       progress: bool = True) -> list[dict]:
-    """Synthesize lowbit.hw's MX / NVFP4 dot units and FP-accumulator MACs (when hw/ has
-    ``export_verilog``) and compare with the composed model; not used in the fit."""
-    try:
-        from lowbit.hw.units import export_verilog
-    except ImportError:
-        return []
+    """Synthesize lowbit.hw's MX / NVFP4 dot units and FP-accumulator MACs and compare with the
+    composed model; not used in the fit."""
     from tqdm import tqdm
+
+    from lowbit.hw.units import export_verilog
 
     from .synth import synthesize
 

@@ -37,10 +37,8 @@ def split_spec(spec: str) -> tuple[str, str]:
 
 def workload_layers(name: str):
     """Layers of a registered ``lowbit.sim`` workload (ValueError if unknown / missing)."""
-    try:
-        from lowbit.sim.workloads import get_workload, list_workloads
-    except ImportError as exc:  # pragma: no cover - sim/ missing
-        raise ValueError(f"--workload: lowbit.sim.workloads not available ({exc})") from exc
+    from lowbit.sim.workloads import get_workload, list_workloads
+
     if name not in list_workloads():
         raise ValueError(f"--workload: unknown {name!r}; allowed: {', '.join(list_workloads())}")
     return get_workload(name).layers()
