@@ -133,6 +133,23 @@ if AVAILABLE:
         return b < nblocks, row.to(tl.int64), kb
 
     @triton.jit
+    def _load_pair_blocks(x_ptr, K, nbk, nblocks, stride_x, BS: tl.constexpr, TB: tl.constexpr):
+        """TB blocks of BS elements as even / odd halves (for two-per-byte FP4 packing), the
+        pair index j, the even-element mask and each block's amax bits (int32)."""
+        valid, row, kb = _block_ids(nblocks, nbk, TB)
+        j = tl.arange(0, BS // 2)[None, :]
+        ce = kb[:, None] * BS + 2 * j
+        me = valid[:, None] & (ce < K)
+        mo = valid[:, None] & (ce + 1 < K)
+        base = x_ptr + row[:, None] * stride_x
+        xe = tl.load(base + ce, mask=me, other=0.0).to(tl.float32)
+        xo = tl.load(base + ce + 1, mask=mo, other=0.0).to(tl.float32)
+        _, ae = _split_bits(xe)
+        _, ao = _split_bits(xo)
+        amax = tl.maximum(tl.max(ae, axis=1), tl.max(ao, axis=1))
+        return valid, row, kb, j, me, xe, xo, amax
+
+    @triton.jit
     def _mx_scale(amax, EMAX: tl.constexpr, MAXMAN: tl.constexpr, RCEIL: tl.constexpr):
         """E8M0 exponent s (int32, in [-127, 127]) and byte for block amax bits (int32)."""
         e = (amax >> 23) - 127
@@ -163,17 +180,8 @@ if AVAILABLE:
     def _mxfp4_quant_kernel(x_ptr, c_ptr, s_ptr, K, nbk, nblocks, stride_x, stride_c,
                             MAXMAN: tl.constexpr, RCEIL: tl.constexpr, BS: tl.constexpr,
                             TB: tl.constexpr):
-        valid, row, kb = _block_ids(nblocks, nbk, TB)
-        j = tl.arange(0, BS // 2)[None, :]
-        ce = kb[:, None] * BS + 2 * j
-        me = valid[:, None] & (ce < K)
-        mo = valid[:, None] & (ce + 1 < K)
-        base = x_ptr + row[:, None] * stride_x
-        xe = tl.load(base + ce, mask=me, other=0.0).to(tl.float32)
-        xo = tl.load(base + ce + 1, mask=mo, other=0.0).to(tl.float32)
-        _, ae = _split_bits(xe)
-        _, ao = _split_bits(xo)
-        amax = tl.maximum(tl.max(ae, axis=1), tl.max(ao, axis=1))
+        valid, row, kb, j, me, xe, xo, amax = _load_pair_blocks(x_ptr, K, nbk, nblocks, stride_x,
+                                                                BS, TB)
         s, byte = _mx_scale(amax, 2, MAXMAN, RCEIL)
         lo = _encode(xe, s[:, None], 1, 1, 7, -1, 0x8)
         hi = _encode(xo, s[:, None], 1, 1, 7, -1, 0x8)
@@ -239,17 +247,8 @@ if AVAILABLE:
         TE=True (TransformerEngine recipe, all float32): s_b = e4m3(min(amax_b * mult, 448));
         enc = min(1/(s_b*gdec), FLT_MAX); q = e2m1(clamp(x * enc, +-6)).
         Blocks holding NaN/Inf: scale byte 0x7F (NaN), codes 0 (both profiles)."""
-        valid, row, kb = _block_ids(nblocks, nbk, TB)
-        j = tl.arange(0, BS // 2)[None, :]
-        ce = kb[:, None] * BS + 2 * j
-        me = valid[:, None] & (ce < K)
-        mo = valid[:, None] & (ce + 1 < K)
-        base = x_ptr + row[:, None] * stride_x
-        xe = tl.load(base + ce, mask=me, other=0.0).to(tl.float32)
-        xo = tl.load(base + ce + 1, mask=mo, other=0.0).to(tl.float32)
-        _, ae = _split_bits(xe)
-        _, ao = _split_bits(xo)
-        amax = tl.maximum(tl.max(ae, axis=1), tl.max(ao, axis=1))
+        valid, row, kb, j, me, xe, xo, amax = _load_pair_blocks(x_ptr, K, nbk, nblocks, stride_x,
+                                                                BS, TB)
         bad = amax >= 0x7F800000
         amax = tl.where(bad, 0, amax)
         amaxf = amax.to(tl.float32, bitcast=True)
