@@ -5,6 +5,7 @@ from fractions import Fraction
 import ml_dtypes
 import numpy as np
 import pytest
+from sim_ref import frac_round
 
 from lowbit.sim import accum_kernels as K_
 from lowbit.sim.accum import Exact, FloatAccum, IntAccum, parse_accum
@@ -13,27 +14,6 @@ from lowbit.sim.qconfig import QuantConfig
 from lowbit.sim.quantizers._formats import float_params, resolve
 
 # --------------------------------------------------------------------------- reference rounding
-
-
-def frac_round(x: Fraction, mbits: int, emin: int, maxv: float, inf_on_ovf=True) -> Fraction:
-    """RNE of an exact rational to a binary float format (independent of the simulator)."""
-    if x == 0:
-        return Fraction(0)
-    sgn = -1 if x < 0 else 1
-    a = abs(x)
-    e = a.numerator.bit_length() - a.denominator.bit_length()
-    while Fraction(2) ** e > a:
-        e -= 1
-    while Fraction(2) ** (e + 1) <= a:
-        e += 1
-    q = Fraction(2) ** (max(e, emin) - mbits)
-    n, r = divmod(a, q)
-    if r > q / 2 or (r == q / 2 and n % 2 == 1):
-        n += 1
-    v = n * q
-    if v > Fraction(maxv):
-        return Fraction(sgn) * Fraction(10**400) if inf_on_ovf else Fraction(sgn) * Fraction(maxv)
-    return sgn * v
 
 
 def frac_seq(a, b, fmt):

@@ -4,30 +4,12 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from sim_ref import frac_round
 
 import lowbit.formats as lf
 from lowbit.sim.gemm import qconv2d, qlinear, qmatmul
 from lowbit.sim.mxdot import mx_dot, mx_dot_encoded, mx_matmul
 from lowbit.sim.qconfig import QuantConfig
-
-
-def frac_round(x: Fraction, mbits: int, emin: int) -> Fraction:
-    """RNE of an exact rational to a float format (no overflow handling needed here)."""
-    if x == 0:
-        return Fraction(0)
-    sgn = -1 if x < 0 else 1
-    a = abs(x)
-    e = a.numerator.bit_length() - a.denominator.bit_length()
-    while Fraction(2) ** e > a:
-        e -= 1
-    while Fraction(2) ** (e + 1) <= a:
-        e += 1
-    q = Fraction(2) ** (max(e, emin) - mbits)
-    n, r = divmod(a, q)
-    if r > q / 2 or (r == q / 2 and n % 2 == 1):
-        n += 1
-    return sgn * n * q
-
 
 FP32 = (23, -126)
 BF16 = (7, -126)
