@@ -70,12 +70,14 @@ def quantize_elem(x, fmt):
     return np.where(nan, np.nan, q) if nan.any() else q
 
 
-def _block_size_along(fmt, K):
+def block_len_along_k(fmt, K, user="the GEMM engine"):
+    """Elements per scale block along the reduction axis K (K for per-channel / per-tensor);
+    2-D tile formats raise ValueError naming ``user``."""
     bs = fmt.block_size
     if bs is None or bs == -1:
         return K
     if isinstance(bs, tuple):
-        raise ValueError(f"{fmt_name(fmt)}: 2-D tile formats are not supported by the GEMM engine")
+        raise ValueError(f"{fmt_name(fmt)}: 2-D tile formats are not supported by {user}")
     return int(bs)
 
 
@@ -91,7 +93,7 @@ def block_decompose(x2d, fmt):
     R, K = x2d.shape
     if not fmt.symmetric:
         raise ValueError(f"{fmt_name(fmt)}: zero-point formats have no block-dot form")
-    bs = _block_size_along(fmt, K)
+    bs = block_len_along_k(fmt, K)
     nb = -(-K // bs)
     qt = lf.encode(x2d, fmt, axis=-1)
     P = np.asarray(qt.element_values(), dtype=np.float64)

@@ -35,19 +35,12 @@ from scipy.linalg import cho_factor, cho_solve, cholesky
 
 import lowbit.formats as lf
 
-from ._formats import kind, quantize_elem, resolve
+from ._formats import block_len_along_k, kind, quantize_elem, resolve
 from .scales import block_scales, quantize_with_scales, tensor_scale
 
 
 def _group_len(fmt, K):
-    if kind(fmt) != "block":
-        return 1
-    bs = fmt.block_size
-    if bs is None or bs == -1:
-        return K
-    if isinstance(bs, tuple):
-        raise ValueError(f"{fmt.name}: GPTQ does not support 2-D tile block formats")
-    return int(bs)
+    return block_len_along_k(fmt, K, "GPTQ") if kind(fmt) == "block" else 1
 
 
 def _asym_params(blk, fmt):
