@@ -30,18 +30,6 @@ def _unpack_blocks(codes, K, bs, nb, lut):
 
 
 @njit(cache=True)
-def _unpack_blocks_t(codes, K, bs, nb, lut):
-    """Packed codes (R, ceil(K/2)) -> float32 (nb, bs, R) doubled E2M1 values, zero padded."""
-    R = codes.shape[0]
-    out = np.zeros((nb, bs, R), np.float32)
-    for b in range(nb):
-        for r in range(R):
-            for k in range(b * bs, min(b * bs + bs, K)):
-                out[b, k - b * bs, r] = lut[(codes[r, k >> 1] >> ((k & 1) * 4)) & 0xF]
-    return out
-
-
-@njit(cache=True)
 def _scales_f64(s, nv):
     R, nb = s.shape
     out = np.empty((R, nb), np.float64)
@@ -101,7 +89,7 @@ def _run(a_codes, a_scales, b_codes, b_scales, K, bs, nv, alpha=None):
             raise ValueError(f"{name}: packed codes must be (rows, ceil(K/2)) and scales "
                              f"(rows, ceil(K/{bs})); got {c.shape}, {np.shape(s)}")
     A = _unpack_blocks(a_codes, K, bs, nbk, _E2M1X2)
-    Bt = _unpack_blocks_t(b_codes, K, bs, nbk, _E2M1X2)
+    Bt = np.ascontiguousarray(_unpack_blocks(b_codes, K, bs, nbk, _E2M1X2).transpose(0, 2, 1))
     SA = _scales_f64(np.ascontiguousarray(a_scales, np.uint8), nv)
     SB = _scales_f64(np.ascontiguousarray(b_scales, np.uint8), nv)
     M, N = A.shape[1], Bt.shape[2]
