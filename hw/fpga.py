@@ -94,11 +94,17 @@ def vectors_mul4(n, rng, exhaustive, **_):
     return {"a": a, "b": b}
 
 
-def expected_mul4(v, signed=True, **_):
+def _expected_mul(v, bits, signed):
+    """Exact product of ``bits``-bit operands as a ``2*bits``-bit two's-complement code."""
     a, b = v["a"], v["b"]
     if signed:
-        a, b = np.where(a > 7, a - 16, a), np.where(b > 7, b - 16, b)
-    return {"p": (a * b) & 0xFF}
+        half = 1 << (bits - 1)
+        a, b = np.where(a >= half, a - 2 * half, a), np.where(b >= half, b - 2 * half, b)
+    return {"p": (a * b) & ((1 << (2 * bits)) - 1)}
+
+
+def expected_mul4(v, signed=True, **_):
+    return _expected_mul(v, 4, signed)
 
 
 def build_lut_mul8(signed=True, **_):
@@ -113,10 +119,7 @@ def vectors_mul8(n, rng, exhaustive, **_):
 
 
 def expected_mul8(v, signed=True, **_):
-    a, b = v["a"], v["b"]
-    if signed:
-        a, b = np.where(a > 127, a - 256, a), np.where(b > 127, b - 256, b)
-    return {"p": (a * b) & 0xFFFF}
+    return _expected_mul(v, 8, signed)
 
 
 def build_dsp_mac(**_):
