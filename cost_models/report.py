@@ -89,14 +89,21 @@ def calibration_rows() -> tuple[list[dict], dict]:
     return rows, cal
 
 
-def _md_table(rows: list[dict], cols: list[str], fmt=None) -> str:
+def markdown_table(rows: list[dict], cols: list[str], fmt=None) -> str:
+    """Markdown table of ``rows`` (dicts) with columns ``cols``. ``fmt[col]`` is a format string
+    (applied to numbers) or a callable (applied to any value but "" / None)."""
     fmt = fmt or {}
     out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
         cells = []
         for c in cols:
-            v = r.get(c, "")
-            cells.append(fmt[c].format(v) if c in fmt and isinstance(v, (int, float)) else str(v))
+            v, f = r.get(c, ""), fmt.get(c)
+            if callable(f) and v != "" and v is not None:
+                cells.append(f(v))
+            elif isinstance(f, str) and isinstance(v, (int, float)):
+                cells.append(f.format(v))
+            else:
+                cells.append(str(v))
         out.append("| " + " | ".join(cells) + " |")
     return "\n".join(out)
 
@@ -243,7 +250,7 @@ def build_report(workload: str = "digits-cnn", formats=DEFAULT_FORMATS, target: 
           f"{node_nm:g} nm, target {target}. Energies: Horowitz ISSCC 2014 (45 nm) anchors; "
           "per-MAC costs from the Yosys-calibrated unit models (lowbit.cost_models.units).", "",
           "## Per format (whole inference)", "",
-          _md_table(totals, ["format", "w_bits", "a_bits", "mac_ge", "mac_cost", "mac_pj",
+          markdown_table(totals, ["format", "w_bits", "a_bits", "mac_ge", "mac_cost", "mac_pj",
                              cost_key, "cycles", "util", "e_compute_uj", "e_sram_uj",
                              "e_dram_uj", "e_total_uj", "metric"],
                     {"w_bits": "{:.2f}", "a_bits": "{:.2f}", "mac_ge": "{:.0f}",
@@ -253,7 +260,7 @@ def build_report(workload: str = "digits-cnn", formats=DEFAULT_FORMATS, target: 
           "", f"mac_cost is in {'GE' if tgt == 'gates' else 'LUTs'} per MAC; {cost_key} in {unit} "
           f"for the {cfg.rows * cfg.cols} PEs (1 GE = {GE_UM2_45NM} um^2 at 45 nm).", "",
           "## Per layer", "",
-          _md_table(layer_rows, ["format", "layer", "macs", "cycles", "util", "sram_bytes",
+          markdown_table(layer_rows, ["format", "layer", "macs", "cycles", "util", "sram_bytes",
                                  "dram_bytes", "e_compute_pj", "e_sram_pj", "e_dram_pj",
                                  "e_total_pj"],
                     {"util": "{:.3f}", "sram_bytes": "{:.0f}", "dram_bytes": "{:.0f}",
@@ -262,20 +269,20 @@ def build_report(workload: str = "digits-cnn", formats=DEFAULT_FORMATS, target: 
     md += ["## Calibration: Yosys-measured vs modelled", ""]
     if cal:
         md += [f"{cal.get('yosys', '')}, {cal.get('date', '')}; fit: {cal.get('fit', '')}.", "",
-               _md_table([{"target": t, **v} for t, v in cal.get("mape", {}).items()],
+               markdown_table([{"target": t, **v} for t, v in cal.get("mape", {}).items()],
                          ["target", "train", "test", "test_ge4bit", "train@ref", "test@ref",
                           "train@hw", "test@hw", "test_max_abs_err"]), "",
-               _md_table(cal_rows, ["target", "unit", "split", "yosys", "model", "err_pct"]), ""]
+               markdown_table(cal_rows, ["target", "unit", "split", "yosys", "model", "err_pct"]), ""]
         if cal.get("validation"):
             md += ["Composed units of lowbit.hw (MX / NVFP4 dot units), "
                    "synthesized and compared with the composed model -- not used in the fit:", "",
-                   _md_table([{**r, "params": ",".join(f"{k}={v}" for k, v in r["params"].items())}
+                   markdown_table([{**r, "params": ",".join(f"{k}={v}" for k, v in r["params"].items())}
                               for r in cal["validation"]],
                              ["target", "unit", "params", "yosys", "model", "err_pct"]), ""]
     else:
         md += ["No calibration file (run `lowbit report --calibrate`).", ""]
     md += ["## Published claims", "",
-           _md_table(claim_rows, ["comparison", "area", "energy", "lut"]), "",
+           markdown_table(claim_rows, ["comparison", "area", "energy", "lut"]), "",
            claims_text(cl), ""]
     for p in pngs:
         md.append(f"![{p.stem}]({p.name})")

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lowbit.cost_models.report import markdown_table
+
 from .costs import UNITS, fmt_cost
 
 
@@ -20,18 +22,6 @@ def _csv(path: Path, rows: list[dict]) -> None:
         w = csv.DictWriter(fh, fieldnames=keys)
         w.writeheader()
         w.writerows(rows)
-
-
-def _md(rows: list[dict], cols: list[str], fmts: dict | None = None) -> str:
-    fmts = fmts or {}
-    out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for r in rows:
-        cells = []
-        for c in cols:
-            v = r.get(c, "")
-            cells.append(fmts[c](v) if c in fmts and v != "" and v is not None else str(v))
-        out.append("| " + " | ".join(cells) + " |")
-    return "\n".join(out)
 
 
 def assignment_rows(res) -> list[dict]:
@@ -105,7 +95,7 @@ def summary_markdown(res) -> str:
     if res.float_metric is not None:
         L.append(f"- float {res.metric_name}: {res.float_metric:.4f}")
     L += ["", "## Assignment at the budget", ""]
-    L.append(_md(assignment_rows(res), ["layer", "format", "sensitivity"] +
+    L.append(markdown_table(assignment_rows(res), ["layer", "format", "sensitivity"] +
                  [f"{m}_{UNITS[m]}" for m in t.per_layer],
                  {"sensitivity": lambda v: f"{v:.3g}", **{f"{m}_{UNITS[m]}": (lambda v: f"{v:.4g}")
                                                          for m in t.per_layer}}))
@@ -119,7 +109,7 @@ def summary_markdown(res) -> str:
     L += [f"## Measured front ({fm} as a fraction of the most expensive uniform candidate)", ""]
     rows = sorted([r for r in res.points if r["kind"] in ("ilp", "greedy", "uniform")],
                   key=lambda r: (r["kind"] != "uniform", r["kind"], r["cost_fraction"]))
-    L.append(_md(rows, ["kind", "label", "cost_fraction", "measured", "pred_sensitivity",
+    L.append(markdown_table(rows, ["kind", "label", "cost_fraction", "measured", "pred_sensitivity",
                         "pareto", "assignment"],
                  {"cost_fraction": lambda v: f"{v:.3f}", "measured": lambda v: f"{v:.4f}",
                   "pred_sensitivity": lambda v: f"{v:.3g}"}))
