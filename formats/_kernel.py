@@ -40,8 +40,7 @@ P_FRAC = 19
 P_NANCODE = 20
 P_INFCODE = 21
 P_MAXCODE = 22
-P_MINCODE = 23   # smallest positive code (zero=False formats)
-P_LEN = 24
+P_LEN = 23
 
 ROUNDING = ("rne", "rna", "rtz", "rup", "rdown", "rto", "stochastic")
 R_RNE, R_RNA, R_RTZ, R_RUP, R_RDOWN, R_RTO, R_SR = range(7)
@@ -126,7 +125,7 @@ def _overflow_code(P, neg, mode):
             if P[P_NANK] != 0:
                 return sgn | np.uint32(P[P_NANCODE])
     if not P[P_SIGNED] and neg:
-        return np.uint32(0) if P[P_ZERO] else np.uint32(P[P_MINCODE])
+        return np.uint32(0)  # +0, or 2^emin (code 0) for a format without zero
     return sgn | np.uint32(P[P_MAXCODE])
 
 
@@ -197,7 +196,7 @@ def encode_one(u, SM, SE, shift, P, rnd):
             return ERR_NEG
         if P[P_OVF] == 1 and P[P_NANK] != 0:
             return np.uint32(P[P_NANCODE])
-        return _zero_code(P, False) if P[P_ZERO] else np.uint32(P[P_MINCODE])
+        return np.uint32(0)  # +0, or 2^emin (code 0) for a format without zero
     if P[P_KIND] == 1:
         return _encode_int(sig, E, lb, neg, P, rnd)
     emin = P[P_EMIN]
@@ -216,7 +215,7 @@ def encode_one(u, SM, SE, shift, P, rnd):
     n = _round_sig(sig, qexp - E, neg, mode, rnd, P[P_SRBITS], flip)
     if n == 0:
         if not P[P_ZERO]:
-            return np.uint32(P[P_MINCODE])
+            return np.uint32(0)
         return _zero_code(P, neg)
     one = np.uint64(1) << np.uint64(mbits)
     if lb < emin and not (P[P_SUBN] and P[P_ZERO]):
@@ -250,7 +249,7 @@ def _zero_code(P, neg):
             return np.uint32(P[P_NANCODE])
         if P[P_OVF] == 2:
             return ERR_OVERFLOW
-        return np.uint32(P[P_MINCODE])
+        return np.uint32(0)
     if neg and P[P_SIGNED] and P[P_NANK] != 3 and P[P_KIND] == 0:
         return np.uint32(1) << np.uint32(P[P_EBITS] + P[P_MBITS])
     return np.uint32(0)

@@ -86,7 +86,6 @@ def kernel_params(fmt, rounding="rne", overflow="saturate", nan="error", subnorm
         P[K.P_NANCODE] = max(fmt.nan_code, 0)
         P[K.P_INFCODE] = max(fmt.inf_code, 0)
         P[K.P_MAXCODE] = fmt.max_code
-        P[K.P_MINCODE] = 0
     elif isinstance(fmt, IntFormat):
         P[K.P_KIND] = 1
         P[K.P_EBITS] = fmt.bits
@@ -96,8 +95,6 @@ def kernel_params(fmt, rounding="rne", overflow="saturate", nan="error", subnorm
         P[K.P_QMAX] = fmt.qmax
         P[K.P_FRAC] = fmt.frac_bits
         P[K.P_MAXCODE] = fmt.qmax
-        if nan == "max":
-            P[K.P_MAXCODE] = fmt.qmax
     else:
         raise TypeError(f"element format expected, got {type(fmt).__name__}")
     P.setflags(write=False)
