@@ -21,6 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Union
 
+import numpy as np
+
 from lowbit.formats.float_format import FloatFormat
 from lowbit.formats.int_format import IntFormat
 
@@ -105,6 +107,18 @@ class BlockFormat:
         k = self.block_elems
         extra = self.scale_bits + (0 if self.symmetric else self.element.bits)
         return self.element.bits + (extra / k if k else 0.0)
+
+    def storage_bits(self, shape, axis=-1) -> int:
+        """Bits to store a tensor of ``shape`` blocked along ``axis``: elements, one scale per
+        block (``scale_bits``), zero points (asymmetric INT: element bits per block) and the
+        32-bit per-tensor scale. Ragged tails store only their real elements."""
+        from lowbit.formats.layout import BlockLayout
+
+        lay = BlockLayout.make(shape, self.block_size, axis)
+        numel = int(np.prod(shape, dtype=np.int64))
+        per_block = self.scale_bits + (0 if self.symmetric else self.element.bits)
+        return (numel * self.element.bits + lay.n_blocks * per_block
+                + (32 if self.tensor_scale else 0))
 
     @property
     def max(self) -> float:

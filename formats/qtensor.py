@@ -54,13 +54,7 @@ class QuantizedTensor:
     @property
     def storage_bits(self) -> int:
         """Bits to store the tensor: elements + block scales + zero points + tensor scale."""
-        fmt = self.format
-        bits = self.numel * fmt.element.bits + int(np.size(self.scales)) * fmt.scale_bits
-        if self.zero_point is not None:
-            bits += int(np.size(self.zero_point)) * fmt.element.bits
-        if self.tensor_scale is not None:
-            bits += 32
-        return bits
+        return self.format.storage_bits(self.shape, self.axis)
 
     @property
     def bits_per_element(self) -> float:

@@ -120,36 +120,16 @@ def element_bits(fmt) -> int:
 def storage_bits(fmt, shape) -> float:
     """Exact storage bits of an (M, K) operand quantised along K, scales included.
 
-    element bits x M*K + (number of scales) x scale bits (None scale = FP32 = 32 bits)
-    + zero points (asymmetric INT: element bits per block) + 32 for a per-tensor FP32 scale.
-    Blocks: ``block_size`` k -> M*ceil(K/k) scales; -1 (per channel) -> M; None -> 1.
+    Element formats: bits x M*K; block formats: ``BlockFormat.storage_bits`` (elements, one
+    scale per block, zero points, per-tensor FP32 scale).
     """
     from lowbit.sim.workloads import resolve_format
 
     f = resolve_format(fmt)
     M, K = int(shape[0]), int(np.prod(shape[1:]))
-    el = getattr(f, "element", None)
-    if el is None:
-        return float(int(f.bits) * M * K)
-    eb = int(el.bits)
-    bs = getattr(f, "block_size", None)
-    if bs is None:
-        nsc = 1
-    elif isinstance(bs, tuple):
-        nsc = M // bs[0] * (-(-K // bs[1])) if len(bs) == 2 else M
-    elif int(bs) == -1:
-        nsc = M
-    else:
-        nsc = M * (-(-K // int(bs)))
-    sc = getattr(f, "scale", None)
-    sb = 32 if sc is None else int(sc.bits)
-    sb = 8 if sb == 7 else sb  # unsigned UE4M3 scales are stored in a byte
-    bits = eb * M * K + nsc * sb
-    if getattr(f, "symmetric", True) is False:
-        bits += nsc * eb
-    if getattr(f, "tensor_scale", False):
-        bits += 32
-    return float(bits)
+    if f.kind != "block":
+        return float(f.bits * M * K)
+    return float(f.storage_bits((M, K), axis=-1))
 
 
 # ------------------------------------------------------------------------------ table
