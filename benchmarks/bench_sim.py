@@ -34,7 +34,7 @@ def run(n=128, k=1024, m=128, threads=1, reps=3):
     import numba
     from threadpoolctl import threadpool_limits
 
-    from lowbit.sim.accum import parse_accum
+    from lowbit.formats.accum import parse_accum
     from lowbit.sim.gemm import gemm_nt
     from lowbit.sim.qconfig import prepare
 

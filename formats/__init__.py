@@ -8,19 +8,28 @@ lowbit.
 """
 
 from lowbit.formats._kernel import NANPOLICY, OVERFLOW, ROUNDING
+from lowbit.formats.accum import ACCUM_KINDS, AccumModel, Exact, FloatAccum, IntAccum, parse_accum
 from lowbit.formats.block_format import SCALE_RULES, BlockFormat
-from lowbit.formats.convert import decode, encode, quantize, resolve
+from lowbit.formats.convert import decode, encode, quantize
 from lowbit.formats.float_format import FloatFormat
 from lowbit.formats.int_format import IntFormat
 from lowbit.formats.metrics import clipped_fraction, code_histogram, mse, sqnr_db
 from lowbit.formats.pack import pack, packed_nbytes, unpack
 from lowbit.formats.qtensor import QuantizedTensor
-from lowbit.formats.registry import get_format, list_formats, register_format
+from lowbit.formats.registry import (
+    FORMAT_KINDS,
+    FORMAT_TYPES,
+    get_format,
+    list_formats,
+    register_format,
+    resolve,
+)
 
 __all__ = [
     "FloatFormat", "IntFormat", "BlockFormat", "QuantizedTensor", "SCALE_RULES",
     "ROUNDING", "OVERFLOW", "NANPOLICY",
-    "get_format", "list_formats", "register_format", "resolve",
+    "get_format", "list_formats", "register_format", "resolve", "FORMAT_TYPES", "FORMAT_KINDS",
     "quantize", "encode", "decode", "pack", "unpack", "packed_nbytes",
+    "AccumModel", "Exact", "FloatAccum", "IntAccum", "parse_accum", "ACCUM_KINDS",
     "mse", "sqnr_db", "clipped_fraction", "code_histogram",
 ]

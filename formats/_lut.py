@@ -74,10 +74,11 @@ def lut_quantize(u, SM, k, table, values, codes_out, out):
 def lut_block_encode(u, nrows, rowlen, shift, k, table, P, values, codes_out, vals_out):
     """Table-driven rounding of float32 rows each divided by ``2**shift[row]`` (exact).
 
-    The power-of-two scale is applied by moving the exponent field. Inputs whose scaled
-    exponent leaves the float32 normal range are handled exactly: below it the value is far
-    under half the element's smallest subnormal (only its sign and nonzero-ness matter), above
-    it the value overflows; fp32 subnormal inputs go through the generic kernel.
+    The power-of-two scale is applied by moving the exponent field when the scaled value stays
+    a normal float32 (then the table index is in range by construction: sign, 8 exponent bits,
+    ``k`` mantissa bits and the sticky bit). Every other input - an fp32 subnormal, Inf or NaN, or a scaled
+    exponent at or below 0 or at or above 255 - goes through the generic exact kernel
+    (``_kernel.encode_one`` with the same shift), so no index is ever formed outside the table.
     ``vals_out`` (float32, may be empty) receives ``element_value * 2**shift``.
     """
     sh = np.uint32(23 - k)
@@ -91,25 +92,14 @@ def lut_block_encode(u, nrows, rowlen, shift, k, table, P, values, codes_out, va
             i = r * rowlen + j
             v = u[i]
             ex = np.int64((v >> np.uint32(23)) & np.uint32(0xFF))
-            if ex == 0:
-                if (v & np.uint32(0x7FFFFF)) != 0:
-                    c = K.encode_one(np.uint64(v), 23, 8, e, P, np.uint64(0))
-                else:
-                    c = table[(v >> sh) << np.uint32(1)]
+            ne = ex - e
+            if ex == 0 and (v & np.uint32(0x7FFFFF)) == 0:
+                c = table[(v >> sh) << np.uint32(1)]  # +-0
+            elif ex == 0 or ex == 255 or ne <= 0 or ne >= 255:
+                c = K.encode_one(np.uint64(v), 23, 8, e, P, np.uint64(0))
             else:
-                ne = ex - e
-                sticky = np.uint32((v & mask) != 0)
-                if ne <= 0:
-                    # below 2^-126 after scaling: keep sign, force "nonzero, tiny"
-                    idx = ((v >> np.uint32(31)) << np.uint32(9 + k)) << np.uint32(1)
-                    idx |= np.uint32(1)
-                elif ne >= 255:
-                    vv = (v & np.uint32(0x80000000)) | np.uint32(254 << 23)
-                    idx = ((vv >> sh) << np.uint32(1)) | sticky
-                else:
-                    vv = (v & np.uint32(0x807FFFFF)) | (np.uint32(ne) << np.uint32(23))
-                    idx = ((vv >> sh) << np.uint32(1)) | sticky
-                c = table[idx]
+                vv = (v & np.uint32(0x807FFFFF)) | (np.uint32(ne) << np.uint32(23))
+                c = table[((vv >> sh) << np.uint32(1)) | np.uint32((v & mask) != 0)]
             codes_out[i] = c
             if want:
                 vals_out[i] = values[c] * scale if c < nv else np.nan

@@ -33,12 +33,12 @@ from lowbit.formats.convert import (
     decode,
     kernel_params,
     quantize,
-    resolve,
     run_encode,
     value_table,
 )
 from lowbit.formats.layout import BlockLayout
 from lowbit.formats.qtensor import QuantizedTensor
+from lowbit.formats.registry import resolve
 from lowbit.formats.scale_rules import POW2_RULES, exponent_range, pow2_exponent
 
 _MSE_FACTORS = np.linspace(1.0, 0.5, 11)

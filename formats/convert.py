@@ -33,23 +33,10 @@ from lowbit.formats import _kernel as K
 from lowbit.formats._lut import code_table, gather, lut_encode, lut_quantize, lut_width
 from lowbit.formats.float_format import FloatFormat
 from lowbit.formats.int_format import IntFormat
+from lowbit.formats.registry import resolve
 
 SUBNORMAL_POLICIES = ("keep", "flush")
 _NANK = {None: 0, "ieee": 1, "fn": 2, "fnuz": 3}
-
-
-def resolve(fmt):
-    """Format object from a format or a registry name."""
-    if isinstance(fmt, str):
-        from lowbit.formats.registry import get_format
-
-        return get_format(fmt)
-    from lowbit.formats.block_format import BlockFormat
-
-    if isinstance(fmt, (FloatFormat, IntFormat, BlockFormat)):
-        return fmt
-    raise TypeError(f"fmt must be a format name (str), FloatFormat, IntFormat or BlockFormat, "
-                    f"got {type(fmt).__name__}")
 
 
 def _choice(value, allowed, argname):

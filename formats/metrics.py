@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from lowbit.formats.convert import encode
+from lowbit.formats.layout import BlockLayout
+from lowbit.formats.registry import resolve
+
 
 def mse(x, y) -> float:
     """Mean squared error (float64), NaN-propagating."""
@@ -33,15 +37,11 @@ def sqnr_db(x, y) -> float:
 def clipped_fraction(x, fmt, axis=-1, **kw) -> float:
     """Share of finite elements whose magnitude exceeds what the format represents after scaling
     (element saturated: |x| > largest representable magnitude of its block)."""
-    from lowbit.formats.convert import encode, resolve
-
     fmt = resolve(fmt)
     x = np.asarray(x)
     fin = np.isfinite(x)
     if fmt.kind == "block":
         qt = encode(x, fmt, axis=axis, **kw)
-        from lowbit.formats.layout import BlockLayout
-
         lay = BlockLayout.make(qt.shape, fmt.block_size, qt.axis)
         s = lay.scales_to_rows(qt.scales) * (qt.tensor_scale or 1.0)
         rows = lay.to_rows(np.abs(x).astype(np.float64))
@@ -58,8 +58,6 @@ def clipped_fraction(x, fmt, axis=-1, **kw) -> float:
 
 def code_histogram(codes, fmt) -> np.ndarray:
     """Count of each code (length ``2**bits``)."""
-    from lowbit.formats.convert import resolve
-
     fmt = resolve(fmt)
     el = fmt.element if fmt.kind == "block" else fmt
     c = np.asarray(getattr(codes, "codes", codes)).reshape(-1).astype(np.int64)

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from lowbit.formats.registry import resolve
+
 PACK_ORDERS = ("low_first", "high_first")
 
 
 def _bits(fmt) -> int:
-    from lowbit.formats.convert import resolve
-
-    f = resolve(fmt) if isinstance(fmt, str) else fmt
-    if getattr(f, "kind", None) == "block":
+    f = resolve(fmt)
+    if f.kind == "block":
         f = f.element
     return f.bits
 

@@ -111,10 +111,9 @@ def register_format(name: str, fmt) -> None:
 
 
 def get_format(name):
-    """Format object for a canonical name, an alias or an ``e{E}m{M}`` spelling."""
+    """Format object for a canonical name, an alias or an ``e{E}m{M}`` spelling (a format object
+    is returned as it is; see :func:`resolve` for kind checks)."""
     if not isinstance(name, str):
-        from lowbit.formats.convert import resolve
-
         return resolve(name)
     key = name.strip().lower()
     key = _ALIASES.get(key, key)
@@ -126,3 +125,43 @@ def get_format(name):
         return FloatFormat(e, mb, signed=not unsigned, nan=nan or "ieee", name=key)
     raise ValueError(f"unknown format {name!r}; known formats: {', '.join(list_formats())} "
                      f"(aliases: {', '.join(sorted(_ALIASES))}; or any e<E>m<M>[fn|fnuz])")
+
+
+FORMAT_TYPES = (FloatFormat, IntFormat, BlockFormat)
+FORMAT_KINDS = ("float", "int", "block", "element")
+"""Values of ``resolve(kind=...)``: a format's own ``kind`` or ``"element"`` (float or int)."""
+
+
+def resolve(fmt, kind=None, *, optional: bool = False, arg: str = "fmt"):
+    """The format object for ``fmt``: a registry name / alias / ``e{E}m{M}`` spelling, or a
+    :class:`FloatFormat` / :class:`IntFormat` / :class:`BlockFormat` (returned as it is).
+
+    This is the one place a name becomes a format: every layer (sim, hw, cost_models, kernels)
+    calls it. ``kind`` restricts the result: ``"float"``, ``"int"``, ``"block"``, ``"element"``
+    (float or int) or a tuple of those; a format of another kind raises ValueError naming
+    ``arg`` and the allowed kinds. ``optional=True`` lets ``None`` through (returns ``None``:
+    "not quantised"); otherwise ``None`` is a TypeError. Unknown names raise ValueError listing
+    the known ones.
+    """
+    kinds = (kind,) if isinstance(kind, str) else tuple(kind or ())
+    for k in kinds:
+        if k not in FORMAT_KINDS:
+            raise ValueError(f"kind must be one of {list(FORMAT_KINDS)} or a tuple of them, "
+                             f"got {k!r}")
+    if fmt is None:
+        if optional:
+            return None
+        raise TypeError(f"{arg} must be a format name or format object, got None")
+    if isinstance(fmt, str):
+        out = get_format(fmt)
+    elif isinstance(fmt, FORMAT_TYPES):
+        out = fmt
+    else:
+        raise TypeError(f"{arg} must be a format name (str), FloatFormat, IntFormat or "
+                        f"BlockFormat, got {type(fmt).__name__}")
+    if kinds:
+        ok = out.kind in kinds or ("element" in kinds and out.kind in ("float", "int"))
+        if not ok:
+            raise ValueError(f"{arg}={out.name!r} is a {out.kind} format; allowed here: "
+                             f"{' or '.join(kinds)} formats")
+    return out

@@ -11,7 +11,7 @@
   Specials: any NaN input or 0*Inf or Inf + -Inf -> canonical NaN code of ``acc_fmt``
   (``fmt.nan_code``); Inf +- finite -> Inf.  Overflow: ``"ieee"`` -> Inf (formats with Inf),
   NaN (NaN-only formats such as E4M3), max (formats without either); ``"saturate"`` -> +-max.
-  This is what ``lowbit.sim.accum.FloatAccum(acc_fmt)`` models per add.
+  This is what ``lowbit.formats.accum.FloatAccum(acc_fmt)`` models per add.
 * :func:`fp_mac` - the registered MAC: ``acc <= en ? RNE((clr ? +0 : acc) + a*b) : (clr ? +0 :
   acc)``, i.e. ``FloatAccum(acc_fmt, order="sequential")`` starting from +0.
 """

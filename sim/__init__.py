@@ -1,6 +1,6 @@
 """lowbit.sim: layer-level numeric simulation of quantized models.
 
-* :class:`QuantConfig` and accumulator models (:class:`Exact`, :class:`FloatAccum`,
+* :class:`QuantConfig` and the accumulator models of :mod:`lowbit.formats.accum` (:class:`Exact`, :class:`FloatAccum`,
   :class:`IntAccum`, :func:`parse_accum`)
 * quantized GEMM / linear / conv (:func:`qmatmul`, :func:`qlinear`, :func:`qconv2d`) and OCP MX
   section 6 dot products (:func:`mx_dot`, :func:`mx_matmul`)
@@ -9,12 +9,12 @@
   mixed-precision search (:mod:`lowbit.sim.search`)
 """
 
-from lowbit.sim.accum import Exact, FloatAccum, IntAccum, parse_accum
+from lowbit.formats.accum import AccumModel, Exact, FloatAccum, IntAccum, parse_accum
 from lowbit.sim.gemm import qconv2d, qlinear, qlinear_prequant, qmatmul
 from lowbit.sim.mxdot import mx_dot, mx_matmul
 from lowbit.sim.qconfig import QuantConfig
 
 __all__ = [
-    "QuantConfig", "Exact", "FloatAccum", "IntAccum", "parse_accum",
+    "QuantConfig", "AccumModel", "Exact", "FloatAccum", "IntAccum", "parse_accum",
     "qmatmul", "qlinear", "qlinear_prequant", "qconv2d", "mx_dot", "mx_matmul",
 ]

@@ -37,8 +37,9 @@ import warnings
 
 import numpy as np
 
+from lowbit.formats.accum import Exact, FloatAccum, IntAccum
+
 from . import accum_kernels as K_
-from .accum import Exact, FloatAccum, IntAccum
 from .qconfig import Operand, QuantConfig, as_config, prepare, prepare_prequantized, prepare_values
 from .quantizers._formats import float_params
 

@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .accum import parse_accum
+from lowbit.formats.accum import parse_accum
+
 from .gemm import _block_gemm, block_path_ok
 from .qconfig import Operand, _elem_grid, _scale_bits, prepare
 from .quantizers._formats import resolve

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 
 import lowbit.formats as lf
+from lowbit.formats.accum import AccumModel, parse_accum
 
-from .accum import AccumModel, parse_accum
 from .quantizers._formats import block_decompose, fmt_name, kind, quantize_elem, resolve
 
 DOT_MODES = ("auto", "block", "element")

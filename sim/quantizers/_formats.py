@@ -16,19 +16,10 @@ import numpy as np
 
 import lowbit.formats as lf
 
-_FORMAT_TYPES = (lf.FloatFormat, lf.IntFormat, lf.BlockFormat)
-
 
 def resolve(spec):
-    """Format object for ``spec`` (registry name or lowbit.formats object); ``None`` stays
-    ``None``.  Unknown names raise ValueError listing the known ones."""
-    if spec is None:
-        return None
-    if isinstance(spec, str):
-        return lf.get_format(spec)
-    if isinstance(spec, _FORMAT_TYPES):
-        return spec
-    raise ValueError(f"cannot interpret {spec!r} as a lowbit format")
+    """``lowbit.formats.resolve(spec, optional=True)``: ``None`` stays ``None`` (unquantised)."""
+    return lf.resolve(spec, optional=True)
 
 
 def kind(fmt) -> str:

@@ -20,8 +20,8 @@ from __future__ import annotations
 import numpy as np
 
 import lowbit.formats as lf
+from lowbit.formats.accum import parse_accum
 
-from ..accum import parse_accum
 from ..gemm import gemm_nt
 from ..qconfig import QuantConfig, prepare
 

@@ -483,3 +483,41 @@ def test_nbytes_and_shapes():
     qt = encode(np.ones((3, 64), np.float16), "mxfp8_e4m3")
     assert quantize(np.ones((3, 64), np.float16), "mxfp8_e4m3").dtype == np.float32
     assert qt.codes.shape == (3, 64)
+
+
+# ------------------------------------------------- wide-range blocks (table index safety)
+@pytest.mark.parametrize("name", ["mxfp4", "mxfp6_e2m3", "mxfp6_e3m2", "mxfp8_e4m3", "mxfp8_e5m2"])
+@pytest.mark.parametrize("rounding", ["rne", "rtz", "rup", "rdown", "rna", "rto"])
+def test_mx_wide_range_block_float32_equals_float64(name, rounding):
+    """A block spanning more than 2^126 (an element below 2^(e-126) for block scale 2^e) once
+    made the float32 table path index past its table (the sign moved one bit too far). Every
+    such element must get the same code as the generic float64 path, -0 keeping its sign."""
+    rng = np.random.default_rng(5)
+    big = [2.0**100, 2.0**127, 3.0 * 2**126, 2.0**-100, 1.0]
+    tiny = [-2.0**-30, 2.0**-30, -2.0**-126, 2.0**-140, -2.0**-149, -0.0, 0.0, -1e-38, 1e-45]
+    rows = []
+    for b in big:
+        for _ in range(8):
+            blk = rng.choice(tiny, size=32).astype(np.float64)
+            blk[rng.integers(32)] = b * rng.choice([-1.0, 1.0])
+            rows.append(blk)
+    x32 = np.array(rows, dtype=F32)
+    q32 = encode(x32, name, rounding=rounding)
+    q64 = encode(x32.astype(np.float64), name, rounding=rounding)
+    assert np.array_equal(q32.codes, q64.codes)
+    assert np.array_equal(q32.scales, q64.scales)
+    assert int(q32.codes.max()) < (1 << get_format(name).element.bits)
+    d = q32.dequantize()
+    assert not np.isnan(d).any()
+    assert np.array_equal(np.signbit(d), np.signbit(q64.dequantize()))
+
+
+def test_mxfp4_issue_block_exact_codes():
+    """The reported block [2**100, -2**-30]: scale 2^98, -2^-30 rounds to -0 (code 8)."""
+    x = _blk([2.0**100, -2.0**-30])
+    qt = encode(x, "mxfp4")
+    assert qt.scales[0] == 2.0**98
+    assert int(qt.codes[0]) == 0b0110 and int(qt.codes[1]) == 0b1000
+    assert np.all(qt.codes[2:] == 0)
+    d = qt.dequantize()
+    assert d[0] == 2.0**100 and d[1] == 0.0 and np.signbit(d[1])

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from sim_ref import frac_round
 
+from lowbit.formats.accum import Exact, FloatAccum, IntAccum, parse_accum
 from lowbit.sim import accum_kernels as K_
-from lowbit.sim.accum import Exact, FloatAccum, IntAccum, parse_accum
 from lowbit.sim.gemm import qmatmul
 from lowbit.sim.qconfig import QuantConfig
 from lowbit.sim.quantizers._formats import float_params, resolve

@@ -1,7 +1,11 @@
-"""Accumulator models for the GEMM engine (descriptors + string parser).
+"""Accumulator models: the one description of how products are summed, shared by every layer.
+
+``lowbit.sim``'s GEMM engine executes them bit-exactly, ``lowbit.hw``'s MAC / dot generators
+build them, ``lowbit.cost_models`` prices them. Frozen value objects + a string parser:
 
 * :class:`Exact` - products and sums exact; the result is the exact dot product correctly
-  rounded ONCE to float64 (Shewchuk expansion sum, as ``math.fsum``).
+  rounded ONCE to float64 (Shewchuk expansion sum, as ``math.fsum``). In hardware this is a
+  Kulisch (exact fixed-point) accumulator; ``"kulisch"`` is accepted as a spelling.
 * :class:`FloatAccum` ``(fmt, order="sequential"|"pairwise", chunk=None, overflow="ieee")`` -
   a float accumulator in any lowbit float format.  Every addition is rounded once (RNE, single
   rounding of the exact sum - no double rounding through float64) to ``fmt``.  Products are
@@ -18,7 +22,7 @@
   ``bits`` bits that adds integer products sequentially; after every add the register wraps
   modulo 2**bits or saturates to [-2**(bits-1), 2**(bits-1)-1].
 
-Strings (:func:`parse_accum`): ``exact``, ``fp32``, ``fp16``, ``bf16``, any lowbit float format
+Strings (:func:`parse_accum`): ``exact`` (= ``kulisch``), ``fp32``, ``fp16``, ``bf16``, any lowbit float format
 name (``tf32``, ``fp8_e4m3``, ``e5m10``...), with optional suffixes ``_pairwise``,
 ``_chunk<k>``, ``_sat``  (e.g. ``fp32_chunk32``, ``fp16_pairwise``, ``bf16_sat``),
 ``int<bits>`` (= wrap), ``int<bits>_wrap``, ``int<bits>_sat``.
@@ -29,7 +33,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .quantizers._formats import fmt_name, kind, resolve
+import numpy as np
+
+from lowbit.formats.registry import resolve
 
 ACCUM_FORMS = (
     "exact",
@@ -41,10 +47,19 @@ ACCUM_FORMS = (
 )
 
 
+ACCUM_KINDS = ("exact", "float", "int")
+FLOAT_ORDERS = ("sequential", "pairwise")
+FLOAT_OVERFLOW = ("ieee", "saturate")
+INT_OVERFLOW = ("wrap", "saturate")
+"""``AccumModel.kind`` values: exact (Kulisch), float register, integer register."""
+
+
 class AccumModel:
-    """Base class of accumulator descriptors; ``name`` is the canonical parseable string."""
+    """Base class of accumulator descriptors; ``name`` is the canonical parseable string and
+    ``kind`` one of :data:`ACCUM_KINDS`."""
 
     name: str = ""
+    kind: str = ""
 
     def __str__(self):
         return self.name
@@ -52,7 +67,9 @@ class AccumModel:
 
 @dataclass(frozen=True)
 class Exact(AccumModel):
-    """Exact products and sums; result correctly rounded once to float64."""
+    """Exact products and sums; result correctly rounded once to float64 (Kulisch)."""
+
+    kind = "exact"
 
     @property
     def name(self):
@@ -63,32 +80,32 @@ class Exact(AccumModel):
 class FloatAccum(AccumModel):
     """Float accumulator in ``fmt`` (name or FloatFormat); see module docstring."""
 
+    kind = "float"
+
     fmt: object = "fp32"
     order: str = "sequential"
     chunk: int | None = None
     overflow: str = "ieee"
 
     def __post_init__(self):
-        f = resolve(self.fmt)
-        if f is None or kind(f) != "float":
-            raise ValueError(f"FloatAccum fmt={self.fmt!r}: must be a lowbit float format")
-        if int(f.mbits) > 50:
-            raise ValueError(f"FloatAccum fmt={fmt_name(f)}: at most 50 mantissa bits supported (round-to-odd needs p + 2 <= 53)")
+        f = resolve(self.fmt, kind="float", arg="FloatAccum fmt")
+        if f.mbits > 50:
+            raise ValueError(f"FloatAccum fmt={f.name}: at most 50 mantissa bits supported (round-to-odd needs p + 2 <= 53)")
         object.__setattr__(self, "fmt", f)
-        if self.order not in ("sequential", "pairwise"):
-            raise ValueError(f"FloatAccum order={self.order!r}; allowed: 'sequential', 'pairwise'")
+        if self.order not in FLOAT_ORDERS:
+            raise ValueError(f"FloatAccum order={self.order!r}; allowed: {list(FLOAT_ORDERS)}")
         if self.chunk is not None:
-            if int(self.chunk) < 1:
+            if not _is_int(self.chunk) or self.chunk < 1:
                 raise ValueError(f"FloatAccum chunk={self.chunk!r}; must be a positive int")
             if self.order != "sequential":
                 raise ValueError("FloatAccum chunk=k requires order='sequential'")
             object.__setattr__(self, "chunk", int(self.chunk))
-        if self.overflow not in ("ieee", "saturate"):
-            raise ValueError(f"FloatAccum overflow={self.overflow!r}; allowed: 'ieee', 'saturate'")
+        if self.overflow not in FLOAT_OVERFLOW:
+            raise ValueError(f"FloatAccum overflow={self.overflow!r}; allowed: {list(FLOAT_OVERFLOW)}")
 
     @property
     def name(self):
-        s = fmt_name(self.fmt)
+        s = self.fmt.name
         if self.order == "pairwise":
             s += "_pairwise"
         if self.chunk is not None:
@@ -102,18 +119,25 @@ class FloatAccum(AccumModel):
 class IntAccum(AccumModel):
     """``bits``-bit two's-complement integer accumulator (2 <= bits <= 62)."""
 
+    kind = "int"
+
     bits: int = 32
     overflow: str = "wrap"
 
     def __post_init__(self):
-        if not 2 <= int(self.bits) <= 62:
-            raise ValueError(f"IntAccum bits={self.bits!r}; allowed 2..62")
-        if self.overflow not in ("wrap", "saturate"):
-            raise ValueError(f"IntAccum overflow={self.overflow!r}; allowed: 'wrap', 'saturate'")
+        if not _is_int(self.bits) or not 2 <= self.bits <= 62:
+            raise ValueError(f"IntAccum bits={self.bits!r}; allowed: an int in 2..62")
+        object.__setattr__(self, "bits", int(self.bits))
+        if self.overflow not in INT_OVERFLOW:
+            raise ValueError(f"IntAccum overflow={self.overflow!r}; allowed: {list(INT_OVERFLOW)}")
 
     @property
     def name(self):
         return f"int{self.bits}" + ("_sat" if self.overflow == "saturate" else "")
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
 
 
 _INT_RE = re.compile(r"^int(\d+)(?:_(wrap|sat|saturate))?$")
@@ -131,7 +155,7 @@ def parse_accum(spec) -> AccumModel:
         raise ValueError(f"accum={spec!r}: expected a string or AccumModel; allowed forms: "
                          + "; ".join(ACCUM_FORMS))
     s = spec.strip().lower()
-    if s == "exact":
+    if s in ("exact", "kulisch"):
         return Exact()
     m = _INT_RE.match(s)
     if m:
@@ -142,7 +166,7 @@ def parse_accum(spec) -> AccumModel:
             f = resolve(m.group("fmt"))
         except ValueError:
             f = None
-        if f is not None and kind(f) == "float":
+        if f is not None and f.kind == "float":
             return FloatAccum(f, "pairwise" if m.group("pw") else "sequential",
                               int(m.group("k")) if m.group("k") else None,
                               "saturate" if m.group("sat") else "ieee")
