@@ -42,9 +42,14 @@ P_INFCODE = 21
 P_MAXCODE = 22
 P_LEN = 23
 
-ROUNDING = ("rne", "rna", "rtz", "rup", "rdown", "rto", "stochastic")
-R_RNE, R_RNA, R_RTZ, R_RUP, R_RDOWN, R_RTO, R_SR = range(7)
-OVERFLOW = ("saturate", "nonsat", "error")
+ROUNDING = ("rne", "rna", "rtz", "rup", "rdown", "rto", "rnz", "rno",
+            "stochastic", "stochastic_fast", "stochastic_rne", "stochastic_rno", "sr_half")
+(R_RNE, R_RNA, R_RTZ, R_RUP, R_RDOWN, R_RTO, R_RNZ, R_RNO,
+ R_SR, R_SR_FAST, R_SR_RNE, R_SR_RNO, R_SR_HALF) = range(len(ROUNDING))
+STOCHASTIC_ROUNDING = ROUNDING[R_SR:]
+"""Modes that consume random bits (index >= ``R_SR``)."""
+OVERFLOW = ("saturate", "nonsat", "error", "propagate")
+O_SATURATE, O_NONSAT, O_ERROR, O_PROPAGATE = range(len(OVERFLOW))
 NANPOLICY = ("error", "zero", "max")
 
 ERR_OVERFLOW = np.uint32(0xFFFFFFFF)
@@ -53,26 +58,58 @@ ERR_NEG = np.uint32(0xFFFFFFFD)
 
 
 @njit(cache=True, inline="always")
+def _sr_up(rem, sh, rnd, srbits, mode):
+    """Stochastic decision for the discarded fraction ``f = rem / 2**sh`` (``0 <= f < 1``) and
+    the uniform random integer ``rnd`` in ``[0, 2**srbits)``; P3109 / gfloat definitions:
+
+    * ``stochastic``      (gfloat StochasticFastest): ``floor(f * 2**r) + rnd >= 2**r``
+    * ``stochastic_fast`` (gfloat StochasticFast): ``floor(f * 2**(r+1)) + 2*rnd + 1 >= 2**(r+1)``
+    * ``stochastic_rne``  (gfloat Stochastic): ``RNE(f * 2**r) + rnd >= 2**r``
+    * ``stochastic_rno``  (gfloat StochasticOdd): ties of ``f * 2**r`` to odd
+    * ``sr_half``         (pychop rmode 6, "SR-50"): up with probability 1/2 when ``f > 0``,
+      decided by the top random bit.
+    """
+    if mode == R_SR_HALF:
+        return rem != 0 and ((rnd >> np.uint64(srbits - 1)) & np.uint64(1)) == 1
+    nb = srbits + 1 if mode == R_SR_FAST else srbits
+    above = False
+    tie = False
+    if sh <= nb:
+        t = rem << np.uint64(nb - sh)
+    elif sh - nb >= 64:
+        t = np.uint64(0)  # rem < 2**63 <= half of 2**(sh - nb): below the half
+    else:
+        d = np.uint64(sh - nb)
+        t = rem >> d
+        low = rem & ((np.uint64(1) << d) - np.uint64(1))
+        half = np.uint64(1) << (d - np.uint64(1))
+        above = low > half
+        tie = low == half
+    if mode == R_SR_RNE:
+        if above or (tie and (t & np.uint64(1)) == 1):
+            t += np.uint64(1)
+    elif mode == R_SR_RNO:
+        if above or (tie and (t & np.uint64(1)) == 0):
+            t += np.uint64(1)
+    if mode == R_SR_FAST:
+        return t + np.uint64(2) * rnd + np.uint64(1) >= (np.uint64(1) << np.uint64(nb))
+    return t + rnd >= (np.uint64(1) << np.uint64(nb))
+
+
+@njit(cache=True, inline="always")
 def _round_sig(sig, sh, neg, mode, rnd, srbits, lsb_flip=0):
     """Round the non-negative integer ``sig * 2**-sh`` to an integer under ``mode``.
 
-    ``lsb_flip`` inverts the code parity seen by ties-to-even and round-to-odd (exponent-only
-    formats, where the code's last bit is the exponent's, not ``n``'s)."""
+    ``lsb_flip`` inverts the code parity seen by the ties-to-even / ties-to-odd / round-to-odd
+    modes (exponent-only formats, where the code's last bit is the exponent's, not ``n``'s)."""
     if sh <= 0:
         return sig << np.uint64(-sh)
     if sh >= 64:
         n = np.uint64(0)
+        rem = sig
         rem_nonzero = sig != 0
         above = False
         tie = False
-        if mode == R_SR:
-            # random bits sit just below the LSB; sig is far below them
-            t = np.uint64(0)
-            if sh - srbits < 64:
-                t = sig >> np.uint64(sh - srbits)
-            if t + rnd >= (np.uint64(1) << np.uint64(srbits)):
-                return np.uint64(1)
-            return np.uint64(0)
     else:
         ush = np.uint64(sh)
         n = sig >> ush
@@ -81,29 +118,29 @@ def _round_sig(sig, sh, neg, mode, rnd, srbits, lsb_flip=0):
         rem_nonzero = rem != 0
         above = rem > half
         tie = rem == half
-        if mode == R_SR:
-            if sh >= srbits:
-                t = rem >> np.uint64(sh - srbits)
-            else:
-                t = rem << np.uint64(srbits - sh)
-            if t + rnd >= (np.uint64(1) << np.uint64(srbits)):
-                n += np.uint64(1)
-            return n
+    if mode >= R_SR:
+        if _sr_up(rem, sh, rnd, srbits, mode):
+            n += np.uint64(1)
+        return n
+    odd = ((n & np.uint64(1)) ^ np.uint64(lsb_flip)) == 1
     if mode == R_RNE:
-        if above or (tie and ((n & np.uint64(1)) ^ np.uint64(lsb_flip)) == 1):
-            n += np.uint64(1)
+        up = above or (tie and odd)
     elif mode == R_RNA:
-        if above or tie:
-            n += np.uint64(1)
+        up = above or tie
+    elif mode == R_RNZ:
+        up = above
+    elif mode == R_RNO:
+        up = above or (tie and not odd)
     elif mode == R_RUP:
-        if rem_nonzero and not neg:
-            n += np.uint64(1)
+        up = rem_nonzero and not neg
     elif mode == R_RDOWN:
-        if rem_nonzero and neg:
-            n += np.uint64(1)
+        up = rem_nonzero and neg
     elif mode == R_RTO:
-        if rem_nonzero and ((n & np.uint64(1)) ^ np.uint64(lsb_flip)) == 0:
-            n += np.uint64(1)
+        up = rem_nonzero and not odd
+    else:  # R_RTZ
+        up = False
+    if up:
+        n += np.uint64(1)
     return n
 
 
@@ -112,9 +149,9 @@ def _overflow_code(P, neg, mode):
     ovf = P[P_OVF]
     sbit = np.uint32(1) << np.uint32(P[P_EBITS] + P[P_MBITS]) if P[P_SIGNED] else np.uint32(0)
     sgn = sbit if neg else np.uint32(0)
-    if ovf == 2:
+    if ovf == O_ERROR:
         return ERR_OVERFLOW
-    if ovf == 1:
+    if ovf == O_NONSAT:
         # IEEE 754 7.4: directed roundings toward zero deliver the largest finite number
         to_max = mode == R_RTZ or (mode == R_RUP and neg) or (mode == R_RDOWN and not neg)
         if not to_max:
@@ -127,6 +164,21 @@ def _overflow_code(P, neg, mode):
     if not P[P_SIGNED] and neg:
         return np.uint32(0)  # +0, or 2^emin (code 0) for a format without zero
     return sgn | np.uint32(P[P_MAXCODE])
+
+
+@njit(cache=True)
+def _negative_unsigned_code(P, mode):
+    """Code for a negative input to an unsigned float format (with a zero) whose magnitude does
+    not round to 0 (pychop's P3109 rule): the inward directed roundings (rtz, rup) give +0;
+    otherwise ``"error"`` raises, ``"nonsat"`` gives NaN where the format has one, and
+    ``"saturate"`` / ``"propagate"`` give +0."""
+    if mode == R_RTZ or mode == R_RUP:
+        return np.uint32(0)
+    if P[P_OVF] == O_ERROR:
+        return ERR_NEG
+    if P[P_OVF] == O_NONSAT and P[P_NANK] != 0:
+        return np.uint32(P[P_NANCODE])
+    return np.uint32(0)
 
 
 @njit(cache=True)
@@ -162,16 +214,16 @@ def encode_one(u, SM, SE, shift, P, rnd):
             return _nan_code(P, neg)
         # +-Inf
         if P[P_KIND] == 1:
-            if P[P_OVF] == 2:
+            if P[P_OVF] == O_ERROR:
                 return ERR_OVERFLOW
             q = P[P_QMIN] if neg else P[P_QMAX]
             return np.uint32(q & ((1 << ebits) - 1))
-        if P[P_INF] and (signed or not neg) and P[P_OVF] != 0:
+        if P[P_INF] and (signed or not neg) and P[P_OVF] != O_SATURATE:
             sbit = np.uint32(1) << np.uint32(ebits + mbits) if signed else np.uint32(0)
             return (sbit if neg else np.uint32(0)) | np.uint32(P[P_INFCODE])
-        if P[P_OVF] == 2:
+        if P[P_OVF] == O_ERROR:
             return ERR_OVERFLOW
-        if P[P_OVF] == 1 and P[P_NANK] != 0:
+        if P[P_OVF] == O_NONSAT and P[P_NANK] != 0:
             return _nan_code(P, neg)
         return _overflow_code(P, neg, R_RNE)
     if ef == 0 and f == 0:
@@ -190,13 +242,14 @@ def encode_one(u, SM, SE, shift, P, rnd):
         lb = ef - sbias
     E -= shift
     lb -= shift
-    if neg and not signed and P[P_KIND] == 0:
-        # negative input to an unsigned float format
-        if P[P_OVF] == 2:
+    neg_unsigned = neg and not signed and P[P_KIND] == 0
+    if neg_unsigned and not P[P_ZERO]:
+        # negative input to a format without zero (E8M0): ml_dtypes' rule
+        if P[P_OVF] == O_ERROR:
             return ERR_NEG
-        if P[P_OVF] == 1 and P[P_NANK] != 0:
+        if P[P_OVF] == O_NONSAT and P[P_NANK] != 0:
             return np.uint32(P[P_NANCODE])
-        return np.uint32(0)  # +0, or 2^emin (code 0) for a format without zero
+        return np.uint32(0)  # 2^emin (code 0)
     if P[P_KIND] == 1:
         return _encode_int(sig, E, lb, neg, P, rnd)
     emin = P[P_EMIN]
@@ -208,6 +261,8 @@ def encode_one(u, SM, SE, shift, P, rnd):
         qexp = emin  # no subnormals: the grid below min_normal is {0, min_normal}
     # guard against absurd exponents (far beyond the format): decide overflow early
     if lb > P[P_MAXF] - P[P_BIAS] + 2:
+        if neg_unsigned:
+            return _negative_unsigned_code(P, mode)
         return _overflow_code(P, neg, mode)
     flip = 0
     if mbits == 0 and lb >= emin:
@@ -231,10 +286,13 @@ def encode_one(u, SM, SE, shift, P, rnd):
     else:
         field = 0
         mant = np.int64(n)
-    if field > P[P_MAXF] or (field == P[P_MAXF] and mant > P[P_MAXM]):
-        return _overflow_code(P, neg, mode)
-    if P[P_FLUSH] and field == 0 and P[P_ZERO]:
+    over = field > P[P_MAXF] or (field == P[P_MAXF] and mant > P[P_MAXM])
+    if P[P_FLUSH] and field == 0 and P[P_ZERO] and not over:
         return _zero_code(P, neg)
+    if neg_unsigned:
+        return _negative_unsigned_code(P, mode)
+    if over:
+        return _overflow_code(P, neg, mode)
     code = np.uint32((field << mbits) | mant)
     if signed and neg:
         code |= np.uint32(1) << np.uint32(ebits + mbits)
@@ -245,9 +303,9 @@ def encode_one(u, SM, SE, shift, P, rnd):
 def _zero_code(P, neg):
     if not P[P_ZERO]:
         # no zero (E8M0): a zero input is NaN under nonsat (ml_dtypes), min under saturate
-        if P[P_OVF] == 1 and P[P_NANK] != 0:
+        if P[P_OVF] == O_NONSAT and P[P_NANK] != 0:
             return np.uint32(P[P_NANCODE])
-        if P[P_OVF] == 2:
+        if P[P_OVF] == O_ERROR:
             return ERR_OVERFLOW
         return np.uint32(0)
     if neg and P[P_SIGNED] and P[P_NANK] != 3 and P[P_KIND] == 0:
@@ -264,7 +322,7 @@ def _encode_int(sig, E, lb, neg, P, rnd):
         n = _round_sig(sig, qexp - E, neg, P[P_ROUND], rnd, P[P_SRBITS])
     q = -np.int64(n) if neg else np.int64(n)
     if q > P[P_QMAX] or q < P[P_QMIN]:
-        if P[P_OVF] == 2:
+        if P[P_OVF] == O_ERROR:
             return ERR_OVERFLOW
         q = P[P_QMAX] if q > P[P_QMAX] else P[P_QMIN]
     bits = P[P_EBITS]  # int formats store their width here
@@ -319,6 +377,9 @@ def decode_kernel(codes, P, out):
             continue
         if nk == 2 and e == emask and m == mmask:
             out[i] = np.nan
+            continue
+        if nk != 1 and P[P_INF] and ((e << mbits) | m) == P[P_INFCODE]:
+            out[i] = -np.inf if s else np.inf  # Inf below the top NaN (P3109 extended)
             continue
         if e == 0 and P[P_ZERO]:
             v = np.ldexp(np.float64(m), 1 - bias - mbits) if P[P_SUBN] else 0.0

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from lowbit.formats._kernel import STOCHASTIC_ROUNDING
 from lowbit.formats._lut import code_table, lut_block_encode, lut_width, row_amax_f32
 from lowbit.formats.block_format import BlockFormat
 from lowbit.formats.convert import (
@@ -33,6 +34,7 @@ from lowbit.formats.convert import (
     decode,
     kernel_params,
     quantize,
+    rounding_mode,
     run_encode,
     value_table,
 )
@@ -53,6 +55,7 @@ def encode_blocks(x, fmt: BlockFormat, axis=-1, rounding="rne", overflow="satura
     table-driven fast path ran (saves a decode pass in ``quantize``).
     """
     fmt = resolve(fmt)
+    rounding = rounding_mode(rounding)
     xa = np.asarray(x)
     as_float_bits(xa[:0] if xa.ndim else xa)  # dtype check with a clear error
     if xa.dtype == np.float16:
@@ -92,7 +95,7 @@ def encode_blocks(x, fmt: BlockFormat, axis=-1, rounding="rne", overflow="satura
             e = _mse_pow2(rows, amax, fmt, kw)
         else:
             e = _clamp_exp(pow2_exponent(amax, rule, el), fmt)
-        if rows.dtype == np.float32 and rounding != "stochastic" and lut_width(el) is not None:
+        if rows.dtype == np.float32 and rounding not in STOCHASTIC_ROUNDING and lut_width(el) is not None:
             codes = _lut_blocks(rows, e, el, kw, _values_out)
         else:
             codes, _ = run_encode(rows, el, shift=e, rowlen=max(k, 1), **kw)

@@ -6,17 +6,34 @@ Rounding (one rounding from the exact float16/32/64 input value):
 * ``"rna"`` nearest, ties away from zero
 * ``"rtz"`` toward zero, ``"rup"`` toward +Inf, ``"rdown"`` toward -Inf
 * ``"rto"`` round to odd (truncate, then set the LSB if inexact)
-* ``"stochastic"`` hardware style: ``sr_bits`` uniform random bits are added just below the
-  target LSB, then the result is truncated (probability of rounding up = the first ``sr_bits``
-  bits of the remainder / 2**sr_bits). Seeded by ``seed`` (int or ``numpy.random.Generator``).
+* ``"rnz"`` nearest, ties toward zero; ``"rno"`` nearest, ties to odd code
+* stochastic modes, seeded by ``seed`` (int or ``numpy.random.Generator``); element ``i`` (flat
+  C order) uses ``r_i``, the ``i``-th draw of ``rng.integers(0, 2**sr_bits, size=n,
+  dtype=uint64)``; ``f`` is the discarded fraction of an ulp (IEEE P3109 interim report v3.1
+  definitions as implemented by gfloat ``RoundMode``):
+
+  - ``"stochastic"`` hardware style: round up iff ``floor(f * 2**sr_bits) + r >= 2**sr_bits``
+    (``sr_bits`` random bits added below the LSB, then truncation; gfloat StochasticFastest)
+  - ``"stochastic_fast"`` iff ``floor(f * 2**(sr_bits+1)) + 2r + 1 >= 2**(sr_bits+1)``
+    (gfloat StochasticFast)
+  - ``"stochastic_rne"`` / ``"stochastic_rno"`` iff ``round(f * 2**sr_bits) + r >= 2**sr_bits``
+    with ties to even / odd (gfloat Stochastic / StochasticOdd)
+  - ``"sr_half"`` ("SR-50", pychop rmode 6): an inexact value rounds up or down with
+    probability 1/2 each (the top bit of ``r``); exact values are unchanged
+
+  Aliases (gfloat / pychop spellings) are listed in :data:`ROUNDING_ALIASES`.
 
 Policies (explicit, never silent):
 
 * ``overflow``: ``"saturate"`` (+-max, also for +-Inf input even where the format has Inf:
-  CUDA ``.satfinite``),
+  CUDA ``.satfinite``; P3109 SatFinite), ``"propagate"`` (finite overflow -> +-max, +-Inf input
+  stays +-Inf where the format has Inf; P3109 SatPropagate),
   ``"nonsat"`` (Inf where the format has Inf, else NaN where it has NaN, else saturate; with the
   IEEE 754 7.4 rule that rtz / rup-of-negative / rdown-of-positive overflow to max. Reproduces
-  ml_dtypes' casts, incl. Inf -> NaN for E4M3FN and 0 -> NaN for E8M0), ``"error"`` (raise).
+  ml_dtypes' casts, incl. Inf -> NaN for E4M3FN and 0 -> NaN for E8M0; P3109 OvfInf),
+  ``"error"`` (raise). A negative input to an unsigned format with a zero gives +0 when its
+  magnitude rounds to 0 or the rounding is ``rtz`` / ``rup``, else NaN under ``"nonsat"``
+  (where the format has NaN), +0 under ``"saturate"`` / ``"propagate"`` (pychop's P3109 rule).
 * ``nan`` (NaN input, formats without NaN such as FP4/FP6/INT): ``"error"``, ``"zero"`` (+0),
   ``"max"`` (+max; the NaN's sign bit is ignored).
 * ``subnormals``: ``"keep"`` or ``"flush"`` (flush-to-zero on output: a result that rounds to a
@@ -38,6 +55,25 @@ from lowbit.formats.registry import resolve
 SUBNORMAL_POLICIES = ("keep", "flush")
 _NANK = {None: 0, "ieee": 1, "fn": 2, "fnuz": 3}
 
+ROUNDING_ALIASES = {
+    # gfloat RoundMode names (lower case) and pychop P3109 / Chop names
+    "tiestoeven": "rne", "nearest_even": "rne", "ties_to_even": "rne",
+    "tiestoaway": "rna", "nearest_away": "rna", "ties_to_away": "rna",
+    "towardzero": "rtz", "toward_zero": "rtz", "truncate": "rtz",
+    "towardpositive": "rup", "toward_positive": "rup", "ceil": "rup",
+    "towardnegative": "rdown", "toward_negative": "rdown", "floor": "rdown",
+    "toodd": "rto", "to_odd": "rto",
+    "ties_to_zero": "rnz", "nearest_zero": "rnz", "rtz_ties": "rnz",
+    "ties_to_odd": "rno", "nearest_odd": "rno",
+    "stochasticfastest": "stochastic", "stochastic_a": "stochastic", "sr": "stochastic",
+    "stochasticfast": "stochastic_fast", "stochastic_b": "stochastic_fast",
+    "stochastic_c": "stochastic_rne",
+    "stochasticodd": "stochastic_rno",
+    "sr-50": "sr_half", "sr50": "sr_half", "stochastic_half": "sr_half",
+}
+"""Other spellings of :data:`ROUNDING` modes (case-insensitive). ``"stochastic_c"`` is pychop's
+name for gfloat's ``Stochastic`` (RNE before the comparison): lowbit's ``"stochastic_rne"``."""
+
 
 def _choice(value, allowed, argname):
     if value not in allowed:
@@ -45,12 +81,24 @@ def _choice(value, allowed, argname):
     return allowed.index(value)
 
 
+def rounding_mode(rounding) -> str:
+    """The canonical :data:`ROUNDING` name of ``rounding`` (a mode or one of
+    :data:`ROUNDING_ALIASES`); ValueError naming the allowed values otherwise."""
+    if isinstance(rounding, str):
+        key = rounding.strip().lower()
+        key = ROUNDING_ALIASES.get(key, key)
+        if key in K.ROUNDING:
+            return key
+    raise ValueError(f"rounding must be one of {list(K.ROUNDING)} (or an alias: "
+                     f"{', '.join(sorted(ROUNDING_ALIASES))}), got {rounding!r}")
+
+
 @lru_cache(maxsize=512)
 def kernel_params(fmt, rounding="rne", overflow="saturate", nan="error", subnormals="keep",
                   sr_bits=32) -> np.ndarray:
     """The int64 parameter vector consumed by :mod:`lowbit.formats._kernel`."""
     P = np.zeros(K.P_LEN, dtype=np.int64)
-    P[K.P_ROUND] = _choice(rounding, K.ROUNDING, "rounding")
+    P[K.P_ROUND] = K.ROUNDING.index(rounding_mode(rounding))
     P[K.P_OVF] = _choice(overflow, K.OVERFLOW, "overflow")
     P[K.P_NANPOL] = _choice(nan, K.NANPOLICY, "nan")
     P[K.P_FLUSH] = _choice(subnormals, SUBNORMAL_POLICIES, "subnormals")
@@ -117,7 +165,7 @@ def as_float_bits(x):
 
 def _random_bits(n, seed, sr_bits):
     if seed is None:
-        raise ValueError("rounding='stochastic' needs seed= (an int or a numpy.random.Generator)")
+        raise ValueError("stochastic rounding needs seed= (an int or a numpy.random.Generator)")
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     return rng.integers(0, 1 << sr_bits, size=n, dtype=np.uint64)
 
@@ -134,12 +182,14 @@ def run_encode(x, fmt, rounding="rne", overflow="saturate", nan="error", subnorm
     before rounding (power-of-two block scales).
     """
     u, SM, SE, _ = as_float_bits(x)
+    rounding = rounding_mode(rounding)
     P = kernel_params(fmt, rounding, overflow, nan, subnormals, sr_bits)
     n = u.shape[0]
-    rnd = _random_bits(n, seed, sr_bits) if rounding == "stochastic" else _EMPTY_RND
+    stochastic = rounding in K.STOCHASTIC_ROUNDING
+    rnd = _random_bits(n, seed, sr_bits) if stochastic else _EMPTY_RND
     codes = np.empty(n, dtype=np.uint32)
     vals = None
-    if shift is None and rounding != "stochastic" and lut_width(fmt) is not None and (
+    if shift is None and not stochastic and lut_width(fmt) is not None and (
             SM == 23 or n > 50_000):
         k, table = code_table(fmt, P.tobytes(), 32 if SM == 23 else 64)
         if want_values:
@@ -196,6 +246,7 @@ def encode(x, fmt, rounding="rne", overflow="saturate", nan="error", subnormals=
     :class:`~lowbit.formats.qtensor.QuantizedTensor` (blocks along ``axis``).
     """
     fmt = resolve(fmt)
+    rounding = rounding_mode(rounding)
     if fmt.kind == "block":
         from lowbit.formats.block_engine import encode_blocks
 
@@ -216,6 +267,7 @@ def quantize(x, fmt, rounding="rne", overflow="saturate", nan="error", subnormal
     float32. Block formats quantize blocks along ``axis`` (see ``encode``).
     """
     fmt = resolve(fmt)
+    rounding = rounding_mode(rounding)
     xa = np.asarray(x)
     if xa.dtype.kind in "iub":
         raise TypeError(f"x must be a float16, float32 or float64 array, got dtype {xa.dtype}")

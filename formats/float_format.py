@@ -15,6 +15,12 @@ NaN / Inf schemes (``nan=``):
   bias one larger than IEEE by default (AMD/Graphcore FP8).
 * ``None``   - no NaN and no Inf (OCP FP6 E2M3/E3M2, FP4 E2M1); everything saturates.
 
+``inf=`` defaults to ``True`` for ``"ieee"`` and ``False`` otherwise. ``inf=True`` with
+``"fn"``, ``"fnuz"`` or ``None`` puts +-Inf at the largest non-NaN magnitude code of each sign
+(the IEEE P3109 "extended" domain): signed P3109 formats are ``nan="fnuz", inf=True`` (NaN at
+0x80, +Inf 0x7F, -Inf 0xFF for 8 bits), unsigned ones ``nan="fn", inf=True`` (NaN 0xFF,
++Inf 0xFE). :func:`p3109` builds them by their P3109 parameters.
+
 ``zero=False`` describes exponent-only scale formats such as OCP MX E8M0 (spec section 5.4.1):
 exponent field 0 is a normal binade (0x00 = 2^-127), there is no zero and no subnormal.
 ``signed=False`` drops the sign bit (UE4M3, UE5M3, E8M0).
@@ -45,8 +51,10 @@ class FloatFormat:
     subnormals : bool
         Whether exponent field 0 encodes subnormals (``False``: those codes are unused and
         values below ``min_normal`` round to 0 or ``min_normal``).
-    inf : bool
-        Whether the format has +-Inf (only with ``nan="ieee"``).
+    inf : bool, optional
+        Whether the format has +-Inf. Default ``True`` for ``nan="ieee"`` (top binade, mantissa
+        0) and ``False`` otherwise; ``True`` with another scheme puts Inf at the largest non-NaN
+        magnitude code (P3109 extended domain, see the module docstring).
     nan : {"ieee", "fn", "fnuz", None}
         NaN scheme, see the module docstring.
     zero : bool
@@ -60,7 +68,7 @@ class FloatFormat:
     bias: int | None = None
     signed: bool = True
     subnormals: bool = True
-    inf: bool = True
+    inf: bool | None = None
     nan: str | None = "ieee"
     zero: bool = True
     name: str | None = field(default=None, compare=False)
@@ -80,24 +88,49 @@ class FloatFormat:
         if not self.zero and (self.subnormals and self.mbits > 0):
             raise ValueError("zero=False formats (E8M0 style) have no subnormals: "
                              "pass subnormals=False")
+        if self.inf is None:
+            object.__setattr__(self, "inf", self.nan == "ieee")
+        if not isinstance(self.inf, (bool, np.bool_)):
+            raise ValueError(f"inf must be True, False or None (scheme default), got {self.inf!r}")
+        object.__setattr__(self, "inf", bool(self.inf))
+        if not self.zero and self.inf:
+            raise ValueError("zero=False (exponent-only scale) formats have no Inf: pass inf=False")
         if self.bits > 32:
             raise ValueError(f"formats wider than 32 bits are not supported (got {self.bits})")
         if self.bias is None:
             b = (1 << (self.ebits - 1)) - 1 + (1 if self.nan == "fnuz" else 0)
             object.__setattr__(self, "bias", b)
+        if self.max_code <= 0:
+            raise ValueError(f"{self._default_name()} (ebits={self.ebits}, mbits={self.mbits}, "
+                             f"nan={self.nan!r}, inf={self.inf}) has no positive finite value")
         if self.name is None:
             object.__setattr__(self, "name", self._default_name())
-        # inf only exists in the IEEE scheme
-        if self.nan != "ieee" and self.inf:
-            object.__setattr__(self, "inf", False)
 
     def _default_name(self) -> str:
+        p3109 = self.p3109_params
+        if p3109 is not None and (self.inf or not self.signed):
+            k, p, signed, domain = p3109
+            return p3109_name(k, p, signed=signed, domain=domain)
         n = f"{'' if self.signed else 'u'}e{self.ebits}m{self.mbits}"
         if self.nan == "fn":
             n += "fn"
         elif self.nan == "fnuz":
             n += "fnuz"
+        if self.inf and self.nan != "ieee":
+            n += "_inf"
         return n
+
+    @property
+    def p3109_params(self) -> tuple[int, int, bool, str] | None:
+        """``(K, P, signed, domain)`` when this is an IEEE P3109 ``binaryKpP`` format (interim
+        report v3: bias ``2**(K-P-1)`` signed / ``2**(K-P)`` unsigned, subnormals, NaN at the
+        negative-zero code (signed) or the all-ones code (unsigned), Inf below it for
+        ``domain="extended"``), else ``None``."""
+        scheme = "fnuz" if self.signed else "fn"
+        if (self.nan != scheme or not self.subnormals or not self.zero
+                or self.bias != 1 << (self.ebits - 1)):
+            return None
+        return self.bits, self.mbits + 1, self.signed, "extended" if self.inf else "finite"
 
     # ---- layout ------------------------------------------------------------------------------
     @property
@@ -116,7 +149,7 @@ class FloatFormat:
 
     @property
     def has_inf(self) -> bool:
-        return self.nan == "ieee" and self.inf
+        return self.inf
 
     @property
     def has_nan(self) -> bool:
@@ -129,18 +162,12 @@ class FloatFormat:
     @property
     def max_field(self) -> int:
         """Largest exponent field that holds finite numbers."""
-        top = (1 << self.ebits) - 1
-        if self.nan == "ieee" or (self.nan == "fn" and self.mbits == 0):
-            return top - 1
-        return top
+        return self.max_code >> self.mbits
 
     @property
     def max_mant(self) -> int:
         """Largest mantissa field at ``max_field``."""
-        full = (1 << self.mbits) - 1
-        if self.nan == "fn" and self.mbits > 0:
-            return full - 1
-        return full
+        return self.max_code & ((1 << self.mbits) - 1)
 
     # ---- derived numeric properties ----------------------------------------------------------
     @property
@@ -156,6 +183,8 @@ class FloatFormat:
     @property
     def max(self) -> float:
         """Largest finite value."""
+        if self.max_field == 0 and self.zero:  # every finite value is subnormal
+            return math.ldexp(self.max_mant, self.emin - self.mbits)
         return math.ldexp((1 << self.mbits) + self.max_mant, self.emax - self.mbits)
 
     @property
@@ -206,11 +235,23 @@ class FloatFormat:
 
     @property
     def inf_code(self) -> int:
-        return ((1 << self.ebits) - 1) << self.mbits if self.has_inf else -1
+        """Code of +Inf (``-1`` when the format has no Inf): the top binade with mantissa 0 for
+        ``nan="ieee"``, else the largest magnitude code below the top NaN (P3109 extended)."""
+        if not self.inf:
+            return -1
+        if self.nan == "ieee":
+            return ((1 << self.ebits) - 1) << self.mbits
+        return self.max_code + 1
 
     @property
     def max_code(self) -> int:
-        return (self.max_field << self.mbits) | self.max_mant
+        """Code of the largest finite value: the largest magnitude code less the special codes
+        at the top (the whole top binade for ``"ieee"``; one NaN for ``"fn"``; one Inf when
+        ``inf=True`` outside ``"ieee"``) - gfloat's ``code_of_max``."""
+        top = (1 << (self.ebits + self.mbits)) - 1
+        if self.nan == "ieee":
+            return top - (1 << self.mbits)
+        return top - int(self.nan == "fn") - int(self.inf)
 
     def values(self) -> np.ndarray:
         """All code values in code order (float64; NaN where a code is NaN)."""
@@ -262,3 +303,37 @@ class FloatFormat:
 
     def __str__(self) -> str:
         return self.name
+
+
+P3109_DOMAINS = ("extended", "finite")
+
+
+def p3109(k: int, p: int, *, signed: bool = True, domain: str = "extended") -> FloatFormat:
+    """The IEEE P3109 format ``binary{k}p{p}`` (interim report v3, as gfloat's
+    ``format_info_p3109(k, p, signedness, domain)``).
+
+    ``k`` total bits, ``p`` precision (significand bits including the implicit one), so
+    ``mbits = p - 1`` and ``ebits = k - p`` (signed) or ``k - p + 1`` (unsigned). Exponent bias
+    ``2**(k-p-1)`` signed, ``2**(k-p)`` unsigned; subnormals; no negative zero. Specials: signed
+    formats have one NaN at the negative-zero code ``2**(k-1)``; unsigned ones one NaN at the
+    all-ones code ``2**k - 1``. ``domain="extended"`` adds +Inf at the largest non-NaN magnitude
+    code (``2**(k-1) - 1`` signed, ``2**k - 2`` unsigned) and -Inf at ``2**k - 1`` (signed);
+    ``"finite"`` has no Inf. Named ``p3109_k{k}p{p}{s|u}{e|f}`` (gfloat / pychop spelling).
+    """
+    if not isinstance(k, (int, np.integer)) or not 2 <= k <= 32:
+        raise ValueError(f"k must be an integer in 2..32, got {k!r}")
+    top = k - 1 if signed else k
+    if not isinstance(p, (int, np.integer)) or not 1 <= p <= top:
+        raise ValueError(f"p must be an integer in 1..{top} for a {'signed' if signed else 'unsigned'}"
+                         f" {k}-bit P3109 format, got {p!r}")
+    if domain not in P3109_DOMAINS:
+        raise ValueError(f"domain must be one of {list(P3109_DOMAINS)}, got {domain!r}")
+    ebits = k - p + (0 if signed else 1)
+    return FloatFormat(ebits, p - 1, bias=1 << (ebits - 1), signed=signed,
+                       nan="fnuz" if signed else "fn", inf=domain == "extended",
+                       name=p3109_name(k, p, signed=signed, domain=domain))
+
+
+def p3109_name(k: int, p: int, *, signed: bool = True, domain: str = "extended") -> str:
+    """gfloat's / pychop's name of a P3109 format, ``p3109_k{k}p{p}{s|u}{e|f}``."""
+    return f"p3109_k{k}p{p}{'s' if signed else 'u'}{domain[0]}"

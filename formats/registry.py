@@ -2,7 +2,11 @@
 
 ``get_format("fp8_e4m3")``, ``get_format("float8_e4m3fn")``, ``get_format("e4m3")`` all give the
 OCP E4M3 (``fn``) format. Any ``e{E}m{M}`` (IEEE-style, with Inf/NaN and subnormals) and
-``ue{E}m{M}`` / ``e{E}m{M}fn`` / ``e{E}m{M}fnuz`` are built on the fly.
+``ue{E}m{M}`` / ``e{E}m{M}fn`` / ``e{E}m{M}fnuz`` (``_inf`` suffix: Inf below the top NaN) are
+built on the fly, as is every IEEE P3109 format under its gfloat / pychop name
+``p3109_k{K}p{P}{s|u}{e|f}`` or its P3109 name ``binary{K}p{P}`` (signed extended by default; a
+``se`` / ``sf`` / ``ue`` / ``uf`` suffix picks signedness and domain), e.g. ``p3109_k8p3``,
+``binary8p3``, ``binary8p4uf``.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 import re
 
 from lowbit.formats.block_format import BlockFormat
-from lowbit.formats.float_format import FloatFormat
+from lowbit.formats.float_format import FloatFormat, p3109
 from lowbit.formats.int_format import IntFormat
 
 F = FloatFormat
@@ -32,6 +36,14 @@ _FLOATS = {
     "ue4m3": F(4, 3, signed=False, nan="fn", name="ue4m3"),
     "ue5m3": F(5, 3, signed=False, nan="fn", name="ue5m3"),
 }
+
+# gfloat's ``p3109_binary8_formats`` collection; any other K/P is built on the fly
+for _k, _p, _s, _d in ([(8, 1, s, "extended") for s in (True, False)]
+                       + [(8, p, s, d) for p in (3, 4) for s in (True, False)
+                          for d in ("extended", "finite")]
+                       + [(8, 7, True, "finite"), (8, 8, False, "finite")]):
+    _f = p3109(_k, _p, signed=_s, domain=_d)
+    _FLOATS[_f.name] = _f
 
 _INTS = {}
 for _b in range(2, 9):
@@ -91,7 +103,8 @@ _ALIASES = {
 }
 
 _REGISTRY = {**_FLOATS, **_INTS, **_BLOCKS}
-_ONTHEFLY = re.compile(r"^(u?)e(\d+)m(\d+)(fn|fnuz)?$")
+_ONTHEFLY = re.compile(r"^(u?)e(\d+)m(\d+)(fn|fnuz)?(_inf)?$")
+_P3109 = re.compile(r"^(?:p3109_k|binary)(\d+)p(\d+)(?:([su])([ef]))?$")
 
 
 def list_formats(kind: str | None = None) -> list[str]:
@@ -122,9 +135,16 @@ def get_format(name):
     m = _ONTHEFLY.match(key)
     if m:
         unsigned, e, mb, nan = m.group(1), int(m.group(2)), int(m.group(3)), m.group(4)
-        return FloatFormat(e, mb, signed=not unsigned, nan=nan or "ieee", name=key)
+        inf = True if m.group(5) else None
+        return FloatFormat(e, mb, signed=not unsigned, nan=nan or "ieee", inf=inf, name=key)
+    m = _P3109.match(key)
+    if m:
+        k, p = int(m.group(1)), int(m.group(2))
+        signed, domain = m.group(3) != "u", "finite" if m.group(4) == "f" else "extended"
+        return p3109(k, p, signed=signed, domain=domain)
     raise ValueError(f"unknown format {name!r}; known formats: {', '.join(list_formats())} "
-                     f"(aliases: {', '.join(sorted(_ALIASES))}; or any e<E>m<M>[fn|fnuz])")
+                     f"(aliases: {', '.join(sorted(_ALIASES))}; or any e<E>m<M>[fn|fnuz][_inf], "
+                     f"p3109_k<K>p<P>[s|u][e|f] or binary<K>p<P>[s|u][e|f])")
 
 
 FORMAT_TYPES = (FloatFormat, IntFormat, BlockFormat)

@@ -68,7 +68,7 @@ def fp_fma_step(a, b, c, fmt_a, fmt_b, acc_fmt, overflow: str = "ieee"):
     code, _ = fp_add_rne(xc, xp, off, fc, overflow)
     nan = p.is_nan | dc.is_nan | (p.is_inf & dc.is_inf & (p.sign ^ dc.sign))
     body = fc.bits - 1
-    inf_code = ((1 << fc.ebits) - 1) << fc.mbits
+    inf_code = fc.inf_code
     if fc.has_inf:
         code = pyrtl.select(dc.is_inf, pyrtl.concat(dc.sign, pyrtl.Const(inf_code, body)), code)
         code = pyrtl.select(p.is_inf, pyrtl.concat(p.sign, pyrtl.Const(inf_code, body)), code)

@@ -61,14 +61,15 @@ def fp_decode(code, fmt) -> Decoded:
         special = ex == top
         is_inf = (special & (man == 0)) if f.has_inf else false
         is_nan = (special & (man != 0)) if f.has_inf else special
-    elif f.nan == "fn":
-        is_nan = (code[:m + e] == (1 << (m + e)) - 1)
-        is_inf = false
-    elif f.nan == "fnuz":
-        is_nan = code == (1 << (f.bits - 1))
-        is_inf = false
     else:
-        is_nan = is_inf = false
+        if f.nan == "fn":
+            is_nan = (code[:m + e] == (1 << (m + e)) - 1)
+        elif f.nan == "fnuz":
+            is_nan = code == (1 << (f.bits - 1))
+        else:
+            is_nan = false
+        # Inf below the top NaN (IEEE P3109 extended domain)
+        is_inf = (code[:m + e] == f.inf_code) if f.has_inf else false
     is_zero = ex_zero & (man == 0) & ~is_nan
     return Decoded(sign, sig, exp, is_zero, is_nan, is_inf)
 

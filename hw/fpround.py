@@ -108,7 +108,7 @@ def round_to_float(sign, mag, e_u, e_off: int, fmt, overflow: str = "ieee"):
     if overflow == "saturate" or not f.has_nan:
         ovf_code = _c(max_code, body)
     elif f.has_inf:
-        ovf_code = _c(((1 << f.ebits) - 1) << M, body)
+        ovf_code = _c(f.inf_code, body)
     else:
         ovf_code = _c(f.nan_code & ((1 << body) - 1), body)
     out = pyrtl.select(ovf, ovf_code, code[:body])

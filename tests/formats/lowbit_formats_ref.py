@@ -188,6 +188,10 @@ def ref_round(x, s: Spec, rounding: str = "rne", overflow: str = "saturate"):
         up = r > half or (r == half and lower_odd)
     elif rounding == "rna":
         up = r >= half
+    elif rounding == "rnz":
+        up = r > half
+    elif rounding == "rno":
+        up = r > half or (r == half and not lower_odd)
     elif rounding == "rtz":
         up = False
     elif rounding == "rup":
@@ -207,7 +211,7 @@ def ref_round(x, s: Spec, rounding: str = "rne", overflow: str = "saturate"):
         else:  # nonsat, IEEE 754 rules
             if rounding == "rto":
                 return None
-            to_big = rounding in ("rne", "rna") or (rounding == "rup" and not neg) or (
+            to_big = rounding in ("rne", "rna", "rnz", "rno") or (rounding == "rup" and not neg) or (
                 rounding == "rdown" and neg)
             if to_big and s.inf:
                 return -math.inf if neg else math.inf
@@ -234,6 +238,10 @@ def ref_round_int(x: float, qmin: int, qmax: int, frac_bits: int = 0, rounding="
         up = r > half or (r == half and (n0 & 1))
     elif rounding == "rna":  # away from zero
         up = r > half or (r == half and a > 0)
+    elif rounding == "rnz":  # ties toward zero
+        up = r > half or (r == half and a < 0)
+    elif rounding == "rno":  # ties to odd
+        up = r > half or (r == half and not (n0 & 1))
     elif rounding == "rtz":
         up = r > 0 and a < 0
     elif rounding == "rup":
@@ -301,3 +309,54 @@ def mx_reference(x, elem, emax_elem, k=32):
     p = v.astype(np.float32).astype(s.dtype).astype(np.float64)
     deq = (p * X[..., None]).reshape(xp.shape)[..., :n]
     return deq, X
+
+
+def ref_sr_up(frac: Fraction, r: int, mode: str, sr_bits: int) -> bool:
+    """Exact stochastic decision for the discarded fraction ``frac`` of an ulp (0 <= frac < 1)
+    and the random integer ``r`` in [0, 2**sr_bits), written from the IEEE P3109 v3.1 / gfloat
+    RoundMode definitions (StochasticFastest, StochasticFast, Stochastic, StochasticOdd) and
+    pychop's 50% mode."""
+    n = 2 ** sr_bits
+    if mode == "sr_half":
+        return frac > 0 and r >= n // 2
+    if mode == "stochastic":
+        return math.floor(frac * n) + r >= n
+    if mode == "stochastic_fast":
+        return math.floor(frac * 2 * n) + 2 * r + 1 >= 2 * n
+    d = frac * n
+    t = math.floor(d)
+    rest = d - t
+    if mode == "stochastic_rne":
+        t += rest > Fraction(1, 2) or (rest == Fraction(1, 2) and t % 2 == 1)
+    elif mode == "stochastic_rno":
+        t += rest > Fraction(1, 2) or (rest == Fraction(1, 2) and t % 2 == 0)
+    else:
+        raise ValueError(mode)
+    return t + r >= n
+
+
+def ref_sr_prob(frac: Fraction, mode: str, sr_bits: int) -> Fraction:
+    """Exact probability of rounding up, ``#{r : ref_sr_up(frac, r)} / 2**sr_bits``."""
+    n = 2 ** sr_bits
+    if mode == "sr_half":
+        return Fraction(1, 2) if frac > 0 else Fraction(0)
+    # the decisions are monotone in r: count the r above the threshold
+    lo, hi = 0, n  # smallest r that rounds up, by bisection
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if ref_sr_up(frac, mid, mode, sr_bits):
+            hi = mid
+        else:
+            lo = mid + 1
+    return Fraction(n - lo, n)
+
+
+def ref_floor_frac(x, s: Spec):
+    """(lower neighbour value, ulp, discarded fraction) of |x| > 0 on the grid of s (exact)."""
+    a = abs(Fraction(x))
+    emin = 1 - s.bias if s.subnormals else -s.bias
+    E = max(_ilog2(a), emin)
+    q = Fraction(2) ** (E - s.mbits)
+    m = a / q
+    n0 = m.numerator // m.denominator
+    return n0 * q, q, m - n0

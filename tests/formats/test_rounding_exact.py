@@ -19,7 +19,7 @@ from lowbit_formats_ref import (
 from lowbit.formats import IntFormat, encode, get_format, quantize
 
 SIGNED = [n for n in ML_FORMATS if SPECS[n].signed]
-MODES = ["rne", "rna", "rtz", "rup", "rdown", "rto"]
+MODES = ["rne", "rna", "rtz", "rup", "rdown", "rto", "rnz", "rno"]
 N_POINTS = 1000
 
 
@@ -84,7 +84,7 @@ def test_float64_all_modes_saturate(name, mode):
     assert ok.all(), f"{name} {mode} saturate: " + first_mismatches(near, got, exp)
 
 
-@pytest.mark.parametrize("mode", ["rne", "rna", "rtz", "rup", "rdown"])
+@pytest.mark.parametrize("mode", ["rne", "rna", "rtz", "rup", "rdown", "rnz", "rno"])
 def test_e8m0_modes(mode):
     s = SPECS["e8m0"]
     k = np.arange(-127, 127).astype(np.float64)
@@ -129,6 +129,8 @@ def test_modes_hand_fp4():
         "rup": [3, -2, 0.5, -0.0, 6, 3, -2, 0.5, -0.0, 1],
         "rdown": [2, -3, 0, -0.5, 4, 2, -3, 0, -0.5, 0.5],
         "rto": [3, -3, 0.5, -0.5, 6, 3, -3, 0.5, -0.5, 0.5],
+        "rnz": [2, -2, 0, -0.0, 4, 2, -2, 0, -0.0, 0.5],   # ties toward zero
+        "rno": [3, -3, 0.5, -0.5, 6, 2, -2, 0, -0.0, 0.5],  # ties to the odd code
     }
     for m, e in exp.items():
         got = quantize(x, "fp4_e2m1", rounding=m)
@@ -165,7 +167,7 @@ INT_CASES = [("int8", -128, 127, 0), ("int4", -8, 7, 0), ("uint4", 0, 15, 0),
              ("uint8", 0, 255, 0), ("int2", -2, 1, 0)]
 
 
-@pytest.mark.parametrize("mode", ["rne", "rna", "rtz", "rup", "rdown"])
+@pytest.mark.parametrize("mode", ["rne", "rna", "rtz", "rup", "rdown", "rnz", "rno"])
 @pytest.mark.parametrize("name,qmin,qmax,frac", INT_CASES)
 def test_int_modes(name, qmin, qmax, frac, mode):
     rng = np.random.default_rng(5)
@@ -177,7 +179,7 @@ def test_int_modes(name, qmin, qmax, frac, mode):
     assert np.array_equal(got, exp), f"{name} {mode}: " + first_mismatches(x, got, exp)
 
 
-@pytest.mark.parametrize("mode", ["rne", "rna", "rtz", "rup", "rdown"])
+@pytest.mark.parametrize("mode", ["rne", "rna", "rtz", "rup", "rdown", "rnz", "rno"])
 def test_int_narrow_and_fixed_point_modes(mode):
     rng = np.random.default_rng(6)
     for fmt, qmin, qmax, frac in [(IntFormat(8, narrow=True), -127, 127, 0),
@@ -240,3 +242,15 @@ def test_layouts_scalars_and_empty():
     assert quantize(np.zeros((0,), np.float64), "fp4_e2m1").shape == (0,)
     y = quantize(np.array([1.1, 2.2]).reshape(2, 1, 1), "bf16")
     assert y.shape == (2, 1, 1) and y.dtype == np.float64
+
+
+def test_rounding_aliases():
+    """gfloat / pychop spellings name the same modes (``rtz_ties``: ties toward zero)."""
+    x = np.array([2.5, -2.5, 0.25, 2.2, -0.1, 5.0])
+    for alias, mode in [("rtz_ties", "rnz"), ("ties_to_zero", "rnz"), ("TiesToEven", "rne"),
+                        ("nearest_away", "rna"), ("toward_zero", "rtz"), ("to_odd", "rto"),
+                        ("toward_negative", "rdown"), ("ties_to_odd", "rno")]:
+        assert same_values(quantize(x, "fp4_e2m1", rounding=alias),
+                           quantize(x, "fp4_e2m1", rounding=mode)).all(), alias
+    with pytest.raises(ValueError, match="rnz"):
+        quantize(x, "fp4_e2m1", rounding="ties_to_nowhere")

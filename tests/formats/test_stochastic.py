@@ -1,10 +1,13 @@
 """Stochastic rounding: reproducibility, unbiasedness, neighbours only, exact values unchanged."""
 
+import math
+from fractions import Fraction
+
 import numpy as np
 import pytest
-from lowbit_formats_ref import SPECS, finite_grid, ref_round
+from lowbit_formats_ref import SPECS, finite_grid, ref_floor_frac, ref_round, ref_sr_prob, ref_sr_up
 
-from lowbit.formats import encode, quantize
+from lowbit.formats import IntFormat, encode, get_format, quantize
 
 N = 200_000
 
@@ -104,3 +107,80 @@ def test_stochastic_independent_of_thread_count():
     finally:
         numba.set_num_threads(before)
     assert np.array_equal(a, b) and np.array_equal(qa, qb)
+
+
+# ---------------------------------------------------------------- the other stochastic modes
+SR_MODES = ["stochastic", "stochastic_fast", "stochastic_rne", "stochastic_rno", "sr_half"]
+
+
+@pytest.mark.parametrize("mode", SR_MODES)
+@pytest.mark.parametrize("name,sr_bits", [("fp8_e4m3", 3), ("fp8_e5m2", 2), ("fp4_e2m1", 4),
+                                          ("bf16", 5), ("int8", 3), ("fp6_e3m2", 12)])
+def test_stochastic_decisions_exact(name, mode, sr_bits):
+    """Every element's up/down decision against the exact Fraction definition, fed the documented
+    random stream (element i uses the i-th draw of integers(0, 2**sr_bits, n, uint64))."""
+    fmt = get_format(name)
+    rng = np.random.default_rng(11)
+    if isinstance(fmt, IntFormat):
+        x = np.concatenate([np.arange(-60, 60) / 8.0, rng.uniform(-50, 50, 300)])
+    else:
+        s = SPECS[name]
+        g = finite_grid(s)
+        g = g[(g > 0) & (g < s.max)]
+        g = rng.choice(g, min(g.size, 60), replace=False)
+        fr = np.array([0, 1, 2, 3, 4, 5, 6, 7]) / 8.0
+        x = np.concatenate([(g[:, None] * (1 + fr * 2.0**-s.mbits)).ravel(),
+                            rng.uniform(0, s.max, 200)])
+        x = np.concatenate([x, -x])
+    x = np.repeat(x, 4)
+    r = np.random.default_rng(5).integers(0, 1 << sr_bits, size=x.size, dtype=np.uint64)
+    got = quantize(x, fmt, rounding=mode, seed=5, sr_bits=sr_bits)
+    for i in range(x.size):
+        if isinstance(fmt, IntFormat):  # grid step 1: magnitude floor and its fraction
+            a = abs(Fraction(float(x[i])))
+            low, q = Fraction(math.floor(a)), Fraction(1)
+            frac = a - low
+        else:
+            low, q, frac = ref_floor_frac(float(x[i]), SPECS[name])
+        mag = low + q if ref_sr_up(frac, int(r[i]), mode, sr_bits) else low
+        exp = float(-mag if x[i] < 0 else mag)
+        assert abs(got[i]) == abs(exp) or (abs(exp) > fmt.max and abs(got[i]) == fmt.max), \
+            f"{name} {mode}: x={x[i]!r} r={r[i]} got {got[i]!r} expected {exp!r}"
+
+
+@pytest.mark.parametrize("mode", SR_MODES)
+@pytest.mark.parametrize("x,sr_bits", [(1.0 + 0.3 * 0.125, 32), (1.0 + 0.3 * 0.125, 3),
+                                       (-(1.0 + 0.5 * 0.125), 2), (1.0 + 0.625 * 0.125, 3),
+                                       (2.0**-9 * 0.7, 4)])
+def test_stochastic_distribution(mode, x, sr_bits):
+    """Frequency of rounding up against the exact probability each definition gives for this
+    fraction and sr_bits (6-sigma binomial bound), neighbours only, exact values unchanged."""
+    s = SPECS["fp8_e4m3"]
+    low, q, frac = ref_floor_frac(x, s)
+    p = float(ref_sr_prob(frac, mode, sr_bits))
+    y = quantize(np.full(N, x), "fp8_e4m3", rounding=mode, seed=2025, sr_bits=sr_bits)
+    lo, hi = float(low), float(low + q)
+    mags = np.abs(y)
+    assert set(np.unique(mags).tolist()) <= {lo, hi}
+    freq = (mags == hi).mean()
+    assert abs(freq - p) <= 6 * np.sqrt(max(p * (1 - p), 1e-12) / N), (mode, freq, p)
+    g = finite_grid(s)
+    assert np.array_equal(quantize(np.tile(g, 3), "fp8_e4m3", rounding=mode, seed=1), np.tile(g, 3))
+
+
+def test_stochastic_probabilities_hand():
+    """Hand-worked probabilities of rounding up with 3 random bits r in 0..7.
+    Fraction 0.3: stochastic floor(2.4) + r >= 8 -> r >= 6: 2/8; stochastic_fast
+    floor(4.8) + 2r + 1 >= 16 -> r >= 6: 2/8; stochastic_rne RNE(2.4) = 2: 2/8; sr_half 1/2.
+    Fraction 5/16 (2.5/8, a tie): stochastic 2/8; stochastic_fast 5 + 2r + 1 >= 16 -> r >= 5:
+    3/8; stochastic_rne RNE(2.5) = 2: 2/8; stochastic_rno RNO(2.5) = 3: 3/8."""
+    f = Fraction(3, 10)
+    assert ref_sr_prob(f, "stochastic", 3) == Fraction(2, 8)
+    assert ref_sr_prob(f, "stochastic_fast", 3) == Fraction(2, 8)
+    assert ref_sr_prob(f, "stochastic_rne", 3) == Fraction(2, 8)
+    assert ref_sr_prob(f, "sr_half", 3) == Fraction(1, 2)
+    f = Fraction(5, 16)
+    assert ref_sr_prob(f, "stochastic", 3) == Fraction(2, 8)
+    assert ref_sr_prob(f, "stochastic_fast", 3) == Fraction(3, 8)
+    assert ref_sr_prob(f, "stochastic_rne", 3) == Fraction(2, 8)
+    assert ref_sr_prob(f, "stochastic_rno", 3) == Fraction(3, 8)

@@ -20,7 +20,9 @@ from lowbit.hw.units import build_unit
 @pytest.mark.parametrize("fa,fb,n", [("fp4_e2m1", "fp4_e2m1", 256), ("fp8_e4m3", "fp8_e4m3", 65536),
                                      ("fp8_e5m2", "fp8_e5m2", 65536),
                                      ("fp8_e4m3fnuz", "fp6_e2m3", 16384),
-                                     ("fp6_e3m2", "fp8_e5m2", 16384)])
+                                     ("fp6_e3m2", "fp8_e5m2", 16384),
+                                     # IEEE P3109: NaN at 0x80, +-Inf at 0x7F / 0xFF
+                                     ("p3109_k8p4se", "p3109_k8p3se", 65536)])
 def test_fp_mul_exhaustive(fa, fb, n):
     r = cosim("fp_mul", exhaustive=True, sim="compiled" if n > 20000 else "fast", a=fa, b=fb)
     assert (r.vectors, r.mismatches) == (n, 0), str(r)
@@ -178,3 +180,10 @@ def test_fp_fma_saturating_overflow():
     got = simulate([y], {"a": [0x7B, 0xFB, 0x4C, 0x3C], "b": [0x7B, 0x7B, 0x3C, 0x3C],
                          "c": [0, 0, 0x7BFF, 0x3C00]})["y"]
     assert got == [0x7BFF, 0xFBFF, 0x7BFF, 0x4000]
+
+
+def test_fp_fma_p3109_extended_accumulator():
+    """P3109 extended accumulator: Inf operands and overflow give the Inf codes below the NaN."""
+    r = cosim("fp_fma", exhaustive=True, sim="compiled", a="p3109_k6p3se", b="p3109_k6p3se",
+              acc="p3109_k8p4se")
+    assert (r.vectors, r.mismatches) == (4096, 0), str(r)
