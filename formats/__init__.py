@@ -7,10 +7,10 @@ formats (:func:`get_format`), element conversion with every rounding mode (:func
 lowbit.
 """
 
-from lowbit.formats._kernel import NANPOLICY, OVERFLOW, ROUNDING
+from lowbit.formats._kernel import NAN_INPUT, OVERFLOW, ROUNDING, SUBNORMAL_OUTPUT
 from lowbit.formats.accum import ACCUM_KINDS, AccumModel, Exact, FloatAccum, IntAccum, parse_accum
+from lowbit.formats.api import decode, encode, quantize
 from lowbit.formats.block_format import SCALE_RULES, BlockFormat
-from lowbit.formats.convert import decode, encode, quantize
 from lowbit.formats.float_format import FloatFormat
 from lowbit.formats.int_format import IntFormat
 from lowbit.formats.metrics import clipped_fraction, code_histogram, mse, sqnr_db
@@ -27,7 +27,7 @@ from lowbit.formats.registry import (
 
 __all__ = [
     "FloatFormat", "IntFormat", "BlockFormat", "QuantizedTensor", "SCALE_RULES",
-    "ROUNDING", "OVERFLOW", "NANPOLICY",
+    "ROUNDING", "OVERFLOW", "NAN_INPUT", "SUBNORMAL_OUTPUT",
     "get_format", "list_formats", "register_format", "resolve", "FORMAT_TYPES", "FORMAT_KINDS",
     "quantize", "encode", "decode", "pack", "unpack", "packed_nbytes",
     "AccumModel", "Exact", "FloatAccum", "IntAccum", "parse_accum", "ACCUM_KINDS",

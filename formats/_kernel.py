@@ -17,21 +17,21 @@ from numba import njit, prange
 from lowbit.formats._jit import dual_kernel
 
 # ---- parameter vector layout --------------------------------------------------------------------
-P_KIND = 0       # 0 float, 1 int/fixed
+P_KIND = 0       # KIND_FLOAT or KIND_INT
 P_EBITS = 1
 P_MBITS = 2
 P_BIAS = 3
 P_SIGNED = 4
 P_SUBN = 5       # format has subnormals
 P_ZERO = 6       # format has a zero
-P_NANK = 7       # 0 none, 1 ieee, 2 fn, 3 fnuz
+P_NANK = 7       # NaN scheme: NK_NONE, NK_IEEE, NK_FN, NK_FNUZ
 P_INF = 8        # has inf
 P_EMIN = 9
 P_MAXF = 10      # max exponent field
 P_MAXM = 11      # max mantissa at max field
 P_ROUND = 12     # rounding mode index (ROUNDING)
-P_OVF = 13       # 0 saturate, 1 nonsat, 2 error
-P_NANPOL = 14    # 0 error, 1 zero, 2 max
+P_OVF = 13       # overflow policy: index into OVERFLOW (O_*)
+P_NANPOL = 14    # NaN-input policy: index into NAN_INPUT (NI_*)
 P_FLUSH = 15     # flush subnormal outputs to zero
 P_SRBITS = 16
 P_QMIN = 17      # int formats
@@ -50,7 +50,16 @@ STOCHASTIC_ROUNDING = ROUNDING[R_SR:]
 """Modes that consume random bits (index >= ``R_SR``)."""
 OVERFLOW = ("saturate", "nonsat", "error", "propagate")
 O_SATURATE, O_NONSAT, O_ERROR, O_PROPAGATE = range(len(OVERFLOW))
-NANPOLICY = ("error", "zero", "max")
+NAN_INPUT = ("error", "zero", "max")
+"""What a NaN input becomes in a format without NaN (``nan_input=``)."""
+NI_ERROR, NI_ZERO, NI_MAX = range(len(NAN_INPUT))
+SUBNORMAL_OUTPUT = ("keep", "flush")
+"""What a result in the subnormal range becomes (``subnormal_output=``)."""
+
+KIND_FLOAT, KIND_INT = 0, 1
+NK_NONE, NK_IEEE, NK_FN, NK_FNUZ = range(4)
+NANK_OF_SCHEME = {None: NK_NONE, "ieee": NK_IEEE, "fn": NK_FN, "fnuz": NK_FNUZ}
+"""``P_NANK`` code of each ``FloatFormat.nan`` scheme."""
 
 ERR_OVERFLOW = np.uint32(0xFFFFFFFF)
 ERR_NAN = np.uint32(0xFFFFFFFE)
@@ -157,9 +166,9 @@ def _overflow_code(P, neg, mode):
         if not to_max:
             if P[P_INF]:
                 return sgn | np.uint32(P[P_INFCODE])
-            if P[P_NANK] == 3:
+            if P[P_NANK] == NK_FNUZ:
                 return np.uint32(P[P_NANCODE])
-            if P[P_NANK] != 0:
+            if P[P_NANK] != NK_NONE:
                 return sgn | np.uint32(P[P_NANCODE])
     if not P[P_SIGNED] and neg:
         return np.uint32(0)  # +0, or 2^emin (code 0) for a format without zero
@@ -176,7 +185,7 @@ def _negative_unsigned_code(P, mode):
         return np.uint32(0)
     if P[P_OVF] == O_ERROR:
         return ERR_NEG
-    if P[P_OVF] == O_NONSAT and P[P_NANK] != 0:
+    if P[P_OVF] == O_NONSAT and P[P_NANK] != NK_NONE:
         return np.uint32(P[P_NANCODE])
     return np.uint32(0)
 
@@ -184,14 +193,14 @@ def _negative_unsigned_code(P, mode):
 @njit(cache=True)
 def _nan_code(P, neg):
     nk = P[P_NANK]
-    if nk == 0:
+    if nk == NK_NONE:
         pol = P[P_NANPOL]
-        if pol == 0:
+        if pol == NI_ERROR:
             return ERR_NAN
-        if pol == 1:
+        if pol == NI_ZERO:
             return np.uint32(0)
         return np.uint32(P[P_MAXCODE])
-    if nk == 3 or not P[P_SIGNED]:
+    if nk == NK_FNUZ or not P[P_SIGNED]:
         return np.uint32(P[P_NANCODE])
     sbit = np.uint32(1) << np.uint32(P[P_EBITS] + P[P_MBITS])
     return (sbit if neg else np.uint32(0)) | np.uint32(P[P_NANCODE])
@@ -213,7 +222,7 @@ def encode_one(u, SM, SE, shift, P, rnd):
         if f != 0:
             return _nan_code(P, neg)
         # +-Inf
-        if P[P_KIND] == 1:
+        if P[P_KIND] == KIND_INT:
             if P[P_OVF] == O_ERROR:
                 return ERR_OVERFLOW
             q = P[P_QMIN] if neg else P[P_QMAX]
@@ -223,7 +232,7 @@ def encode_one(u, SM, SE, shift, P, rnd):
             return (sbit if neg else np.uint32(0)) | np.uint32(P[P_INFCODE])
         if P[P_OVF] == O_ERROR:
             return ERR_OVERFLOW
-        if P[P_OVF] == O_NONSAT and P[P_NANK] != 0:
+        if P[P_OVF] == O_NONSAT and P[P_NANK] != NK_NONE:
             return _nan_code(P, neg)
         return _overflow_code(P, neg, R_RNE)
     if ef == 0 and f == 0:
@@ -242,15 +251,15 @@ def encode_one(u, SM, SE, shift, P, rnd):
         lb = ef - sbias
     E -= shift
     lb -= shift
-    neg_unsigned = neg and not signed and P[P_KIND] == 0
+    neg_unsigned = neg and not signed and P[P_KIND] == KIND_FLOAT
     if neg_unsigned and not P[P_ZERO]:
         # negative input to a format without zero (E8M0): ml_dtypes' rule
         if P[P_OVF] == O_ERROR:
             return ERR_NEG
-        if P[P_OVF] == O_NONSAT and P[P_NANK] != 0:
+        if P[P_OVF] == O_NONSAT and P[P_NANK] != NK_NONE:
             return np.uint32(P[P_NANCODE])
         return np.uint32(0)  # 2^emin (code 0)
-    if P[P_KIND] == 1:
+    if P[P_KIND] == KIND_INT:
         return _encode_int(sig, E, lb, neg, P, rnd)
     emin = P[P_EMIN]
     if lb >= emin:
@@ -303,12 +312,12 @@ def encode_one(u, SM, SE, shift, P, rnd):
 def _zero_code(P, neg):
     if not P[P_ZERO]:
         # no zero (E8M0): a zero input is NaN under nonsat (ml_dtypes), min under saturate
-        if P[P_OVF] == O_NONSAT and P[P_NANK] != 0:
+        if P[P_OVF] == O_NONSAT and P[P_NANK] != NK_NONE:
             return np.uint32(P[P_NANCODE])
         if P[P_OVF] == O_ERROR:
             return ERR_OVERFLOW
         return np.uint32(0)
-    if neg and P[P_SIGNED] and P[P_NANK] != 3 and P[P_KIND] == 0:
+    if neg and P[P_SIGNED] and P[P_NANK] != NK_FNUZ and P[P_KIND] == KIND_FLOAT:
         return np.uint32(1) << np.uint32(P[P_EBITS] + P[P_MBITS])
     return np.uint32(0)
 
@@ -369,16 +378,16 @@ def decode_kernel(codes, P, out):
         m = c & mmask
         e = (c >> mbits) & emask
         s = (c >> (mbits + ebits)) & 1 if P[P_SIGNED] else 0
-        if nk == 3 and c == P[P_NANCODE]:
+        if nk == NK_FNUZ and c == P[P_NANCODE]:
             out[i] = np.nan
             continue
-        if nk == 1 and e == emask:
+        if nk == NK_IEEE and e == emask:
             out[i] = (-np.inf if s else np.inf) if (m == 0 and P[P_INF]) else np.nan
             continue
-        if nk == 2 and e == emask and m == mmask:
+        if nk == NK_FN and e == emask and m == mmask:
             out[i] = np.nan
             continue
-        if nk != 1 and P[P_INF] and ((e << mbits) | m) == P[P_INFCODE]:
+        if nk != NK_IEEE and P[P_INF] and ((e << mbits) | m) == P[P_INFCODE]:
             out[i] = -np.inf if s else np.inf  # Inf below the top NaN (P3109 extended)
             continue
         if e == 0 and P[P_ZERO]:

@@ -25,36 +25,34 @@ from __future__ import annotations
 
 import numpy as np
 
+from lowbit.formats._codec import kernel_params, value_table
 from lowbit.formats._kernel import STOCHASTIC_ROUNDING
 from lowbit.formats._lut import code_table, lut_block_encode, lut_width, row_amax_f32
 from lowbit.formats.block_format import BlockFormat
 from lowbit.formats.convert import (
-    _check_errors,
     as_float_bits,
-    decode,
-    kernel_params,
-    quantize,
+    check_errors,
+    code_dtype,
+    encode_element,
+    quantize_element,
     rounding_mode,
     run_encode,
-    value_table,
 )
 from lowbit.formats.layout import BlockLayout
 from lowbit.formats.qtensor import QuantizedTensor
-from lowbit.formats.registry import resolve
 from lowbit.formats.scale_rules import POW2_RULES, exponent_range, pow2_exponent
 
 _MSE_FACTORS = np.linspace(1.0, 0.5, 11)
 
 
 def encode_blocks(x, fmt: BlockFormat, axis=-1, rounding="rne", overflow="saturate",
-                  nan="error", subnormals="keep", seed=None, sr_bits=32,
+                  nan_input="error", subnormal_output="keep", seed=None, sr_bits=32,
                   _values_out=None) -> QuantizedTensor:
     """Quantize ``x`` to the block format; see the module docstring for the algorithm.
 
     ``_values_out`` (internal): a list that receives the dequantized values as rows when the
     table-driven fast path ran (saves a decode pass in ``quantize``).
     """
-    fmt = resolve(fmt)
     rounding = rounding_mode(rounding)
     xa = np.asarray(x)
     as_float_bits(xa[:0] if xa.ndim else xa)  # dtype check with a clear error
@@ -74,8 +72,8 @@ def encode_blocks(x, fmt: BlockFormat, axis=-1, rounding="rne", overflow="satura
                 if k else np.zeros(nb))
     if bad_block.any():
         rows = np.where(bad_block[:, None], 0, rows).astype(rows.dtype)
-    kw = dict(rounding=rounding, overflow=overflow, nan=nan, subnormals=subnormals, seed=seed,
-              sr_bits=sr_bits)
+    kw = dict(rounding=rounding, overflow=overflow, nan_input=nan_input,
+              subnormal_output=subnormal_output, seed=seed, sr_bits=sr_bits)
 
     tensor_scale = None
     if fmt.tensor_scale:
@@ -123,29 +121,28 @@ def encode_blocks(x, fmt: BlockFormat, axis=-1, rounding="rne", overflow="satura
             scale_codes = np.where(bad_block, fmt.scale.nan_code if fmt.scale.has_nan
                                    else scale_codes, scale_codes)
     code_rows = np.asarray(codes).reshape(nb, k)
-    dt = np.uint8 if el.bits <= 8 else (np.uint16 if el.bits <= 16 else np.uint32)
     return QuantizedTensor(
-        codes=layout.from_rows(code_rows.astype(dt)),
+        codes=layout.from_rows(code_rows.astype(code_dtype(el))),
         scales=layout.scales_from_rows(scales.astype(np.float64)),
         scale_codes=None if scale_codes is None else layout.scales_from_rows(
             np.asarray(scale_codes).astype(np.uint8 if fmt.scale.bits <= 8 else np.uint16)),
         tensor_scale=tensor_scale,
         zero_point=None if zero_point is None else layout.scales_from_rows(zero_point),
-        format=fmt, shape=tuple(xa.shape), axis=layout.axis)
+        format=fmt, axis=layout.axis)
 
 
 # ---- power-of-two scales --------------------------------------------------------------------
 def _lut_blocks(rows, e, el, kw, values_out):
     """Table-driven element rounding with exact power-of-two block scaling (float32 rows)."""
-    P = kernel_params(el, kw["rounding"], kw["overflow"], kw["nan"], kw["subnormals"],
-                      kw["sr_bits"])
+    P = kernel_params(el, kw["rounding"], kw["overflow"], kw["nan_input"],
+                      kw["subnormal_output"], kw["sr_bits"])
     kk, table = code_table(el, P.tobytes())
     nb, k = rows.shape
     codes = np.empty(nb * k, np.uint32)
     vals = np.empty(nb * k if values_out is not None else 0, np.float32)
     lut_block_encode(rows.reshape(-1).view(np.uint32), nb, k, e.astype(np.int64), kk, table, P,
                      value_table(el), codes, vals)
-    _check_errors(codes, rows, el, kw["overflow"], kw["nan"])
+    check_errors(codes, rows, el, kw["overflow"], kw["nan_input"])
     if values_out is not None:
         values_out.append(vals.reshape(nb, k))
     return codes
@@ -162,10 +159,8 @@ def _clamp_exp(e, fmt):
 
 
 def _scale_codes(scales, scale_fmt):
-    from lowbit.formats.convert import encode
-
-    return encode(np.asarray(scales, dtype=np.float64), scale_fmt, overflow="saturate",
-                  nan="zero")
+    return encode_element(np.asarray(scales, dtype=np.float64), scale_fmt, overflow="saturate",
+                          nan_input="zero")
 
 
 def _mse_pow2(rows, amax, fmt, kw):
@@ -195,7 +190,8 @@ def _store_scale(s, fmt, amax):
         q = s.astype(np.float32).astype(np.float64)
         tiny = float(np.finfo(np.float32).smallest_subnormal)
     else:
-        q = quantize(s, fmt.scale, rounding="rne", overflow="saturate", nan="zero")
+        q = quantize_element(np.asarray(s, dtype=np.float64), fmt.scale, rounding="rne",
+                             overflow="saturate", nan_input="zero")
         tiny = fmt.scale.min_subnormal
     q = np.where((q == 0) & (amax > 0), tiny, q)
     return q
@@ -253,26 +249,13 @@ def _encode_asym(rows, fmt, kw):
     return codes, s, zp
 
 
-def dequantize_rows(qt: QuantizedTensor) -> np.ndarray:
-    fmt = qt.format
-    layout = BlockLayout.make(qt.shape, fmt.block_size, qt.axis)
-    vals = layout.to_rows(decode(qt.codes, fmt.element))
-    s = layout.scales_to_rows(qt.scales)
-    if qt.zero_point is not None:
-        vals = vals - layout.scales_to_rows(qt.zero_point)[:, None]
-    out = vals * s[:, None]
-    if qt.tensor_scale is not None:
-        out = out * qt.tensor_scale
-    return layout.from_rows(out)
-
-
 def quantize_blocks(x, fmt: BlockFormat, axis=-1, **kw) -> np.ndarray:
     """Dequantized values (float64, or float32 from the table-driven path) of ``x`` in ``fmt``."""
     fast = []
     qt = encode_blocks(x, fmt, axis=axis, _values_out=fast, **kw)
     if not fast:
         return qt.dequantize()
-    layout = BlockLayout.make(qt.shape, fmt.block_size, qt.axis)
+    layout = qt.layout
     vals = fast[0]
     if np.isnan(qt.scales).any():
         vals = np.where(np.isnan(layout.scales_to_rows(qt.scales))[:, None], np.nan, vals)

@@ -25,6 +25,7 @@ import numpy as np
 
 from lowbit.formats.float_format import FloatFormat
 from lowbit.formats.int_format import IntFormat
+from lowbit.formats.layout import BlockLayout
 
 SCALE_RULES = ("floor", "ceil", "rceil", "even", "mse", "amax")
 
@@ -112,7 +113,6 @@ class BlockFormat:
         """Bits to store a tensor of ``shape`` blocked along ``axis``: elements, one scale per
         block (``scale_bits``), zero points (asymmetric INT: element bits per block) and the
         32-bit per-tensor scale. Ragged tails store only their real elements."""
-        from lowbit.formats.layout import BlockLayout
 
         lay = BlockLayout.make(shape, self.block_size, axis)
         numel = int(np.prod(shape, dtype=np.int64))

@@ -7,10 +7,10 @@ import math
 
 import numpy as np
 
+from lowbit.formats.registry import get_format, list_formats
+
 
 def _props(name: str) -> dict:
-    from lowbit.formats import get_format
-
     f = get_format(name)
     if f.kind == "block":
         bs = f.block_size
@@ -45,8 +45,6 @@ def _fmt_num(v) -> str:
 
 
 def cmd_formats(args) -> int:
-    from lowbit.formats import get_format, list_formats
-
     if args.action == "show":
         if not args.name:
             raise ValueError("lowbit formats show needs a format NAME "

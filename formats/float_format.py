@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from lowbit.formats._codec import decode_codes
+
 NAN_SCHEMES = ("ieee", "fn", "fnuz", None)
 
 
@@ -257,9 +259,7 @@ class FloatFormat:
         """All code values in code order (float64; NaN where a code is NaN)."""
         if self.bits > 20:
             raise ValueError(f"values() enumerates 2**bits codes; {self.name} has {self.bits} bits")
-        from lowbit.formats.convert import decode
-
-        return decode(np.arange(self.num_codes, dtype=np.uint32), self)
+        return decode_codes(np.arange(self.num_codes, dtype=np.uint32), self)
 
     def explain(self, code: int) -> str:
         """Human-readable breakdown of one code."""
@@ -269,9 +269,7 @@ class FloatFormat:
         m = code & ((1 << self.mbits) - 1)
         e = (code >> self.mbits) & ((1 << self.ebits) - 1)
         s = (code >> (self.ebits + self.mbits)) & 1 if self.signed else 0
-        from lowbit.formats.convert import decode
-
-        v = float(decode(np.array([code], dtype=np.uint32), self)[0])
+        v = float(decode_codes(np.array([code], dtype=np.uint32), self)[0])
         bits = format(code, f"0{self.bits}b")
         parts = []
         if self.signed:

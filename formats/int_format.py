@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from lowbit.formats._codec import decode_codes
+
 
 @dataclass(frozen=True)
 class IntFormat:
@@ -113,11 +115,9 @@ class IntFormat:
 
     def values(self) -> np.ndarray:
         """All code values in code order (float64); the unused code of a narrow format is NaN."""
-        q = self.code_to_int(np.arange(self.num_codes, dtype=np.int64)).astype(np.float64)
-        v = np.ldexp(q, -self.frac_bits)
-        if self.narrow:
-            v[1 << (self.bits - 1)] = np.nan
-        return v
+        if self.bits > 20:
+            raise ValueError(f"values() enumerates 2**bits codes; {self.name} has {self.bits} bits")
+        return decode_codes(np.arange(self.num_codes, dtype=np.uint32), self)
 
     def explain(self, code: int) -> str:
         code = int(code)

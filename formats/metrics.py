@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lowbit.formats.convert import encode
+from lowbit.formats.api import encode
 from lowbit.formats.layout import BlockLayout
 from lowbit.formats.registry import resolve
 

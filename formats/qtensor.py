@@ -1,29 +1,64 @@
-"""``QuantizedTensor``: element codes + block scales of a block-format tensor, with serialisation."""
+"""``QuantizedTensor``: element codes + block scales of a block-format tensor, with serialisation.
+
+A frozen value (like torchao's ``MXTensor`` fields, gfloat's ``FormatInfo``): the format, the
+codes (whose shape is the tensor's shape), the decoded block scales and their codes, the
+second-level tensor scale and the zero points. Its arrays are read-only.
+
+Serialised form (:meth:`QuantizedTensor.to_bytes`, version 2; all integers little-endian)::
+
+    b"LBQT"  uint16 version  uint32 header_len  header (UTF-8 JSON)
+    packed element codes  scale codes (uint8/uint16) or FP32 scales  [int32 zero points]
+    uint32 CRC-32 (zlib) of everything before it
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
 
-_MAGIC = b"LBQT1\n"
+from lowbit.formats._codec import check_codes, decode_codes
+from lowbit.formats.block_format import BlockFormat
+from lowbit.formats.float_format import FloatFormat
+from lowbit.formats.int_format import IntFormat
+from lowbit.formats.layout import BlockLayout
+from lowbit.formats.pack import pack, packed_nbytes, unpack
+
+MAGIC = b"LBQT"
+VERSION = 2
+_HEAD = len(MAGIC) + 2 + 4
+_CRC = 4
 
 
-@dataclass
+def _readonly(a):
+    if a is None:
+        return None
+    a = np.asarray(a)
+    if a.flags.writeable:
+        a = a.view()
+        a.setflags(write=False)
+    return a
+
+
+@dataclass(frozen=True, eq=False)
 class QuantizedTensor:
     """A tensor in a :class:`~lowbit.formats.block_format.BlockFormat`.
 
     Attributes
     ----------
-    codes : element codes, shape ``shape`` (unpacked, one code per array element)
+    codes : element codes (unpacked, one code per array element, uint8/16/32); their shape is
+        the tensor's :attr:`shape`
     scales : float64 decoded block scales, ``shape`` with ``axis`` replaced by the block count
-        (per tensor: shape ``()``; 2-D tiles: ``(..., M/k, N/k)``); NaN for a NaN block
-    scale_codes : codes of the scales in the scale format (None for FP32 scales)
+        (per tensor: shape ``()``; 2-D tiles: ``(..., ceil(M/k), ceil(N/k))``); NaN for a block
+        that held NaN or Inf
+    scale_codes : codes of the scales in ``format.scale`` (None for FP32 scales)
     tensor_scale : second-level FP32 scale (NVFP4) or None
     zero_point : integer zero points per block (asymmetric INT) or None
+    format : the BlockFormat
+    axis : the blocked axis (non-negative)
     """
 
     codes: np.ndarray
@@ -31,21 +66,66 @@ class QuantizedTensor:
     scale_codes: np.ndarray | None
     tensor_scale: float | None
     zero_point: np.ndarray | None
-    format: object
-    shape: tuple
+    format: BlockFormat
     axis: int
+
+    def __post_init__(self):
+        if not isinstance(self.format, BlockFormat):
+            raise TypeError(f"format must be a BlockFormat, got {type(self.format).__name__}")
+        codes = check_codes(self.codes, self.format.element)
+        lay = BlockLayout.make(codes.shape, self.format.block_size, self.axis)
+        scales = np.asarray(self.scales, dtype=np.float64)
+        if scales.shape != lay.scale_shape:
+            raise ValueError(f"scales must have shape {lay.scale_shape} for codes of shape "
+                             f"{codes.shape} blocked by {self.format.block_size} along axis "
+                             f"{lay.axis}, got {scales.shape}")
+        for name in ("scale_codes", "zero_point"):
+            a = getattr(self, name)
+            if a is not None and np.shape(a) != lay.scale_shape:
+                raise ValueError(f"{name} must have shape {lay.scale_shape}, got {np.shape(a)}")
+        if (self.scale_codes is None) != (self.format.scale is None):
+            raise ValueError(f"scale_codes must be given exactly when the format has a scale "
+                             f"format ({self.format.name}: scale {self.format.scale})")
+        if (self.zero_point is None) != self.format.symmetric:
+            raise ValueError(f"zero_point must be given exactly for an asymmetric format "
+                             f"({self.format.name}: symmetric={self.format.symmetric})")
+        if (self.tensor_scale is None) == self.format.tensor_scale:
+            raise ValueError(f"tensor_scale must be given exactly when the format has one "
+                             f"({self.format.name}: tensor_scale={self.format.tensor_scale})")
+        object.__setattr__(self, "codes", _readonly(codes))
+        object.__setattr__(self, "scales", _readonly(scales))
+        object.__setattr__(self, "scale_codes", _readonly(self.scale_codes))
+        object.__setattr__(self, "zero_point", _readonly(self.zero_point))
+        object.__setattr__(self, "axis", lay.axis)
+        if self.tensor_scale is not None:
+            object.__setattr__(self, "tensor_scale", float(self.tensor_scale))
+
+    @property
+    def shape(self) -> tuple:
+        """The tensor's shape (that of :attr:`codes`)."""
+        return tuple(self.codes.shape)
+
+    @property
+    def layout(self) -> BlockLayout:
+        return BlockLayout.make(self.shape, self.format.block_size, self.axis)
 
     def element_values(self) -> np.ndarray:
         """Element values before scaling (float64, shape ``shape``)."""
-        from lowbit.formats.convert import decode
-
-        return decode(self.codes, self.format.element)
+        return decode_codes(self.codes, self.format.element)
 
     def dequantize(self) -> np.ndarray:
-        """float64 values ``element * block_scale * tensor_scale`` (exact products)."""
-        from lowbit.formats.block_engine import dequantize_rows
-
-        return dequantize_rows(self)
+        """float64 values ``element * block_scale * tensor_scale`` (``(element - zero_point) *
+        block_scale`` for asymmetric INT); each product is exact in float64 for every lowbit
+        block format (element and scale significands of at most 24 bits together)."""
+        lay = self.layout
+        vals = lay.to_rows(decode_codes(self.codes, self.format.element))
+        s = lay.scales_to_rows(self.scales)
+        if self.zero_point is not None:
+            vals = vals - lay.scales_to_rows(self.zero_point)[:, None]
+        out = vals * s[:, None]
+        if self.tensor_scale is not None:
+            out = out * self.tensor_scale
+        return lay.from_rows(out)
 
     @property
     def numel(self) -> int:
@@ -67,65 +147,99 @@ class QuantizedTensor:
 
     # ---- serialisation ----------------------------------------------------------------------
     def to_bytes(self) -> bytes:
-        """Self-describing bytes: a JSON header, packed element codes, scales, zero points."""
-        from lowbit.formats.pack import pack
-
+        """Self-describing bytes (see the module docstring for the layout)."""
         fmt = self.format
         header = {
             "format": _fmt_to_dict(fmt), "shape": list(self.shape), "axis": self.axis,
             "tensor_scale": self.tensor_scale,
             "scale_shape": list(np.shape(self.scales)),
-            "has_scale_codes": self.scale_codes is not None,
-            "has_zero_point": self.zero_point is not None,
         }
-        buf = io.BytesIO()
         h = json.dumps(header).encode()
-        buf.write(_MAGIC + len(h).to_bytes(4, "little") + h)
-        buf.write(pack(self.codes.reshape(-1), fmt.element).tobytes())
+        parts = [MAGIC, VERSION.to_bytes(2, "little"), len(h).to_bytes(4, "little"), h,
+                 pack(self.codes.reshape(-1), fmt.element).tobytes()]
         if self.scale_codes is not None:
-            buf.write(np.asarray(self.scale_codes, dtype=np.uint8 if fmt.scale.bits <= 8
-                                 else np.uint16).reshape(-1).tobytes())
+            parts.append(np.asarray(self.scale_codes, dtype=_scale_code_dtype(fmt))
+                         .reshape(-1).tobytes())
         else:
-            buf.write(np.asarray(self.scales, dtype=np.float32).reshape(-1).tobytes())
+            parts.append(np.asarray(self.scales, dtype="<f4").reshape(-1).tobytes())
         if self.zero_point is not None:
-            buf.write(np.asarray(self.zero_point, dtype=np.int32).reshape(-1).tobytes())
-        return buf.getvalue()
+            parts.append(np.asarray(self.zero_point, dtype="<i4").reshape(-1).tobytes())
+        body = b"".join(parts)
+        return body + zlib.crc32(body).to_bytes(_CRC, "little")
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> "QuantizedTensor":
-        from lowbit.formats.convert import decode
-        from lowbit.formats.pack import packed_nbytes, unpack
-
-        if not data.startswith(_MAGIC):
-            raise ValueError("data is not a lowbit QuantizedTensor (bad magic)")
-        off = len(_MAGIC)
-        hl = int.from_bytes(data[off:off + 4], "little")
-        off += 4
-        header = json.loads(data[off:off + hl])
-        off += hl
-        fmt = _fmt_from_dict(header["format"])
-        shape = tuple(header["shape"])
-        n = int(np.prod(shape, dtype=np.int64))
-        nb = packed_nbytes(n, fmt.element)
-        codes = unpack(np.frombuffer(data, np.uint8, nb, off), fmt.element, n).reshape(shape)
-        off += nb
-        sshape = tuple(header["scale_shape"])
+    def from_bytes(cls, data) -> "QuantizedTensor":
+        """Inverse of :meth:`to_bytes` (``bytes``, ``bytearray`` or a ``memoryview``); a
+        ValueError names what is wrong with truncated, corrupted or foreign bytes."""
+        try:
+            buf = memoryview(data).cast("B")
+        except TypeError:
+            raise TypeError(f"data must be bytes, bytearray or memoryview, got "
+                            f"{type(data).__name__}") from None
+        n = buf.nbytes
+        if n < _HEAD + _CRC or bytes(buf[:len(MAGIC)]) != MAGIC:
+            raise ValueError("data is not a lowbit QuantizedTensor (no 'LBQT' magic)")
+        version = int.from_bytes(buf[4:6], "little")
+        if version != VERSION:
+            raise ValueError(f"QuantizedTensor bytes of version {version}; this lowbit reads "
+                             f"version {VERSION}")
+        crc = int.from_bytes(buf[n - _CRC:], "little")
+        if zlib.crc32(buf[:n - _CRC]) != crc:
+            raise ValueError("QuantizedTensor bytes are truncated or corrupted (CRC-32 mismatch)")
+        hl = int.from_bytes(buf[6:_HEAD], "little")
+        if _HEAD + hl > n - _CRC:
+            raise ValueError(f"QuantizedTensor header length {hl} exceeds the data")
+        try:
+            header = json.loads(bytes(buf[_HEAD:_HEAD + hl]))
+            fmt = _fmt_from_dict(header["format"])
+            shape = _dims(header["shape"], "shape")
+            sshape = _dims(header["scale_shape"], "scale_shape")
+            axis = header["axis"]
+            tensor_scale = header["tensor_scale"]
+        except (KeyError, TypeError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ValueError(f"QuantizedTensor header is malformed: {e!r}") from None
+        if not isinstance(fmt, BlockFormat):
+            raise ValueError("QuantizedTensor header must describe a block format")
+        if not isinstance(axis, int) or isinstance(axis, bool):
+            raise ValueError(f"QuantizedTensor header axis must be an integer, got {axis!r}")
+        if sshape != BlockLayout.make(shape, fmt.block_size, axis).scale_shape:
+            raise ValueError(f"QuantizedTensor header scale_shape {sshape} does not match shape "
+                             f"{shape} for {fmt.name}")
+        count = int(np.prod(shape, dtype=np.int64))
         ns = int(np.prod(sshape, dtype=np.int64))
-        scale_codes = None
-        if header["has_scale_codes"]:
-            dt = np.uint8 if fmt.scale.bits <= 8 else np.uint16
-            scale_codes = np.frombuffer(data, dt, ns, off).reshape(sshape).copy()
-            off += ns * np.dtype(dt).itemsize
-            scales = decode(scale_codes, fmt.scale)
+        ncode = packed_nbytes(count, fmt.element)
+        sdt = np.dtype(_scale_code_dtype(fmt)) if fmt.scale is not None else np.dtype("<f4")
+        need = ncode + ns * sdt.itemsize + (ns * 4 if not fmt.symmetric else 0)
+        off = _HEAD + hl
+        if off + need != n - _CRC:
+            raise ValueError(f"QuantizedTensor payload holds {n - _CRC - off} bytes, "
+                             f"{need} expected for shape {shape} in {fmt.name}")
+        codes = unpack(np.frombuffer(buf, np.uint8, ncode, off), fmt.element, count)
+        off += ncode
+        raw = np.frombuffer(buf, sdt, ns, off).reshape(sshape)
+        off += ns * sdt.itemsize
+        if fmt.scale is not None:
+            scale_codes = raw.astype(sdt.newbyteorder("="))
+            scales = decode_codes(scale_codes, fmt.scale)
         else:
-            scales = np.frombuffer(data, np.float32, ns, off).astype(np.float64).reshape(sshape)
-            off += ns * 4
+            scale_codes, scales = None, raw.astype(np.float64)
         zp = None
-        if header["has_zero_point"]:
-            zp = np.frombuffer(data, np.int32, ns, off).astype(np.int64).reshape(sshape)
-        return cls(codes=codes, scales=scales, scale_codes=scale_codes,
-                   tensor_scale=header["tensor_scale"], zero_point=zp, format=fmt, shape=shape,
-                   axis=header["axis"])
+        if not fmt.symmetric:
+            zp = np.frombuffer(buf, "<i4", ns, off).astype(np.int64).reshape(sshape)
+        return cls(codes=codes.reshape(shape), scales=scales, scale_codes=scale_codes,
+                   tensor_scale=tensor_scale, zero_point=zp, format=fmt, axis=axis)
+
+
+def _scale_code_dtype(fmt: BlockFormat):
+    return np.dtype("<u1") if fmt.scale.bits <= 8 else np.dtype("<u2")
+
+
+def _dims(v, what) -> tuple:
+    if not isinstance(v, list) or not all(isinstance(d, int) and not isinstance(d, bool)
+                                          and d >= 0 for d in v):
+        raise ValueError(f"QuantizedTensor header {what} must be a list of non-negative "
+                         f"integers, got {v!r}")
+    return tuple(v)
 
 
 def _fmt_to_dict(fmt) -> dict:
@@ -142,11 +256,12 @@ def _fmt_to_dict(fmt) -> dict:
     return d
 
 
-def _fmt_from_dict(d: dict):
-    from lowbit.formats.block_format import BlockFormat
-    from lowbit.formats.float_format import FloatFormat
-    from lowbit.formats.int_format import IntFormat
+_ELEMENT_CLASSES = {"float": FloatFormat, "int": IntFormat}
 
+
+def _fmt_from_dict(d: dict):
+    if not isinstance(d, dict):
+        raise TypeError(f"format entry must be an object, got {d!r}")
     d = dict(d)
     kind = d.pop("kind")
     if kind == "block":
@@ -156,4 +271,6 @@ def _fmt_from_dict(d: dict):
                            block_size=tuple(bs) if isinstance(bs, list) else bs,
                            scale_rule=d["scale_rule"], tensor_scale=d["tensor_scale"],
                            symmetric=d["symmetric"], name=d["name"])
-    return (FloatFormat if kind == "float" else IntFormat)(**d)
+    if kind not in _ELEMENT_CLASSES:
+        raise TypeError(f"format kind must be one of {['block', *_ELEMENT_CLASSES]}, got {kind!r}")
+    return _ELEMENT_CLASSES[kind](**d)

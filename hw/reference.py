@@ -105,7 +105,7 @@ def fma_codes(a, b, c, fa, fb, fc):
     codes = round_ints(tot, S, fc, zero_sign=zsign)
     if special.any():
         sp = encode(np.where(special, s, 0.0), fc, rounding="rne", overflow="nonsat",
-                    nan="zero" if not fc.has_nan else "error").astype(np.int64)
+                    nan_input="zero" if not fc.has_nan else "error").astype(np.int64)
         codes = np.where(special, sp, codes)
         if fc.has_nan:
             codes = np.where(special & np.isnan(s), fc.nan_code, codes)

@@ -57,7 +57,7 @@ def quantize_elem(x, fmt):
     if fmt.has_nan:
         return lf.quantize(x, fmt, overflow="saturate")
     nan = np.isnan(x)
-    q = lf.quantize(x, fmt, overflow="saturate", nan="zero")
+    q = lf.quantize(x, fmt, overflow="saturate", nan_input="zero")
     return np.where(nan, np.nan, q) if nan.any() else q
 
 

@@ -54,25 +54,25 @@ def test_nan_error_is_default_and_raises(name):
         encode(x, name)
     assert "nan" in str(ei.value).lower()
     with pytest.raises(ValueError):
-        quantize(x, name, nan="error")
+        quantize(x, name, nan_input="error")
 
 
 @pytest.mark.parametrize("name", NO_NAN)
 def test_nan_zero_and_max(name):
     f = get_format(name)
     x = np.array([np.nan, 1.0, -np.nan])
-    z = quantize(x, name, nan="zero")
+    z = quantize(x, name, nan_input="zero")
     assert np.abs(z).tolist() == [0.0, 1.0, 0.0]
-    m = quantize(x, name, nan="max")
+    m = quantize(x, name, nan_input="max")
     assert np.abs(m).tolist() == [f.max, 1.0, f.max]
-    assert not np.isnan(decode(encode(x, name, nan="max"), name)).any()
+    assert not np.isnan(decode(encode(x, name, nan_input="max"), name)).any()
 
 
 @pytest.mark.parametrize("name", ["fp8_e4m3", "fp8_e5m2", "fp8_e4m3fnuz", "bf16", "fp16"])
 def test_nan_passes_through_formats_with_nan(name):
-    # the nan= policy only concerns formats without NaN
+    # the nan_input= policy only concerns formats without NaN
     for pol in ("error", "zero", "max"):
-        y = quantize(np.array([np.nan, 2.0]), name, nan=pol)
+        y = quantize(np.array([np.nan, 2.0]), name, nan_input=pol)
         assert np.isnan(y[0]) and y[1] == 2.0
 
 
@@ -80,7 +80,7 @@ def test_nan_passes_through_formats_with_nan(name):
 def test_nan_into_int(name):
     with pytest.raises(ValueError):
         encode(np.array([np.nan]), name)
-    assert quantize(np.array([np.nan]), name, nan="zero").tolist() == [0.0]
+    assert quantize(np.array([np.nan]), name, nan_input="zero").tolist() == [0.0]
 
 
 # ---------------------------------------------------------------- subnormals
@@ -91,14 +91,14 @@ def test_flush_subnormals(name):
                     -s.min_subnormal, s.min_normal - s.min_subnormal])
     sub = sub[np.abs(sub) < s.min_normal]
     assert sub.size >= 3
-    y = quantize(sub, name, subnormals="flush")
+    y = quantize(sub, name, subnormal_output="flush")
     assert (y == 0).all(), y
-    keep = quantize(sub, name, subnormals="keep")
+    keep = quantize(sub, name, subnormal_output="keep")
     assert same_values(keep, sub).all()
     normal = np.array([s.min_normal, -s.min_normal, 1.0, s.max])
-    assert same_values(quantize(normal, name, subnormals="flush"), normal).all()
+    assert same_values(quantize(normal, name, subnormal_output="flush"), normal).all()
     # flushed codes are zeros
-    c = encode(sub, name, subnormals="flush")
+    c = encode(sub, name, subnormal_output="flush")
     assert (decode(c, name) == 0).all()
 
 
@@ -124,11 +124,21 @@ def test_bad_overflow():
 
 def test_bad_nan_and_subnormals():
     with pytest.raises(ValueError) as ei:
-        encode(np.array([1.0]), "fp4_e2m1", nan="ignore")
-    _check_msg(ei, "nan", ["error", "zero", "max"])
+        encode(np.array([1.0]), "fp4_e2m1", nan_input="ignore")
+    _check_msg(ei, "nan_input", ["error", "zero", "max"])
     with pytest.raises(ValueError) as ei:
-        encode(np.array([1.0]), "fp4_e2m1", subnormals="ftz")
-    _check_msg(ei, "subnormals", ["keep", "flush"])
+        encode(np.array([1.0]), "fp4_e2m1", subnormal_output="ftz")
+    _check_msg(ei, "subnormal_output", ["keep", "flush"])
+
+
+@pytest.mark.parametrize("name", ["fp4_e2m1", "mxfp4"])
+@pytest.mark.parametrize("fn", [encode, quantize])
+def test_old_policy_keywords_name_the_new_ones(fn, name):
+    """``nan=`` / ``subnormals=`` (ambiguous with the FloatFormat fields) are refused with a
+    message naming the new keyword, for element and block formats."""
+    for old, new in (("nan", "nan_input"), ("subnormals", "subnormal_output")):
+        with pytest.raises(TypeError, match=f"{old}= is now {new}="):
+            fn(np.array([1.0], np.float32), name, **{old: "zero" if old == "nan" else "keep"})
 
 
 def test_bad_format_name():

@@ -164,7 +164,7 @@ def test_ml_dtypes_quirks_pinned():
     assert np.array([3.0, 6.0, 1.5], np.float32).astype(e8).astype(np.float32).tolist() == [4, 8, 2]
     # E8M0: 0 and negatives -> NaN
     assert np.isnan(np.array([0.0, -1.0], np.float32).astype(e8).astype(np.float32)).all()
-    # FP4 NaN -> a zero (sign bit of the NaN flipped): a silent policy, hence nan= in lowbit
+    # FP4 NaN -> a zero (sign bit of the NaN flipped): a silent policy, hence nan_input= in lowbit
     y = np.array([np.nan], np.float32).astype(ml_dtypes.float4_e2m1fn).astype(np.float32)
     assert y[0] == 0
     # E5M2 canonical NaN is 0x7E in ml_dtypes

@@ -1,0 +1,178 @@
+"""Element formats as seen by the rounding kernel: the parameter vector and code -> value decoding.
+
+:func:`kernel_params` turns an element format (:class:`~lowbit.formats.float_format.FloatFormat` or
+:class:`~lowbit.formats.int_format.IntFormat`, told apart by ``fmt.kind``) and the conversion
+policies into the int64 vector ``P`` read by :mod:`lowbit.formats._kernel`; :func:`decode_codes`
+maps codes to their float64 values (a lookup table for formats of at most 16 bits, the decode
+kernel above). Nothing here imports the format classes, so the descriptors can use it.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from lowbit.formats import _kernel as K
+from lowbit.formats._lut import gather
+
+ELEMENT_KINDS = ("float", "int")
+GATHER_MIN = 4096
+"""Below this many codes ``decode_codes`` indexes the table with numpy (no kernel launch)."""
+
+
+
+ROUNDING_ALIASES = {
+    # gfloat RoundMode names (lower case) and pychop P3109 / Chop names
+    "tiestoeven": "rne", "nearest_even": "rne", "ties_to_even": "rne",
+    "tiestoaway": "rna", "nearest_away": "rna", "ties_to_away": "rna",
+    "towardzero": "rtz", "toward_zero": "rtz", "truncate": "rtz",
+    "towardpositive": "rup", "toward_positive": "rup", "ceil": "rup",
+    "towardnegative": "rdown", "toward_negative": "rdown", "floor": "rdown",
+    "toodd": "rto", "to_odd": "rto",
+    "ties_to_zero": "rnz", "nearest_zero": "rnz", "rtz_ties": "rnz",
+    "ties_to_odd": "rno", "nearest_odd": "rno",
+    "stochasticfastest": "stochastic", "stochastic_a": "stochastic", "sr": "stochastic",
+    "stochasticfast": "stochastic_fast", "stochastic_b": "stochastic_fast",
+    "stochastic_c": "stochastic_rne",
+    "stochasticodd": "stochastic_rno",
+    "sr-50": "sr_half", "sr50": "sr_half", "stochastic_half": "sr_half",
+}
+"""Other spellings of :data:`ROUNDING` modes (case-insensitive). ``"stochastic_c"`` is pychop's
+name for gfloat's ``Stochastic`` (RNE before the comparison): lowbit's ``"stochastic_rne"``."""
+
+
+def rounding_mode(rounding) -> str:
+    """The canonical :data:`ROUNDING` name of ``rounding`` (a mode or one of
+    :data:`ROUNDING_ALIASES`); ValueError naming the allowed values otherwise."""
+    if isinstance(rounding, str):
+        key = rounding.strip().lower()
+        key = ROUNDING_ALIASES.get(key, key)
+        if key in K.ROUNDING:
+            return key
+    raise ValueError(f"rounding must be one of {list(K.ROUNDING)} (or an alias: "
+                     f"{', '.join(sorted(ROUNDING_ALIASES))}), got {rounding!r}")
+
+
+def policy_index(value, allowed, argname: str) -> int:
+    """Index of ``value`` in ``allowed`` (a tuple of names); ValueError naming ``argname``, the
+    allowed values and the value given otherwise (also for non-strings such as ``["rne"]``)."""
+    if not isinstance(value, str) or value not in allowed:
+        raise ValueError(f"{argname} must be one of {list(allowed)}, got {value!r}")
+    return allowed.index(value)
+
+
+def check_sr_bits(sr_bits) -> int:
+    if (isinstance(sr_bits, (bool, np.bool_)) or not isinstance(sr_bits, (int, np.integer))
+            or not 1 <= sr_bits <= 62):
+        raise ValueError(f"sr_bits must be an integer in 1..62, got {sr_bits!r}")
+    return int(sr_bits)
+
+
+def kernel_params(fmt, rounding="rne", overflow="saturate", nan_input="error",
+                  subnormal_output="keep", sr_bits=32) -> np.ndarray:
+    """The read-only int64 parameter vector for ``fmt`` under the given policies (see
+    :mod:`lowbit.formats.convert` for their meaning); every name is validated here."""
+    if fmt.kind not in ELEMENT_KINDS:
+        raise TypeError(f"element format (FloatFormat or IntFormat) expected, got {fmt!r}")
+    return _params(fmt, K.ROUNDING.index(rounding_mode(rounding)),
+                   policy_index(overflow, K.OVERFLOW, "overflow"),
+                   policy_index(nan_input, K.NAN_INPUT, "nan_input"),
+                   policy_index(subnormal_output, K.SUBNORMAL_OUTPUT, "subnormal_output"),
+                   check_sr_bits(sr_bits))
+
+
+@lru_cache(maxsize=512)
+def _params(fmt, rounding: int, overflow: int, nan_input: int, flush: int,
+            sr_bits: int) -> np.ndarray:
+    P = np.zeros(K.P_LEN, dtype=np.int64)
+    P[K.P_ROUND] = rounding
+    P[K.P_OVF] = overflow
+    P[K.P_NANPOL] = nan_input
+    P[K.P_FLUSH] = flush
+    P[K.P_SRBITS] = sr_bits
+    if fmt.kind == "float":
+        P[K.P_KIND] = K.KIND_FLOAT
+        P[K.P_EBITS] = fmt.ebits
+        P[K.P_MBITS] = fmt.mbits
+        P[K.P_BIAS] = fmt.bias
+        P[K.P_SIGNED] = int(fmt.signed)
+        P[K.P_SUBN] = int(fmt.subnormals)
+        P[K.P_ZERO] = int(fmt.zero)
+        P[K.P_NANK] = K.NANK_OF_SCHEME[fmt.nan]
+        P[K.P_INF] = int(fmt.has_inf)
+        P[K.P_EMIN] = fmt.emin
+        P[K.P_MAXF] = fmt.max_field
+        P[K.P_MAXM] = fmt.max_mant
+        P[K.P_NANCODE] = max(fmt.nan_code, 0)
+        P[K.P_INFCODE] = max(fmt.inf_code, 0)
+        P[K.P_MAXCODE] = fmt.max_code
+    else:
+        P[K.P_KIND] = K.KIND_INT
+        P[K.P_EBITS] = fmt.bits  # int formats keep their width in the exponent-width slot
+        P[K.P_SIGNED] = int(fmt.signed)
+        P[K.P_ZERO] = 1
+        P[K.P_QMIN] = fmt.qmin
+        P[K.P_QMAX] = fmt.qmax
+        P[K.P_FRAC] = fmt.frac_bits
+        P[K.P_MAXCODE] = fmt.qmax
+    P.setflags(write=False)
+    return P
+
+
+def _int_values(codes, fmt) -> np.ndarray:
+    """float64 ``q * 2**-frac_bits`` of two's-complement codes (NaN for a narrow format's
+    unused most negative code)."""
+    c = np.asarray(codes).astype(np.int64)
+    if fmt.signed:
+        c = np.where(c >= (1 << (fmt.bits - 1)), c - (1 << fmt.bits), c)
+    v = np.ldexp(c.astype(np.float64), -fmt.frac_bits)
+    if fmt.narrow:
+        v[c == fmt.qmin - 1] = np.nan
+    return v
+
+
+@lru_cache(maxsize=256)
+def value_table(fmt) -> np.ndarray | None:
+    """float64 value of every code of an element format of at most 16 bits (read-only), used
+    as the decode lookup table; ``None`` for wider formats."""
+    if fmt.bits > 16:
+        return None
+    codes = np.arange(1 << fmt.bits, dtype=np.uint32)
+    if fmt.kind == "int":
+        t = _int_values(codes, fmt)
+    else:
+        t = np.empty(codes.shape[0], dtype=np.float64)
+        K.decode_kernel(codes, kernel_params(fmt), t)
+    t.setflags(write=False)
+    return t
+
+
+def check_codes(codes, fmt, argname: str = "codes") -> np.ndarray:
+    """``codes`` as an integer array whose values are codes of ``fmt`` (TypeError for a
+    non-integer dtype, ValueError for a value outside ``0 .. 2**bits - 1``)."""
+    c = np.asarray(codes)
+    if c.dtype.kind not in "iu":
+        raise TypeError(f"{argname} must be an integer array, got dtype {c.dtype}")
+    if c.size and (int(c.min()) < 0 or int(c.max()) >= (1 << fmt.bits)):
+        raise ValueError(f"{argname} must be in 0..{(1 << fmt.bits) - 1} for {fmt.name}, "
+                         f"got values in {int(c.min())}..{int(c.max())}")
+    return c
+
+
+def decode_codes(codes, fmt) -> np.ndarray:
+    """float64 values of the element codes ``codes`` (any shape) in ``fmt`` (NaN codes -> NaN)."""
+    c = check_codes(codes, fmt)
+    lut = value_table(fmt)
+    if lut is not None:
+        if c.size < GATHER_MIN:
+            return lut[c.astype(np.intp)]
+        out = np.empty(c.size, np.float64)
+        gather(np.ascontiguousarray(c).reshape(-1), lut, out)
+        return out.reshape(c.shape)
+    flat = np.ascontiguousarray(c).reshape(-1)
+    if fmt.kind == "int":
+        return _int_values(flat, fmt).reshape(c.shape)
+    out = np.empty(flat.shape[0], dtype=np.float64)
+    K.decode_kernel(flat, kernel_params(fmt), out)
+    return out.reshape(c.shape)
