@@ -17,7 +17,11 @@ from __future__ import annotations
 def register(subparsers) -> None:
     p = subparsers.add_parser("report", help="area / energy / latency cost report",
                               description=__doc__.split("\n\n")[1])
-    p.add_argument("--workload", default="digits-cnn", help="workload name (default digits-cnn)")
+    p.add_argument("--workload", default="digits-cnn",
+                   help="workload name (default digits-cnn), path/to/file.py:function or "
+                   "model.onnx with --data")
+    p.add_argument("--data", default=None, metavar="DATA.npz",
+                   help="data of an ONNX --workload: .npz with keys calib, eval_x, optional eval_y")
     p.add_argument("--formats", nargs="+", default=None, metavar="FMT",
                    help="format specs (comma or space separated; WFMT/AFMT allowed)")
     p.add_argument("--target", default="asic", help="asic | ice40 | xilinx (default asic)")
@@ -46,7 +50,9 @@ def run_report_command(args) -> int:
         return _calibrate(args)
     cfg = ArrayConfig(rows=args.rows, cols=args.cols, dataflow=str(args.dataflow).upper())
     formats = args.formats or list(DEFAULT_FORMATS)
-    res = build_report(args.workload, formats, args.target, Path(args.out), cfg, args.node,
+    from lowbit.sim.workloads import resolve_workload
+
+    res = build_report(resolve_workload(args.workload, args.data), formats, args.target, Path(args.out), cfg, args.node,
                        args.sweep)
     print(f"report: {len(res['totals'])} formats -> {res['paths']['md']} "
           f"({res['paths']['html'].name}, CSV, PNG)")

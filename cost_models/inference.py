@@ -37,11 +37,12 @@ def split_spec(spec: str) -> tuple[str, str]:
 
 def workload_layers(name: str):
     """Layers of a registered ``lowbit.sim`` workload (ValueError if unknown / missing)."""
-    from lowbit.sim.workloads import get_workload, list_workloads
+    from lowbit.sim.workloads import get_workload
 
-    if name not in list_workloads():
-        raise ValueError(f"--workload: unknown {name!r}; allowed: {', '.join(list_workloads())}")
-    return get_workload(name).layers()
+    try:
+        return get_workload(name).layers()
+    except ValueError as exc:
+        raise ValueError(f"--workload: {exc}") from exc
 
 
 def _psum_bits(w, a, K) -> float:

@@ -1,6 +1,6 @@
 """``lowbit sweep``: the format sweep command (registered by ``lowbit.main``).
 
-    lowbit sweep [--workload digits-cnn] [--formats F1,F2,...] [--accum exact,fp32]
+    lowbit sweep [--workload digits-cnn|file.py:func|model.onnx --data d.npz] [--formats F1,F2,...] [--accum exact,fp32]
                  [--quantizer rtn|gptq] [--out results/sweep] [--scheduler tcp://HOST:PORT]
                  [--workers N] [--keep-failed] [--no-progress] [--no-plots]
 
@@ -23,7 +23,11 @@ def register(subparsers) -> None:
         "results.json, report.md, PNG plots and results.sqlite into --out.",
     )
     p.add_argument("--workload", default="digits-cnn",
-                   help="workload name (digits-cnn, minilm, or one you registered)")
+                   help="workload: a registered name (digits-cnn, minilm, an installed "
+                   "lowbit.workloads entry point), path/to/file.py:function returning a Workload "
+                   "(e.g. a TorchWorkload), or model.onnx with --data")
+    p.add_argument("--data", default=None, metavar="DATA.npz",
+                   help="data of an ONNX --workload: .npz with keys calib, eval_x, optional eval_y")
     p.add_argument("--formats", nargs="+", default=None, metavar="FMT",
                    help="formats (comma or space separated; WFMT/AFMT for different weight and "
                    f"activation formats); default: {','.join(DEFAULT_FORMATS)}")
@@ -45,13 +49,14 @@ def register(subparsers) -> None:
 
 def run_sweep_command(args) -> int:
     from lowbit.sim.sweep import sweep
+    from lowbit.sim.workloads import resolve_workload
 
     if args.workers is not None and args.workers < 1:
         raise ValueError(f"--workers must be >= 1, got {args.workers}")
     if args.scheduler is not None and not str(args.scheduler).startswith(
             ("tcp://", "tls://", "inproc://", "ucx://")):
         raise ValueError(f"--scheduler: expected tcp://HOST:PORT, got {args.scheduler!r}")
-    res = sweep(args.workload, args.formats, args.accum, args.quantizer, out=args.out,
+    res = sweep(resolve_workload(args.workload, args.data), args.formats, args.accum, args.quantizer, out=args.out,
                 scheduler=args.scheduler, workers=args.workers,
                 progress=not args.no_progress, plots=not args.no_plots,
                 retry_failed=not args.keep_failed)

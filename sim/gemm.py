@@ -229,31 +229,50 @@ def qlinear_prequant(x, wq, bias=None, cfg="exact") -> np.ndarray:
     return y.reshape(*lead, wq.shape[0])
 
 
-def im2col(x, kh, kw, stride=1, padding=0):
+def _pair(v, what):
+    """(h, w) from an int or a 2-sequence of ints (ValueError naming ``what`` otherwise)."""
+    t = (v, v) if np.isscalar(v) else tuple(v)
+    if len(t) != 2 or any(int(e) != e or e < 0 for e in t):
+        raise ValueError(f"{what}={v!r}; expected a non-negative int or an (h, w) pair")
+    return int(t[0]), int(t[1])
+
+
+def im2col(x, kh, kw, stride=1, padding=0, dilation=1):
     """NCHW ``x`` -> (N*OH*OW, KH*KW*C) patches, K ordered (kh, kw, c) (channels fastest, as in
-    NHWC implicit GEMM, so K-blocks run along input channels).  Returns (cols, OH, OW)."""
-    sh, sw = (stride, stride) if np.isscalar(stride) else stride
-    ph, pw = (padding, padding) if np.isscalar(padding) else padding
+    NHWC implicit GEMM, so K-blocks run along input channels).  ``stride`` / ``padding`` (zeros)
+    / ``dilation``: int or (h, w), as in ``torch.nn.Conv2d``.  Returns (cols, OH, OW)."""
+    sh, sw = _pair(stride, "stride")
+    ph, pw = _pair(padding, "padding")
+    dh, dw = _pair(dilation, "dilation")
+    if min(sh, sw, dh, dw) < 1:
+        raise ValueError(f"im2col: stride {stride!r} and dilation {dilation!r} must be >= 1")
     N, C, H, W = x.shape
     xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-    OH = (H + 2 * ph - kh) // sh + 1
-    OW = (W + 2 * pw - kw) // sw + 1
+    OH = (H + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    OW = (W + 2 * pw - dw * (kw - 1) - 1) // sw + 1
     if OH <= 0 or OW <= 0:
-        raise ValueError(f"qconv2d: kernel {kh}x{kw} larger than padded input {H}x{W}")
+        raise ValueError(f"qconv2d: kernel {kh}x{kw} (dilation {dh}x{dw}) larger than padded "
+                         f"input {H}x{W}")
     xh = np.ascontiguousarray(xp.transpose(0, 2, 3, 1))  # NHWC
     s = xh.strides
     win = np.lib.stride_tricks.as_strided(
-        xh, (N, OH, OW, kh, kw, C), (s[0], s[1] * sh, s[2] * sw, s[1], s[2], s[3]), writeable=False)
+        xh, (N, OH, OW, kh, kw, C),
+        (s[0], s[1] * sh, s[2] * sw, s[1] * dh, s[2] * dw, s[3]), writeable=False)
     return win.reshape(N * OH * OW, kh * kw * C), OH, OW
 
 
-def qconv2d(x, w, bias=None, cfg="exact", stride=1, padding=0) -> np.ndarray:
-    """2-D convolution (cross-correlation, groups=1) via im2col + the GEMM engine.
+def qconv2d(x, w, bias=None, cfg="exact", stride=1, padding=0, dilation=1,
+            groups=1) -> np.ndarray:
+    """2-D convolution (cross-correlation, ``torch.nn.functional.conv2d`` semantics) via im2col
+    + the GEMM engine.
 
-    x: (N, C, H, W), w: (O, C, KH, KW), bias (O,) or None; stride / padding int or (h, w)
-    (zero padding).  K = KH*KW*C ordered (kh, kw, c); weights and activation patches are
-    quantised along K (``weight_axis`` / ``act_axis`` may only be None or 1 = channels).
-    Returns float64 (N, O, OH, OW).
+    x: (N, C, H, W), w: (O, C/groups, KH, KW), bias (O,) or None; stride / padding (zeros) /
+    dilation int or (h, w); ``groups`` divides C and O, group g maps input channels
+    [g*C/groups, (g+1)*C/groups) to output channels [g*O/groups, (g+1)*O/groups).  Per group
+    the GEMM is ``cols_g (N*OH*OW, K) @ W_g.T`` with K = KH*KW*C/groups ordered (kh, kw, c);
+    weights and activation patches are quantised along K (``weight_axis`` / ``act_axis`` may
+    only be None or 1 = channels).  The weight tensor is quantised once as an (O, K) operand,
+    so a per-tensor scale (NVFP4) is shared by all groups.  Returns float64 (N, O, OH, OW).
     """
     cfg = as_config(cfg)
     for ax, nm in ((cfg.weight_axis, "weight_axis"), (cfg.act_axis, "act_axis")):
@@ -261,13 +280,23 @@ def qconv2d(x, w, bias=None, cfg="exact", stride=1, padding=0) -> np.ndarray:
             raise ValueError(f"qconv2d: {nm}={ax}; allowed: None or 1 (input channels / K)")
     x = np.asarray(x, dtype=np.float64)
     w = np.asarray(w, dtype=np.float64)
-    if x.ndim != 4 or w.ndim != 4 or x.shape[1] != w.shape[1]:
-        raise ValueError(f"qconv2d: x {x.shape} (N,C,H,W) and w {w.shape} (O,C,KH,KW) mismatch")
+    if int(groups) != groups or groups < 1:
+        raise ValueError(f"qconv2d: groups={groups!r}; expected a positive int")
+    groups = int(groups)
+    if (x.ndim != 4 or w.ndim != 4 or x.shape[1] != w.shape[1] * groups
+            or w.shape[0] % groups):
+        raise ValueError(f"qconv2d: x {x.shape} (N,C,H,W) and w {w.shape} (O,C/groups,KH,KW) "
+                         f"mismatch for groups={groups}")
     N = x.shape[0]
-    O, C, KH, KW = w.shape
-    cols, OH, OW = im2col(x, KH, KW, stride, padding)
-    wm = w.transpose(0, 2, 3, 1).reshape(O, KH * KW * C)
-    y = gemm_nt(prepare(cols, cfg.act), prepare(wm, cfg.weight), cfg.accum, cfg.dot)
+    O, Cg, KH, KW = w.shape
+    Og = O // groups
+    W = prepare(w.transpose(0, 2, 3, 1).reshape(O, KH * KW * Cg), cfg.weight)
+    ys = []
+    for g in range(groups):
+        cols, OH, OW = im2col(x[:, g * Cg:(g + 1) * Cg], KH, KW, stride, padding, dilation)
+        ys.append(gemm_nt(prepare(cols, cfg.act), W.rows(g * Og, (g + 1) * Og), cfg.accum,
+                          cfg.dot))
+    y = ys[0] if groups == 1 else np.concatenate(ys, axis=1)
     if bias is not None:
         y = y + np.asarray(bias, dtype=np.float64)
     return np.ascontiguousarray(y.reshape(N, OH, OW, O).transpose(0, 3, 1, 2))

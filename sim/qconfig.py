@@ -93,6 +93,13 @@ class Operand:
     lsb: int | None
     pmax: float | None
 
+    def rows(self, start: int, stop: int) -> Operand:
+        """Rows [start, stop) of the operand (the same quantised values, block scales and
+        per-tensor scale: row-sliced quantisation is the quantisation of the whole tensor)."""
+        return Operand(self.fmt, self.values[start:stop], self.P[start:stop],
+                       self.S[start:stop], self.T, self.bs, self.is_block, self.sig_bits,
+                       self.lsb, self.pmax)
+
 
 def _elem_grid(fmt):
     """(sig_bits, lsb exponent, max |value|) of an element format; None -> float64."""

@@ -30,7 +30,11 @@ def register(subparsers) -> None:
         "uniform candidate and a greedy baseline on the emulated workload.",
     )
     p.add_argument("--workload", default="digits-cnn",
-                   help="workload name (digits-cnn, minilm, or one you registered)")
+                   help="workload: a registered name (digits-cnn, minilm, an installed "
+                   "lowbit.workloads entry point), path/to/file.py:function returning a Workload "
+                   "(e.g. a TorchWorkload), or model.onnx with --data")
+    p.add_argument("--data", default=None, metavar="DATA.npz",
+                   help="data of an ONNX --workload: .npz with keys calib, eval_x, optional eval_y")
     p.add_argument("--candidates", default="fp8_e4m3,mxfp6_e2m3,mxfp4,nvfp4,int8,int4",
                    help="comma-separated candidate formats (lowbit.formats names, or WFMT/AFMT); "
                    "int8 -> int8_pc and int4 -> int4_pc (symmetric INT, FP32 scale per output "
@@ -91,6 +95,7 @@ def _parse_ties(items) -> list:
 
 def run_search_command(args) -> int:
     from lowbit.sim.search import search, write_outputs
+    from lowbit.sim.workloads import resolve_workload
 
     rows, cols = _parse_array(args.array)
     if args.front_points < 0:
@@ -98,7 +103,7 @@ def run_search_command(args) -> int:
     say = (lambda *_: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
     budgets = args.budget or ["energy=0.5"]
     sens_kw = {"target": args.direct_target} if args.metric == "direct" else {}
-    res = search(args.workload, args.candidates, budgets, metric=args.metric,
+    res = search(resolve_workload(args.workload, args.data), args.candidates, budgets, metric=args.metric,
                  ties=_parse_ties(args.tie), solver=args.solver, minimize=args.minimize,
                  max_sensitivity=args.max_sensitivity, front=args.front_points > 0,
                  n_front=max(args.front_points, 2), measure=not args.no_measure,

@@ -17,7 +17,9 @@ estimated by Hutchinson's method (Rademacher probes v over all layers at once, p
 of the workload's analytic gradients, ``Hv ~ (g(W + e v) - g(W - e v)) / 2e`` (``e`` = ``eps_rel``
 x rms of each layer's weights). The activation term uses the empirical Fisher of the GEMM input
 X (trace = N * sum_rows ||dL/dX_row||^2, from ``output_grads`` @ W) since the workloads expose
-no activation-perturbation hook. Labels: ``wl.calibration_labels()`` when present, else the
+no activation-perturbation hook.  Workloads with ``hessian_traces()`` (PyTorch models,
+:class:`lowbit.sim.torch.TorchWorkload`) give exact Hessian-vector products by double backward
+instead of finite differences; their score is the weight term only (HAWQ-V2). Labels: ``wl.calibration_labels()`` when present, else the
 float model's argmax (self-distillation). Workloads without ``loss_and_grads`` fall back to the
 layer-local Gauss-Newton Hessian of ``||XW^T - Y||^2``: ``s = (||X||^2 ||dW||^2 + ||W||^2 ||dX||^2)
 / (K ||Y||^2)`` (``details["hessian"] = "local"``).
@@ -195,7 +197,19 @@ def hessian_sensitivity(wl, candidates: list[Candidate], n_calib: int = 64, n_pr
     rng = np.random.default_rng(seed)
     vals = np.zeros((len(specs), len(candidates)))
     details = {"n_calib": n_calib, "n_probe": n_probe}
-    if hasattr(wl, "loss_and_grads"):
+    if callable(getattr(wl, "hessian_traces", None)):
+        # autograd workloads (lowbit.sim.torch.TorchWorkload): exact HVPs by double backward,
+        # weight term only (HAWQ-V2); a workload without a loss raises ValueError here
+        tr = wl.hessian_traces(n_calib=n_calib, n_probe=n_probe, seed=seed)
+        details.update(hessian="hutchinson-hvp", activation_term="none",
+                       traces={k: v[0] for k, v in tr.items()},
+                       trace_stderr={k: v[1] for k, v in tr.items()})
+        for i, s in enumerate(specs):
+            w = s.weight_2d.astype(np.float64)
+            h_w = max(tr[s.name][0], 0.0) / w.size
+            for j, c in enumerate(candidates):
+                vals[i, j] = h_w * float(np.sum((_quant(w, c.weight) - w) ** 2))
+    elif hasattr(wl, "loss_and_grads"):
         tr = layer_hessian_traces(wl, n_calib, n_probe, eps_rel, seed)
         y = _labels(wl, x)
         g = wl.loss_and_grads(x, y, None)

@@ -18,6 +18,7 @@ from .base import (
     get_workload,
     list_workloads,
     register_workload,
+    resolve_workload,
     sqnr_db,
 )
 
@@ -50,5 +51,6 @@ __all__ = [
     "make_config",
     "register_workload",
     "resolve_format",
+    "resolve_workload",
     "sqnr_db",
 ]

@@ -35,8 +35,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..gemm import gemm_nt
+from ..qconfig import prepare
 from ..quantizers import gptq_quantize
-from . import _qexec
+from . import _qexec, external
 
 QUANTIZERS = ("rtn", "gptq")
 
@@ -240,6 +242,36 @@ class LayerwiseWorkload:
         return y
 
 
+    def _gemm_grouped(self, name: str, cols: list, ctx: _Ctx) -> np.ndarray:
+        """Grouped convolution of layer ``name``: group g multiplies its (N, K) patches
+        ``cols[g]`` by rows [g*M/G, (g+1)*M/G) of the layer's quantised (M, K) weight operand
+        (as :func:`lowbit.sim.qconv2d` with ``groups``); returns (N, M) + bias.  Capture:
+        the groups' inputs stacked along rows (GPTQ then uses one Hessian for all groups)."""
+        spec, cfg = self.layer(name), ctx.configs[name]
+        wop, g_n = ctx.wq[name], len(cols)
+        og = spec.weight.shape[0] // g_n
+        ys, xq = [], []
+        for g, x2d in enumerate(cols):
+            if cfg is None:
+                w = _qexec.weight_values(wop)[g * og:(g + 1) * og]
+                ys.append(np.asarray(x2d, np.float64) @ w.T)
+                xq.append(x2d)
+            else:
+                _, a_fmt, _ = _qexec.config_formats(cfg)
+                w = wop.rows(g * og, (g + 1) * og) if hasattr(wop, "rows") else prepare(
+                    wop[g * og:(g + 1) * og], None)
+                a = prepare(x2d, a_fmt)
+                ys.append(gemm_nt(a, w, cfg.accum, cfg.dot))
+                xq.append(a.values)
+        y = np.concatenate(ys, axis=1)
+        if spec.bias is not None:
+            y = y + np.asarray(spec.bias, np.float64)
+        if ctx.capture is not None:
+            ctx.capture[name] = {"input": np.concatenate(cols), "input_q": np.concatenate(xq),
+                                 "output": y}
+        return y
+
+
 def _gptq(w2d, calib_x, fmt):
     """GPTQ through ``lowbit.sim.quantizers.gptq_quantize`` (the sim core)."""
     return np.asarray(gptq_quantize(w2d, calib_x, fmt), dtype=np.float64)
@@ -260,14 +292,33 @@ def register_workload(name: str, factory: Callable[[], object], overwrite: bool 
 
 
 def list_workloads() -> list[str]:
-    return sorted(_REGISTRY)
+    """Registered names plus the ``lowbit.workloads`` entry points of installed packages."""
+    return sorted(set(_REGISTRY) | set(external.entry_point_factories()))
+
+
+def resolve_workload(spec: str, data: str | None = None) -> str:
+    """Registry name for a workload spec, registering it on first use: a registered name, an
+    entry point of group ``lowbit.workloads``, ``path/file.py:function`` or ``model.onnx``
+    (with ``data``: an .npz with keys calib, eval_x[, eval_y]).  ValueError listing the
+    registered names otherwise."""
+    spec = str(spec)
+    key = external.spec_key(spec, data)
+    if key in _REGISTRY:
+        return key
+    fac = external.factory_for_spec(spec, data)
+    if fac is None and spec in external.entry_point_factories():
+        fac = external.EntryPointFactory(spec)
+    if fac is None:
+        raise ValueError(f"unknown workload {spec!r}; allowed: {', '.join(list_workloads())}, "
+                         "path/to/file.py:function or model.onnx (with --data data.npz)")
+    register_workload(key, fac)
+    return key
 
 
 def get_workload(name: str, cached: bool = True):
-    """The workload registered as ``name`` (one shared instance per process if ``cached``).
-    Unknown names raise ValueError listing the registered ones."""
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown workload {name!r}; allowed: {', '.join(list_workloads())}")
+    """The workload ``name`` (see :func:`resolve_workload`; one shared instance per process if
+    ``cached``). Unknown names raise ValueError listing the registered ones."""
+    name = resolve_workload(name)
     if not cached:
         return _REGISTRY[name]()
     if name not in _INSTANCES:
