@@ -13,6 +13,8 @@ the shipped cost_models/data/calibration.json).
 
 from __future__ import annotations
 
+from lowbit.sim.workloads import resolve_workload
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("report", help="area / energy / latency cost report",
@@ -50,8 +52,6 @@ def run_report_command(args) -> int:
         return _calibrate(args)
     cfg = ArrayConfig(rows=args.rows, cols=args.cols, dataflow=str(args.dataflow).upper())
     formats = args.formats or list(DEFAULT_FORMATS)
-    from lowbit.sim.workloads import resolve_workload
-
     res = build_report(resolve_workload(args.workload, args.data), formats, args.target, Path(args.out), cfg, args.node,
                        args.sweep)
     print(f"report: {len(res['totals'])} formats -> {res['paths']['md']} "

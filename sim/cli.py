@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import sys
 
+from lowbit.sim.workloads import resolve_workload
+
 
 def register(subparsers) -> None:
     from lowbit.sim.sweep.points import DEFAULT_ACCUMS, DEFAULT_FORMATS
@@ -49,8 +51,6 @@ def register(subparsers) -> None:
 
 def run_sweep_command(args) -> int:
     from lowbit.sim.sweep import sweep
-    from lowbit.sim.workloads import resolve_workload
-
     if args.workers is not None and args.workers < 1:
         raise ValueError(f"--workers must be >= 1, got {args.workers}")
     if args.scheduler is not None and not str(args.scheduler).startswith(

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import sys
 
+from lowbit.sim.workloads import resolve_workload
+
 _BUDGET_HELP = (
     "cost budget METRIC=VALUE (repeatable or comma separated). Metrics: energy (pJ per "
     "inference: compute + SRAM + DRAM), latency (cycles of the array model), memory (weight "
@@ -95,8 +97,6 @@ def _parse_ties(items) -> list:
 
 def run_search_command(args) -> int:
     from lowbit.sim.search import search, write_outputs
-    from lowbit.sim.workloads import resolve_workload
-
     rows, cols = _parse_array(args.array)
     if args.front_points < 0:
         raise ValueError("--front-points: must be >= 0")

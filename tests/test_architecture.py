@@ -228,7 +228,6 @@ KNOWN: list[str] = [
     'function-level import: lowbit.cost_models.inference imports lowbit.cost_models.array.gemm_model',
     'function-level import: lowbit.cost_models.inference imports lowbit.cost_models.array.layers_to_gemm',
     'function-level import: lowbit.cost_models.inference imports lowbit.sim.workloads.get_workload',
-    'function-level import: lowbit.cost_models.inference imports lowbit.sim.workloads.list_workloads',
     'function-level import: lowbit.cost_models.synth imports lowbit.cost_models.hw_bridge',
     'function-level import: lowbit.cost_models.synth imports lowbit.cost_models.refunits.make_verilog',
     'function-level import: lowbit.hw.cli imports lowbit.hw.cosim.SIMULATORS',

@@ -15,12 +15,10 @@ from .base import (
     QUANTIZERS,
     LayerSpec,
     LayerwiseWorkload,
-    get_workload,
-    list_workloads,
     register_workload,
-    resolve_workload,
     sqnr_db,
 )
+from .external import get_workload, list_workloads, resolve_workload
 
 
 def _digits_cnn():

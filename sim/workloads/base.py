@@ -38,7 +38,7 @@ import numpy as np
 from ..gemm import gemm_nt
 from ..qconfig import prepare
 from ..quantizers import gptq_quantize
-from . import _qexec, external
+from . import _qexec
 
 QUANTIZERS = ("rtn", "gptq")
 
@@ -279,6 +279,8 @@ def _gptq(w2d, calib_x, fmt):
 
 # ----------------------------------------------------------------------------- registry
 
+# the registry; names are resolved (file / ONNX specs, entry points) by
+# lowbit.sim.workloads.external.get_workload / resolve_workload / list_workloads
 _REGISTRY: dict[str, Callable[[], object]] = {}
 _INSTANCES: dict[str, object] = {}
 
@@ -289,38 +291,3 @@ def register_workload(name: str, factory: Callable[[], object], overwrite: bool 
         raise ValueError(f"workload {name!r} is already registered (pass overwrite=True)")
     _REGISTRY[name] = factory
     _INSTANCES.pop(name, None)
-
-
-def list_workloads() -> list[str]:
-    """Registered names plus the ``lowbit.workloads`` entry points of installed packages."""
-    return sorted(set(_REGISTRY) | set(external.entry_point_factories()))
-
-
-def resolve_workload(spec: str, data: str | None = None) -> str:
-    """Registry name for a workload spec, registering it on first use: a registered name, an
-    entry point of group ``lowbit.workloads``, ``path/file.py:function`` or ``model.onnx``
-    (with ``data``: an .npz with keys calib, eval_x[, eval_y]).  ValueError listing the
-    registered names otherwise."""
-    spec = str(spec)
-    key = external.spec_key(spec, data)
-    if key in _REGISTRY:
-        return key
-    fac = external.factory_for_spec(spec, data)
-    if fac is None and spec in external.entry_point_factories():
-        fac = external.EntryPointFactory(spec)
-    if fac is None:
-        raise ValueError(f"unknown workload {spec!r}; allowed: {', '.join(list_workloads())}, "
-                         "path/to/file.py:function or model.onnx (with --data data.npz)")
-    register_workload(key, fac)
-    return key
-
-
-def get_workload(name: str, cached: bool = True):
-    """The workload ``name`` (see :func:`resolve_workload`; one shared instance per process if
-    ``cached``). Unknown names raise ValueError listing the registered ones."""
-    name = resolve_workload(name)
-    if not cached:
-        return _REGISTRY[name]()
-    if name not in _INSTANCES:
-        _INSTANCES[name] = _REGISTRY[name]()
-    return _INSTANCES[name]

@@ -25,6 +25,9 @@ import importlib.util
 import sys
 from pathlib import Path
 
+from .base import _INSTANCES, _REGISTRY, register_workload
+from .onnx_model import OnnxWorkload
+
 ENTRY_POINT_GROUP = "lowbit.workloads"
 
 
@@ -70,8 +73,6 @@ class OnnxWorkloadFactory:
         self.data = None if data is None else str(Path(data).resolve())
 
     def __call__(self):
-        from .onnx_model import OnnxWorkload
-
         if self.data is None:
             raise ValueError(f"--workload {self.path}: an ONNX workload needs --data FILE.npz "
                              "(keys calib, eval_x, optional eval_y)")
@@ -125,3 +126,38 @@ class EntryPointFactory:
         if self.name not in eps:
             raise ValueError(f"entry point {self.name!r} of group {ENTRY_POINT_GROUP} is gone")
         return eps[self.name].load()()
+
+
+def list_workloads() -> list[str]:
+    """Registered names plus the ``lowbit.workloads`` entry points of installed packages."""
+    return sorted(set(_REGISTRY) | set(entry_point_factories()))
+
+
+def resolve_workload(spec: str, data: str | None = None) -> str:
+    """Registry name for a workload spec, registering it on first use: a registered name, an
+    entry point of group ``lowbit.workloads``, ``path/file.py:function`` or ``model.onnx``
+    (with ``data``: an .npz with keys calib, eval_x[, eval_y]).  ValueError listing the
+    registered names otherwise."""
+    spec = str(spec)
+    key = spec_key(spec, data)
+    if key in _REGISTRY:
+        return key
+    fac = factory_for_spec(spec, data)
+    if fac is None and spec in entry_point_factories():
+        fac = EntryPointFactory(spec)
+    if fac is None:
+        raise ValueError(f"unknown workload {spec!r}; allowed: {', '.join(list_workloads())}, "
+                         "path/to/file.py:function or model.onnx (with --data data.npz)")
+    register_workload(key, fac)
+    return key
+
+
+def get_workload(name: str, cached: bool = True):
+    """The workload ``name`` (see :func:`resolve_workload`; one shared instance per process if
+    ``cached``). Unknown names raise ValueError listing the registered ones."""
+    name = resolve_workload(name)
+    if not cached:
+        return _REGISTRY[name]()
+    if name not in _INSTANCES:
+        _INSTANCES[name] = _REGISTRY[name]()
+    return _INSTANCES[name]
