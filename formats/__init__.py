@@ -7,12 +7,19 @@ formats (:func:`get_format`), element conversion with every rounding mode (:func
 lowbit.
 """
 
-from lowbit.formats._kernel import NAN_INPUT, OVERFLOW, ROUNDING, SUBNORMAL_OUTPUT
+from lowbit.formats._codec import OVERFLOW_ALIASES, ROUNDING_ALIASES, rounding_mode
+from lowbit.formats._kernel import (
+    NAN_INPUT,
+    OVERFLOW,
+    ROUNDING,
+    STOCHASTIC_ROUNDING,
+    SUBNORMAL_OUTPUT,
+)
 from lowbit.formats.accum import ACCUM_KINDS, AccumModel, Exact, FloatAccum, IntAccum, parse_accum
 from lowbit.formats.api import decode, encode, quantize
 from lowbit.formats.block_format import SCALE_RULES, BlockFormat
-from lowbit.formats.float_format import FloatFormat
-from lowbit.formats.int_format import IntFormat
+from lowbit.formats.float_format import FloatFormat, p3109
+from lowbit.formats.int_format import IntFormat, ap_fixed, fixed_point
 from lowbit.formats.metrics import clipped_fraction, code_histogram, mse, sqnr_db
 from lowbit.formats.pack import pack, packed_nbytes, unpack
 from lowbit.formats.qtensor import QuantizedTensor
@@ -28,6 +35,8 @@ from lowbit.formats.registry import (
 __all__ = [
     "FloatFormat", "IntFormat", "BlockFormat", "QuantizedTensor", "SCALE_RULES",
     "ROUNDING", "OVERFLOW", "NAN_INPUT", "SUBNORMAL_OUTPUT",
+    "STOCHASTIC_ROUNDING", "ROUNDING_ALIASES", "OVERFLOW_ALIASES", "rounding_mode",
+    "p3109", "fixed_point", "ap_fixed",
     "get_format", "list_formats", "register_format", "resolve", "FORMAT_TYPES", "FORMAT_KINDS",
     "quantize", "encode", "decode", "pack", "unpack", "packed_nbytes",
     "AccumModel", "Exact", "FloatAccum", "IntAccum", "parse_accum", "ACCUM_KINDS",

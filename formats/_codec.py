@@ -37,6 +37,11 @@ ROUNDING_ALIASES = {
     "stochastic_c": "stochastic_rne",
     "stochasticodd": "stochastic_rno",
     "sr-50": "sr_half", "sr50": "sr_half", "stochastic_half": "sr_half",
+    "ties_up": "rnp", "ties_to_positive": "rnp", "round_half_up": "rnp",
+    "ties_down": "rnm", "ties_to_negative": "rnm", "round_half_down": "rnm",
+    # Vitis HLS ap_fixed quantization modes (lowbit.formats.int_format.HLS_QUANTIZATION)
+    "ap_trn": "rdown", "ap_trn_zero": "rtz", "ap_rnd": "rnp", "ap_rnd_zero": "rnz",
+    "ap_rnd_min_inf": "rnm", "ap_rnd_inf": "rna", "ap_rnd_conv": "rne",
 }
 """Other spellings of :data:`ROUNDING` modes (case-insensitive). ``"stochastic_c"`` is pychop's
 name for gfloat's ``Stochastic`` (RNE before the comparison): lowbit's ``"stochastic_rne"``."""
@@ -52,6 +57,26 @@ def rounding_mode(rounding) -> str:
             return key
     raise ValueError(f"rounding must be one of {list(K.ROUNDING)} (or an alias: "
                      f"{', '.join(sorted(ROUNDING_ALIASES))}), got {rounding!r}")
+
+
+OVERFLOW_ALIASES = {"ap_sat": "saturate", "ap_wrap": "wrap", "ap_sat_zero": "sat_zero",
+                    "ap_sat_sym": "sat_sym", "satfinite": "saturate", "ovfinf": "nonsat",
+                    "satpropagate": "propagate"}
+"""Other spellings of :data:`OVERFLOW` policies (HLS ``ap_o_mode``, P3109 saturation modes)."""
+
+
+def default_policies(fmt, rounding=None, overflow=None) -> tuple[str, str]:
+    """``(rounding, overflow)`` canonical, with ``None`` replaced by the (element) format's own
+    default policy (an ``IntFormat`` built from an HLS ``ap_fixed`` type carries one) or by
+    ``"rne"`` / ``"saturate"``."""
+    el = fmt.element if fmt.kind == "block" else fmt
+    if rounding is None:
+        rounding = getattr(el, "rounding", None) or "rne"
+    if overflow is None:
+        overflow = getattr(el, "overflow", None) or "saturate"
+    if isinstance(overflow, str):
+        overflow = OVERFLOW_ALIASES.get(overflow.strip().lower(), overflow)
+    return rounding_mode(rounding), overflow
 
 
 def policy_index(value, allowed, argname: str) -> int:
@@ -75,6 +100,13 @@ def kernel_params(fmt, rounding="rne", overflow="saturate", nan_input="error",
     :mod:`lowbit.formats.convert` for their meaning); every name is validated here."""
     if fmt.kind not in ELEMENT_KINDS:
         raise TypeError(f"element format (FloatFormat or IntFormat) expected, got {fmt!r}")
+    if overflow in K.INT_ONLY_OVERFLOW and fmt.kind != "int":
+        raise ValueError(f"overflow={overflow!r} applies to integer / fixed-point formats "
+                         f"only; {fmt.name} is a float format (use one of "
+                         f"{[o for o in K.OVERFLOW if o not in K.INT_ONLY_OVERFLOW]})")
+    if overflow == "wrap" and getattr(fmt, "narrow", False):
+        raise ValueError(f"overflow='wrap' can produce the unused code of the narrow format "
+                         f"{fmt.name}; use overflow='sat_sym' with the full-range format")
     return _params(fmt, K.ROUNDING.index(rounding_mode(rounding)),
                    policy_index(overflow, K.OVERFLOW, "overflow"),
                    policy_index(nan_input, K.NAN_INPUT, "nan_input"),

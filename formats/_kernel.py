@@ -42,14 +42,17 @@ P_INFCODE = 21
 P_MAXCODE = 22
 P_LEN = 23
 
-ROUNDING = ("rne", "rna", "rtz", "rup", "rdown", "rto", "rnz", "rno",
+ROUNDING = ("rne", "rna", "rtz", "rup", "rdown", "rto", "rnz", "rno", "rnp", "rnm",
             "stochastic", "stochastic_fast", "stochastic_rne", "stochastic_rno", "sr_half")
-(R_RNE, R_RNA, R_RTZ, R_RUP, R_RDOWN, R_RTO, R_RNZ, R_RNO,
+(R_RNE, R_RNA, R_RTZ, R_RUP, R_RDOWN, R_RTO, R_RNZ, R_RNO, R_RNP, R_RNM,
  R_SR, R_SR_FAST, R_SR_RNE, R_SR_RNO, R_SR_HALF) = range(len(ROUNDING))
 STOCHASTIC_ROUNDING = ROUNDING[R_SR:]
 """Modes that consume random bits (index >= ``R_SR``)."""
-OVERFLOW = ("saturate", "nonsat", "error", "propagate")
-O_SATURATE, O_NONSAT, O_ERROR, O_PROPAGATE = range(len(OVERFLOW))
+OVERFLOW = ("saturate", "nonsat", "error", "propagate", "wrap", "sat_zero", "sat_sym")
+O_SATURATE, O_NONSAT, O_ERROR, O_PROPAGATE, O_WRAP, O_SAT_ZERO, O_SAT_SYM = range(len(OVERFLOW))
+INT_ONLY_OVERFLOW = ("wrap", "sat_zero", "sat_sym")
+"""Policies defined for integer / fixed-point formats only (HLS AP_WRAP, AP_SAT_ZERO,
+AP_SAT_SYM)."""
 NAN_INPUT = ("error", "zero", "max")
 """What a NaN input becomes in a format without NaN (``nan_input=``)."""
 NI_ERROR, NI_ZERO, NI_MAX = range(len(NAN_INPUT))
@@ -140,6 +143,10 @@ def _round_sig(sig, sh, neg, mode, rnd, srbits, lsb_flip=0):
         up = above
     elif mode == R_RNO:
         up = above or (tie and not odd)
+    elif mode == R_RNP:  # ties toward +Inf: away for a positive value, toward 0 for a negative
+        up = above or (tie and not neg)
+    elif mode == R_RNM:  # ties toward -Inf
+        up = above or (tie and neg)
     elif mode == R_RUP:
         up = rem_nonzero and not neg
     elif mode == R_RDOWN:
@@ -225,7 +232,11 @@ def encode_one(u, SM, SE, shift, P, rnd):
         if P[P_KIND] == KIND_INT:
             if P[P_OVF] == O_ERROR:
                 return ERR_OVERFLOW
+            if P[P_OVF] == O_WRAP or P[P_OVF] == O_SAT_ZERO:
+                return np.uint32(0)  # AP_WRAP: Inf = 2^1024 has no low bits; AP_SAT_ZERO: 0
             q = P[P_QMIN] if neg else P[P_QMAX]
+            if neg and P[P_OVF] == O_SAT_SYM and P[P_SIGNED]:
+                q = -P[P_QMAX]
             return np.uint32(q & ((1 << ebits) - 1))
         if P[P_INF] and (signed or not neg) and P[P_OVF] != O_SATURATE:
             sbit = np.uint32(1) << np.uint32(ebits + mbits) if signed else np.uint32(0)
@@ -324,17 +335,35 @@ def _zero_code(P, neg):
 
 @njit(cache=True)
 def _encode_int(sig, E, lb, neg, P, rnd):
+    """Two's-complement code of the rounded ``q = round(x * 2**frac)``. Out of ``[qmin, qmax]``:
+    saturate / error / ``"sat_zero"`` (0, HLS AP_SAT_ZERO) / ``"wrap"`` (``q mod 2**bits``, HLS
+    AP_WRAP: the low bits of the exactly rounded integer, also for huge inputs) /
+    ``"sat_sym"`` (saturate to ``[-qmax, qmax]``: ``qmin`` itself becomes ``-qmax``, HLS
+    AP_SAT_SYM)."""
+    bits = P[P_EBITS]  # int formats store their width here
     qexp = -P[P_FRAC]
+    sh = qexp - E
+    if P[P_OVF] == O_WRAP:
+        # only q mod 2**bits matters: uint64 arithmetic is exact modulo 2**64
+        n = np.uint64(0) if sh <= -64 else _round_sig(sig, sh, neg, P[P_ROUND], rnd,
+                                                       P[P_SRBITS])
+        if neg:
+            n = ~n + np.uint64(1)
+        return np.uint32(n & np.uint64((1 << bits) - 1))
     if lb - qexp > 40:
         n = np.uint64(1) << np.uint64(41)
     else:
-        n = _round_sig(sig, qexp - E, neg, P[P_ROUND], rnd, P[P_SRBITS])
+        n = _round_sig(sig, sh, neg, P[P_ROUND], rnd, P[P_SRBITS])
     q = -np.int64(n) if neg else np.int64(n)
-    if q > P[P_QMAX] or q < P[P_QMIN]:
+    qmin = P[P_QMIN]
+    if P[P_OVF] == O_SAT_SYM and P[P_SIGNED]:
+        qmin = -P[P_QMAX]
+    if q > P[P_QMAX] or q < qmin:
         if P[P_OVF] == O_ERROR:
             return ERR_OVERFLOW
-        q = P[P_QMAX] if q > P[P_QMAX] else P[P_QMIN]
-    bits = P[P_EBITS]  # int formats store their width here
+        if P[P_OVF] == O_SAT_ZERO:
+            return np.uint32(0)
+        q = P[P_QMAX] if q > P[P_QMAX] else qmin
     return np.uint32(q & ((1 << bits) - 1))
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lowbit.formats._codec import decode_codes
+from lowbit.formats._codec import decode_codes, default_policies
 from lowbit.formats.block_engine import encode_blocks, quantize_blocks
 from lowbit.formats.convert import check_renamed, encode_element, quantize_element
 from lowbit.formats.qtensor import QuantizedTensor
@@ -22,15 +22,20 @@ def _element_only(block_kw: dict) -> None:
         raise TypeError(f"unexpected arguments for an element format: {sorted(block_kw)}")
 
 
-def encode(x, fmt, rounding="rne", overflow="saturate", nan_input="error",
+def encode(x, fmt, rounding=None, overflow=None, nan_input="error",
            subnormal_output="keep", seed=None, sr_bits=32, axis=-1, **block_kw):
     """Codes of ``x`` in ``fmt`` (uint8 / uint16 / uint32 array of ``x``'s shape).
+
+    ``rounding`` / ``overflow`` default to the format's own policies
+    (:func:`~lowbit.formats._codec.default_policies`): ``"rne"`` / ``"saturate"`` unless the
+    format carries others (an HLS ``ap_fixed`` type).
 
     For a :class:`~lowbit.formats.block_format.BlockFormat` returns a
     :class:`~lowbit.formats.qtensor.QuantizedTensor` (blocks along ``axis``).
     """
     check_renamed(block_kw)
     fmt = resolve(fmt)
+    rounding, overflow = default_policies(fmt, rounding, overflow)
     policies = dict(rounding=rounding, overflow=overflow, nan_input=nan_input,
                     subnormal_output=subnormal_output, seed=seed, sr_bits=sr_bits)
     if fmt.kind == "block":
@@ -39,7 +44,7 @@ def encode(x, fmt, rounding="rne", overflow="saturate", nan_input="error",
     return encode_element(x, fmt, **policies)
 
 
-def quantize(x, fmt, rounding="rne", overflow="saturate", nan_input="error",
+def quantize(x, fmt, rounding=None, overflow=None, nan_input="error",
              subnormal_output="keep", seed=None, sr_bits=32, axis=-1, **block_kw):
     """Round ``x`` to ``fmt`` and return the represented values (fake quantization).
 
@@ -48,6 +53,7 @@ def quantize(x, fmt, rounding="rne", overflow="saturate", nan_input="error",
     """
     check_renamed(block_kw)
     fmt = resolve(fmt)
+    rounding, overflow = default_policies(fmt, rounding, overflow)
     xa = np.asarray(x)
     if xa.dtype.kind in "iub":
         raise TypeError(f"x must be a float16, float32 or float64 array, got dtype {xa.dtype}")

@@ -10,7 +10,8 @@ Rounding (one rounding from the exact float16/32/64 input value):
 * ``"rna"`` nearest, ties away from zero
 * ``"rtz"`` toward zero, ``"rup"`` toward +Inf, ``"rdown"`` toward -Inf
 * ``"rto"`` round to odd (truncate, then set the LSB if inexact)
-* ``"rnz"`` nearest, ties toward zero; ``"rno"`` nearest, ties to odd code
+* ``"rnz"`` nearest, ties toward zero; ``"rno"`` nearest, ties to odd code; ``"rnp"`` /
+  ``"rnm"`` nearest, ties toward +Inf / -Inf (HLS ``AP_RND`` / ``AP_RND_MIN_INF``)
 * stochastic modes, seeded by ``seed`` (int or ``numpy.random.Generator``); element ``i`` (flat
   C order) uses ``r_i``, the ``i``-th draw of ``rng.integers(0, 2**sr_bits, size=n,
   dtype=uint64)``; ``f`` is the discarded fraction of an ulp (IEEE P3109 interim report v3.1
@@ -35,7 +36,12 @@ Policies (explicit, never silent):
   ``"nonsat"`` (Inf where the format has Inf, else NaN where it has NaN, else saturate; with the
   IEEE 754 7.4 rule that rtz / rup-of-negative / rdown-of-positive overflow to max. Reproduces
   ml_dtypes' casts, incl. Inf -> NaN for E4M3FN and 0 -> NaN for E8M0; P3109 OvfInf),
-  ``"error"`` (raise). A negative input to an unsigned format with a zero gives +0 when its
+  ``"error"`` (raise); integer / fixed-point formats only: ``"wrap"`` (two's-complement wrap
+  of the rounded integer, HLS ``AP_WRAP``), ``"sat_zero"`` (0, ``AP_SAT_ZERO``), ``"sat_sym"``
+  (saturate to ``[-max, max]``, the most negative code is never produced, ``AP_SAT_SYM``).
+  Default policies: ``rounding=None`` / ``overflow=None`` take the format's own
+  (:func:`lowbit.formats._codec.default_policies`; an HLS ``ap_fixed`` format carries its
+  modes), else ``"rne"`` / ``"saturate"``. A negative input to an unsigned format with a zero gives +0 when its
   magnitude rounds to 0 or the rounding is ``rtz`` / ``rup``, else NaN under ``"nonsat"``
   (where the format has NaN), +0 under ``"saturate"`` / ``"propagate"`` (pychop's P3109 rule).
 * ``nan_input`` (what a NaN input becomes in a format without NaN such as FP4/FP6/INT):

@@ -6,7 +6,9 @@ OCP E4M3 (``fn``) format. Any ``e{E}m{M}`` (IEEE-style, with Inf/NaN and subnorm
 built on the fly, as is every IEEE P3109 format under its gfloat / pychop name
 ``p3109_k{K}p{P}{s|u}{e|f}`` or its P3109 name ``binary{K}p{P}`` (signed extended by default; a
 ``se`` / ``sf`` / ``ue`` / ``uf`` suffix picks signedness and domain), e.g. ``p3109_k8p3``,
-``binary8p3``, ``binary8p4uf``.
+``binary8p3``, ``binary8p4uf``. Fixed point: ``q3.4`` / ``uq1.7`` (Qm.n, sign bit not counted in
+``m``) and the HLS spellings ``ap_fixed<8,4>``, ``ap_ufixed<8,1,AP_RND_CONV,AP_SAT>`` (see
+:mod:`lowbit.formats.int_format`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import re
 
 from lowbit.formats.block_format import BlockFormat
 from lowbit.formats.float_format import FloatFormat, p3109
-from lowbit.formats.int_format import IntFormat
+from lowbit.formats.int_format import IntFormat, ap_fixed, fixed_point
 
 F = FloatFormat
 
@@ -105,6 +107,8 @@ _ALIASES = {
 _REGISTRY = {**_FLOATS, **_INTS, **_BLOCKS}
 _ONTHEFLY = re.compile(r"^(u?)e(\d+)m(\d+)(fn|fnuz)?(_inf)?$")
 _P3109 = re.compile(r"^(?:p3109_k|binary)(\d+)p(\d+)(?:([su])([ef]))?$")
+_QMN = re.compile(r"^(u?)q(\d+)\.(\d+)$")
+_AP_FIXED = re.compile(r"^ap_(u?)fixed<(-?\d+),(-?\d+)(?:,(\w+)(?:,(\w+)(?:,(\d+))?)?)?>$")
 
 
 def list_formats(kind: str | None = None) -> list[str]:
@@ -142,9 +146,17 @@ def get_format(name):
         k, p = int(m.group(1)), int(m.group(2))
         signed, domain = m.group(3) != "u", "finite" if m.group(4) == "f" else "extended"
         return p3109(k, p, signed=signed, domain=domain)
+    m = _QMN.match(key)
+    if m:
+        return fixed_point(int(m.group(2)), int(m.group(3)), signed=not m.group(1))
+    m = _AP_FIXED.match(key.replace(" ", ""))
+    if m:
+        q, o, n = m.group(4) or "AP_TRN", m.group(5) or "AP_WRAP", int(m.group(6) or 0)
+        return ap_fixed(int(m.group(2)), int(m.group(3)), q, o, n, signed=not m.group(1))
     raise ValueError(f"unknown format {name!r}; known formats: {', '.join(list_formats())} "
                      f"(aliases: {', '.join(sorted(_ALIASES))}; or any e<E>m<M>[fn|fnuz][_inf], "
-                     f"p3109_k<K>p<P>[s|u][e|f] or binary<K>p<P>[s|u][e|f])")
+                     f"p3109_k<K>p<P>[s|u][e|f], binary<K>p<P>[s|u][e|f], [u]q<m>.<n> or "
+                     f"ap_[u]fixed<W,I[,Q[,O]]>)")
 
 
 FORMAT_TYPES = (FloatFormat, IntFormat, BlockFormat)

@@ -192,6 +192,10 @@ def ref_round(x, s: Spec, rounding: str = "rne", overflow: str = "saturate"):
         up = r > half
     elif rounding == "rno":
         up = r > half or (r == half and not lower_odd)
+    elif rounding == "rnp":  # ties toward +Inf
+        up = r > half or (r == half and not neg)
+    elif rounding == "rnm":  # ties toward -Inf
+        up = r > half or (r == half and neg)
     elif rounding == "rtz":
         up = False
     elif rounding == "rup":
@@ -211,7 +215,7 @@ def ref_round(x, s: Spec, rounding: str = "rne", overflow: str = "saturate"):
         else:  # nonsat, IEEE 754 rules
             if rounding == "rto":
                 return None
-            to_big = rounding in ("rne", "rna", "rnz", "rno") or (rounding == "rup" and not neg) or (
+            to_big = rounding in ("rne", "rna", "rnz", "rno", "rnp", "rnm") or (rounding == "rup" and not neg) or (
                 rounding == "rdown" and neg)
             if to_big and s.inf:
                 return -math.inf if neg else math.inf
@@ -242,6 +246,10 @@ def ref_round_int(x: float, qmin: int, qmax: int, frac_bits: int = 0, rounding="
         up = r > half or (r == half and a < 0)
     elif rounding == "rno":  # ties to odd
         up = r > half or (r == half and not (n0 & 1))
+    elif rounding == "rnp":  # ties toward +Inf (HLS AP_RND)
+        up = r >= half
+    elif rounding == "rnm":  # ties toward -Inf (HLS AP_RND_MIN_INF)
+        up = r > half
     elif rounding == "rtz":
         up = r > 0 and a < 0
     elif rounding == "rup":

@@ -19,7 +19,7 @@ from lowbit_formats_ref import (
 from lowbit.formats import IntFormat, encode, get_format, quantize
 
 SIGNED = [n for n in ML_FORMATS if SPECS[n].signed]
-MODES = ["rne", "rna", "rtz", "rup", "rdown", "rto", "rnz", "rno"]
+MODES = ["rne", "rna", "rtz", "rup", "rdown", "rto", "rnz", "rno", "rnp", "rnm"]
 N_POINTS = 1000
 
 
@@ -131,6 +131,8 @@ def test_modes_hand_fp4():
         "rto": [3, -3, 0.5, -0.5, 6, 3, -3, 0.5, -0.5, 0.5],
         "rnz": [2, -2, 0, -0.0, 4, 2, -2, 0, -0.0, 0.5],   # ties toward zero
         "rno": [3, -3, 0.5, -0.5, 6, 2, -2, 0, -0.0, 0.5],  # ties to the odd code
+        "rnp": [3, -2, 0.5, -0.0, 6, 2, -2, 0, -0.0, 1],    # ties toward +Inf
+        "rnm": [2, -3, 0, -0.5, 4, 2, -2, 0, -0.0, 0.5],    # ties toward -Inf
     }
     for m, e in exp.items():
         got = quantize(x, "fp4_e2m1", rounding=m)
@@ -167,7 +169,7 @@ INT_CASES = [("int8", -128, 127, 0), ("int4", -8, 7, 0), ("uint4", 0, 15, 0),
              ("uint8", 0, 255, 0), ("int2", -2, 1, 0)]
 
 
-@pytest.mark.parametrize("mode", ["rne", "rna", "rtz", "rup", "rdown", "rnz", "rno"])
+@pytest.mark.parametrize("mode", ["rne", "rna", "rtz", "rup", "rdown", "rnz", "rno", "rnp", "rnm"])
 @pytest.mark.parametrize("name,qmin,qmax,frac", INT_CASES)
 def test_int_modes(name, qmin, qmax, frac, mode):
     rng = np.random.default_rng(5)
