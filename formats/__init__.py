@@ -1,7 +1,8 @@
 """lowbit.formats: bit-accurate emulation of low-precision number formats.
 
 Descriptors (:class:`FloatFormat`, :class:`IntFormat`, :class:`BlockFormat`), a registry of named
-formats (:func:`get_format`), element conversion with every rounding mode (:func:`quantize`,
+formats (:func:`get_format`), the accumulator and multiplier models of the numeric contract
+(:mod:`~lowbit.formats.accum`, :mod:`~lowbit.formats.multiplier`), element conversion with every rounding mode (:func:`quantize`,
 :func:`encode`, :func:`decode`), one generic block engine (MX, NVFP4, BFP, scaled INT) returning
 :class:`QuantizedTensor`, sub-byte packing and error metrics. Nothing here imports the rest of
 lowbit.
@@ -21,6 +22,14 @@ from lowbit.formats.block_format import SCALE_RULES, BlockFormat
 from lowbit.formats.float_format import FloatFormat, p3109
 from lowbit.formats.int_format import IntFormat, ap_fixed, fixed_point
 from lowbit.formats.metrics import clipped_fraction, code_histogram, mse, sqnr_db
+from lowbit.formats.multiplier import (
+    MULTIPLIER_KINDS,
+    CodeMul,
+    ExactMul,
+    LMul,
+    MulModel,
+    parse_multiplier,
+)
 from lowbit.formats.pack import pack, packed_nbytes, unpack
 from lowbit.formats.qtensor import QuantizedTensor
 from lowbit.formats.registry import (
@@ -40,5 +49,6 @@ __all__ = [
     "get_format", "list_formats", "register_format", "resolve", "FORMAT_TYPES", "FORMAT_KINDS",
     "quantize", "encode", "decode", "pack", "unpack", "packed_nbytes",
     "AccumModel", "Exact", "FloatAccum", "IntAccum", "parse_accum", "ACCUM_KINDS",
+    "MulModel", "ExactMul", "LMul", "CodeMul", "parse_multiplier", "MULTIPLIER_KINDS",
     "mse", "sqnr_db", "clipped_fraction", "code_histogram",
 ]
