@@ -40,6 +40,7 @@ import numpy as np
 from lowbit.formats.accum import Exact, FloatAccum, IntAccum
 
 from . import accum_kernels as K_
+from .checks import check_bias, int_arg, int_pair, real_array
 from .qconfig import Operand, QuantConfig, as_config, prepare, prepare_prequantized, prepare_values
 from .quantizers._formats import float_params
 
@@ -157,12 +158,20 @@ def _prep(x2d, fmt, along_k: bool) -> Operand:
     return prepare(prepare_values(x2d, fmt, axis=0), None)
 
 
-def _check_axis(axis, ndim, what):
+def _check_axis(axis, ndim, what, where):
     if axis is None:
         return None
     if not -ndim <= axis < ndim:
-        raise ValueError(f"{what}={axis} out of range for a {ndim}-D tensor")
+        raise ValueError(f"{where}: {what}={axis} out of range for a {ndim}-D tensor; allowed: None or "
+                         f"{-ndim}..{ndim - 1}")
     return axis % ndim
+
+
+def _empty_sum(lead: tuple, n_out: int, bias) -> np.ndarray:
+    """Result of a layer with nothing to multiply (no rows, K = 0 or no outputs): every dot
+    product is the empty sum +0.0, plus the bias; no operand is quantised."""
+    y = np.zeros((*lead, n_out))
+    return y + bias if bias is not None else y
 
 
 def qmatmul(a, b, cfg_or_accum="exact") -> np.ndarray:
@@ -172,15 +181,17 @@ def qmatmul(a, b, cfg_or_accum="exact") -> np.ndarray:
     axis 0 unless ``weight_axis=1``).  ``cfg_or_accum``: QuantConfig, AccumModel or string.
     Returns float64 (..., M).
     """
-    cfg = as_config(cfg_or_accum)
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    if b.ndim != 2 or a.ndim < 1 or a.shape[-1] != b.shape[0]:
+    cfg = as_config(cfg_or_accum, "qmatmul: cfg_or_accum")
+    a = real_array(a, "qmatmul", "a", min_ndim=1)
+    b = real_array(b, "qmatmul", "b")
+    if b.ndim != 2 or a.shape[-1] != b.shape[0]:
         raise ValueError(f"qmatmul: shapes {a.shape} and {b.shape} do not match (..., K) @ (K, M)")
     lead = a.shape[:-1]
+    aa = _check_axis(cfg.act_axis, a.ndim, "act_axis", "qmatmul")
+    wa = _check_axis(cfg.weight_axis, 2, "weight_axis", "qmatmul")
+    if a.size == 0 or b.shape[1] == 0:  # empty batch / K = 0 / no outputs: empty sums
+        return _empty_sum(lead, b.shape[1], None)
     a2 = a.reshape(-1, a.shape[-1])
-    aa = _check_axis(cfg.act_axis, a.ndim, "act_axis")
-    wa = _check_axis(cfg.weight_axis, 2, "weight_axis")
     A = _prep(a2, cfg.act, aa in (None, a.ndim - 1))
     W = _prep(b.T, cfg.weight, wa in (None, 0))
     return gemm_nt(A, W, cfg.accum, cfg.dot).reshape(*lead, b.shape[1])
@@ -192,19 +203,22 @@ def qlinear(x, w, bias=None, cfg="exact") -> np.ndarray:
     x: (..., in) float, w: (out, in), bias: (out,) or None; quantised per ``cfg`` (weights and
     activations blocked along ``in``).  Returns float64 (..., out); bias added in float64.
     """
-    cfg = as_config(cfg)
-    x = np.asarray(x, dtype=np.float64)
-    w = np.asarray(w, dtype=np.float64)
+    cfg = as_config(cfg, "qlinear: cfg")
+    x = real_array(x, "qlinear", "x", min_ndim=1)
+    w = real_array(w, "qlinear", "w")
     if w.ndim != 2 or x.shape[-1] != w.shape[1]:
         raise ValueError(f"qlinear: x {x.shape} and w {w.shape} do not match (..., in) / (out, in)")
+    bias = check_bias(bias, w.shape[0], "qlinear")
     lead = x.shape[:-1]
-    aa = _check_axis(cfg.act_axis, x.ndim, "act_axis")
-    wa = _check_axis(cfg.weight_axis, 2, "weight_axis")
+    aa = _check_axis(cfg.act_axis, x.ndim, "act_axis", "qlinear")
+    wa = _check_axis(cfg.weight_axis, 2, "weight_axis", "qlinear")
+    if x.size == 0 or w.shape[0] == 0:  # empty batch / K = 0 / no outputs: empty sums
+        return _empty_sum(lead, w.shape[0], bias)
     A = _prep(x.reshape(-1, x.shape[-1]), cfg.act, aa in (None, x.ndim - 1))
     W = _prep(w, cfg.weight, wa in (None, 1))
     y = gemm_nt(A, W, cfg.accum, cfg.dot)
     if bias is not None:
-        y = y + np.asarray(bias, dtype=np.float64)
+        y = y + bias
     return y.reshape(*lead, w.shape[0])
 
 
@@ -213,46 +227,40 @@ def qlinear_prequant(x, wq, bias=None, cfg="exact") -> np.ndarray:
     :func:`~lowbit.sim.quantizers.gptq_quantize` or ``rtn_quantize``) and used as is; ``x`` is
     quantised to ``cfg.act`` along ``in``.  Always the element path (products exact when the two
     formats need <= 53 significand bits, else Dekker pairs)."""
-    cfg = as_config(cfg)
-    x = np.asarray(x, dtype=np.float64)
-    wq = np.asarray(wq, dtype=np.float64)
+    cfg = as_config(cfg, "qlinear_prequant: cfg")
+    x = real_array(x, "qlinear_prequant", "x", min_ndim=1)
+    wq = real_array(wq, "qlinear_prequant", "wq")
     if wq.ndim != 2 or x.shape[-1] != wq.shape[1]:
-        raise ValueError(f"qlinear_prequant: x {x.shape} and wq {wq.shape} do not match")
+        raise ValueError(f"qlinear_prequant: x {x.shape} and wq {wq.shape} do not match "
+                         "(..., in) / (out, in)")
+    bias = check_bias(bias, wq.shape[0], "qlinear_prequant")
     lead = x.shape[:-1]
+    if x.size == 0 or wq.shape[0] == 0:
+        return _empty_sum(lead, wq.shape[0], bias)
     A = prepare(x.reshape(-1, x.shape[-1]), cfg.act)
     A = Operand(A.fmt, A.values, A.values, np.ones((A.values.shape[0], 1)), 1.0,
                 max(A.values.shape[1], 1), False, A.sig_bits,
                 A.lsb if not A.is_block else None, A.pmax if not A.is_block else None)
     y = gemm_nt(A, prepare_prequantized(wq, cfg.weight), cfg.accum, "element")
     if bias is not None:
-        y = y + np.asarray(bias, dtype=np.float64)
+        y = y + bias
     return y.reshape(*lead, wq.shape[0])
-
-
-def _pair(v, what):
-    """(h, w) from an int or a 2-sequence of ints (ValueError naming ``what`` otherwise)."""
-    t = (v, v) if np.isscalar(v) else tuple(v)
-    if len(t) != 2 or any(int(e) != e or e < 0 for e in t):
-        raise ValueError(f"{what}={v!r}; expected a non-negative int or an (h, w) pair")
-    return int(t[0]), int(t[1])
 
 
 def im2col(x, kh, kw, stride=1, padding=0, dilation=1):
     """NCHW ``x`` -> (N*OH*OW, KH*KW*C) patches, K ordered (kh, kw, c) (channels fastest, as in
     NHWC implicit GEMM, so K-blocks run along input channels).  ``stride`` / ``padding`` (zeros)
     / ``dilation``: int or (h, w), as in ``torch.nn.Conv2d``.  Returns (cols, OH, OW)."""
-    sh, sw = _pair(stride, "stride")
-    ph, pw = _pair(padding, "padding")
-    dh, dw = _pair(dilation, "dilation")
-    if min(sh, sw, dh, dw) < 1:
-        raise ValueError(f"im2col: stride {stride!r} and dilation {dilation!r} must be >= 1")
+    sh, sw = int_pair(stride, "qconv2d", "stride", 1)
+    ph, pw = int_pair(padding, "qconv2d", "padding", 0)
+    dh, dw = int_pair(dilation, "qconv2d", "dilation", 1)
     N, C, H, W = x.shape
     xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
     OH = (H + 2 * ph - dh * (kh - 1) - 1) // sh + 1
     OW = (W + 2 * pw - dw * (kw - 1) - 1) // sw + 1
     if OH <= 0 or OW <= 0:
-        raise ValueError(f"qconv2d: kernel {kh}x{kw} (dilation {dh}x{dw}) larger than padded "
-                         f"input {H}x{W}")
+        raise ValueError(f"qconv2d: kernel {kh}x{kw} (dilation {dh}x{dw}) larger than the padded "
+                         f"input {H + 2 * ph}x{W + 2 * pw}")
     xh = np.ascontiguousarray(xp.transpose(0, 2, 3, 1))  # NHWC
     s = xh.strides
     win = np.lib.stride_tricks.as_strided(
@@ -274,15 +282,13 @@ def qconv2d(x, w, bias=None, cfg="exact", stride=1, padding=0, dilation=1,
     only be None or 1 = channels).  The weight tensor is quantised once as an (O, K) operand,
     so a per-tensor scale (NVFP4) is shared by all groups.  Returns float64 (N, O, OH, OW).
     """
-    cfg = as_config(cfg)
+    cfg = as_config(cfg, "qconv2d: cfg")
     for ax, nm in ((cfg.weight_axis, "weight_axis"), (cfg.act_axis, "act_axis")):
         if ax not in (None, 1):
             raise ValueError(f"qconv2d: {nm}={ax}; allowed: None or 1 (input channels / K)")
-    x = np.asarray(x, dtype=np.float64)
-    w = np.asarray(w, dtype=np.float64)
-    if int(groups) != groups or groups < 1:
-        raise ValueError(f"qconv2d: groups={groups!r}; expected a positive int")
-    groups = int(groups)
+    x = real_array(x, "qconv2d", "x")
+    w = real_array(w, "qconv2d", "w")
+    groups = int_arg(groups, "qconv2d", "groups", 1)
     if (x.ndim != 4 or w.ndim != 4 or x.shape[1] != w.shape[1] * groups
             or w.shape[0] % groups):
         raise ValueError(f"qconv2d: x {x.shape} (N,C,H,W) and w {w.shape} (O,C/groups,KH,KW) "
@@ -290,15 +296,21 @@ def qconv2d(x, w, bias=None, cfg="exact", stride=1, padding=0, dilation=1,
     N = x.shape[0]
     O, Cg, KH, KW = w.shape
     Og = O // groups
+    bias = check_bias(bias, O, "qconv2d")
+    cols, OH, OW = im2col(x[:, :Cg], KH, KW, stride, padding, dilation)  # checks the geometry
+    if cols.size == 0 or O == 0:  # empty batch / C = 0 / no outputs: empty sums
+        y = _empty_sum((N * OH * OW,), O, bias)
+        return np.ascontiguousarray(y.reshape(N, OH, OW, O).transpose(0, 3, 1, 2))
     W = prepare(w.transpose(0, 2, 3, 1).reshape(O, KH * KW * Cg), cfg.weight)
     ys = []
     for g in range(groups):
-        cols, OH, OW = im2col(x[:, g * Cg:(g + 1) * Cg], KH, KW, stride, padding, dilation)
+        if g:
+            cols, OH, OW = im2col(x[:, g * Cg:(g + 1) * Cg], KH, KW, stride, padding, dilation)
         ys.append(gemm_nt(prepare(cols, cfg.act), W.rows(g * Og, (g + 1) * Og), cfg.accum,
                           cfg.dot))
     y = ys[0] if groups == 1 else np.concatenate(ys, axis=1)
     if bias is not None:
-        y = y + np.asarray(bias, dtype=np.float64)
+        y = y + bias
     return np.ascontiguousarray(y.reshape(N, OH, OW, O).transpose(0, 3, 1, 2))
 
 

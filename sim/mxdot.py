@@ -27,6 +27,7 @@ import numpy as np
 
 from lowbit.formats.accum import parse_accum
 
+from .checks import real_array
 from .gemm import _block_gemm, block_path_ok
 from .qconfig import Operand, _elem_grid, _scale_bits, prepare
 from .quantizers._formats import resolve
@@ -41,15 +42,25 @@ def mx_matmul(a, b, fmt_a, fmt_b=None, accum="fp32") -> np.ndarray:
     if not block_path_ok(None, None, acc):
         raise ValueError(f"mx_matmul: accum {acc.name!r} must be exact, int*, or a sequential "
                          "un-chunked float accumulator")
-    A = prepare(np.atleast_2d(np.asarray(a, dtype=np.float64)), fa)
-    B = prepare(np.asarray(b, dtype=np.float64).T, fb)
+    a = real_array(a, "mx_matmul", "a", min_ndim=1)
+    b = real_array(b, "mx_matmul", "b")
+    a = np.atleast_2d(a)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0]:
+        raise ValueError(f"mx_matmul: shapes {a.shape} and {b.shape} do not match (N, K) @ (K, M)")
+    if a.size == 0 or b.size == 0:  # empty sums
+        return np.zeros((a.shape[0], b.shape[1]))
+    A = prepare(a, fa)
+    B = prepare(b.T, fb)
     return _block_gemm(A, B, acc)
 
 
 def mx_dot(a, b, fmt_a, fmt_b=None, accum="fp32") -> float:
     """Dot product of two 1-D vectors (length K) quantised to MX/NVFP4 block formats."""
-    a = np.asarray(a, dtype=np.float64).reshape(1, -1)
-    b = np.asarray(b, dtype=np.float64).reshape(-1, 1)
+    a = real_array(a, "mx_dot", "a")
+    b = real_array(b, "mx_dot", "b")
+    if a.ndim != 1 or b.shape != a.shape:
+        raise ValueError(f"mx_dot: a {a.shape} and b {b.shape} must be 1-D vectors of one length")
+    a, b = a.reshape(1, -1), b.reshape(-1, 1)
     return float(mx_matmul(a, b, fmt_a, fmt_b, accum)[0, 0])
 
 

@@ -26,6 +26,7 @@ import numpy as np
 import lowbit.formats as lf
 from lowbit.formats.accum import AccumModel, parse_accum
 
+from .checks import axis_arg
 from .quantizers._formats import block_decompose, fmt_name, kind, quantize_elem, resolve
 
 DOT_MODES = ("auto", "block", "element")
@@ -43,10 +44,15 @@ class QuantConfig:
     dot: str = "auto"
 
     def __post_init__(self):
-        object.__setattr__(self, "weight", resolve(self.weight))
-        object.__setattr__(self, "act", resolve(self.act))
-        object.__setattr__(self, "accum", parse_accum(self.accum))
-        if self.dot not in DOT_MODES:
+        for name, parse in (("weight", resolve), ("act", resolve), ("accum", parse_accum)):
+            try:
+                value = parse(getattr(self, name))
+            except (ValueError, TypeError) as exc:
+                raise type(exc)(f"QuantConfig {name}: {exc}") from None
+            object.__setattr__(self, name, value)
+        for name in ("weight_axis", "act_axis"):
+            object.__setattr__(self, name, axis_arg(getattr(self, name), f"QuantConfig {name}"))
+        if not isinstance(self.dot, str) or self.dot not in DOT_MODES:
             raise ValueError(f"QuantConfig dot={self.dot!r}; allowed: {', '.join(DOT_MODES)}")
 
     def __str__(self):
@@ -54,17 +60,22 @@ class QuantConfig:
                 f"accum={self.accum.name}, dot={self.dot})")
 
 
-def as_config(cfg_or_accum) -> QuantConfig:
-    """QuantConfig from a QuantConfig, an AccumModel, an accumulator string or None."""
+def as_config(cfg_or_accum, name: str = "cfg") -> QuantConfig:
+    """QuantConfig from a QuantConfig, an AccumModel, an accumulator string or None; ``name``
+    (the caller's argument name) prefixes the error message."""
     if isinstance(cfg_or_accum, QuantConfig):
         return cfg_or_accum
     if cfg_or_accum is None or isinstance(cfg_or_accum, (str, AccumModel)):
-        return QuantConfig(accum=parse_accum(cfg_or_accum))
+        try:
+            return QuantConfig(accum=parse_accum(cfg_or_accum))
+        except (ValueError, TypeError) as exc:
+            raise type(exc)(f"{name}: {exc}") from None
     if hasattr(cfg_or_accum, "accum"):  # duck-typed foreign config (weight/act/accum)
         acc = cfg_or_accum.accum
         return QuantConfig(getattr(cfg_or_accum, "weight", None), getattr(cfg_or_accum, "act", None),
                            acc if isinstance(acc, (str, AccumModel)) else str(acc))
-    raise ValueError(f"expected QuantConfig, AccumModel or accumulator string, got {cfg_or_accum!r}")
+    raise TypeError(f"{name}={cfg_or_accum!r}; allowed: a QuantConfig, an AccumModel, an "
+                    "accumulator string (e.g. 'exact', 'fp32', 'int32') or None")
 
 
 # ------------------------------------------------------------------------------ operands

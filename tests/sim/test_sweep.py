@@ -176,7 +176,7 @@ def test_cli_default_outputs(tmp_path, capsys):
     (["--accum", "fp64x"], "--accum: unknown accumulator 'fp64x'; allowed"),
     (["--quantizer", "awq"], "unknown quantizer 'awq'; allowed: rtn, gptq"),
     (["--scheduler", "localhost:8786"], "--scheduler: expected tcp://HOST:PORT"),
-    (["--workers", "0"], "--workers must be >= 1"),
+    (["--workers", "0"], "argument --workers: expected an integer >= 1, got '0'"),
 ])
 def test_cli_bad_arguments_exit_2(tmp_path, capsys, argv, needle):
     rc = main(["sweep", "--out", str(tmp_path / "o"), "--no-progress", "--workers", "1",
@@ -193,7 +193,7 @@ def test_cli_unwritable_out_and_corrupt_store(tmp_path, capsys):
     rc = main(["sweep", "--workload", "tiny-test", "--formats", "fp32", "--accum", "exact",
                "--out", str(blocker / "sub"), "--no-progress"])
     err = capsys.readouterr().err
-    assert rc == 2 and "--out" in err and "not a writable folder" in err
+    assert rc == 2 and "argument --out:" in err and "is a file, not a folder" in err
     out = tmp_path / "corrupt"
     out.mkdir()
     (out / "results.sqlite").write_bytes(b"this is not a database" * 100)
