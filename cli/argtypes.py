@@ -1,16 +1,19 @@
-"""Argument types of the ``lowbit`` command line: checked at parse time, one error path.
+"""Argument types of the ``lowbit`` command line: one meaning per option name, checked while
+parsing, one error path.
 
 Every function here is an ``argparse`` ``type=`` callable: it returns the converted value or
 raises :class:`argparse.ArgumentTypeError` whose text states the allowed values; argparse
-prefixes the option name (``argument --k: ...``) and :class:`lowbit.main.Parser` prints that as
-one line and exits with status 2.  The checks have no side effects (nothing is created): a
-folder that does not exist yet is accepted when its nearest existing ancestor is a writable
-folder.
+prefixes the option (``argument --k: ...``) and :class:`lowbit.main.Parser` prints that as one
+line and exits with status 2, before the command does any work.
 
-    p.add_argument("--k", type=positive_int)
-    p.add_argument("--out", type=output_dir, default="results/x")   # defaults are checked too
-    p.add_argument("-o", "--output", type=output_file)
-    p.add_argument("--module", type=verilog_identifier)
+:data:`OPTION_TYPES` maps an option's ``dest`` to its check, and :func:`install_option_type`
+(called by :class:`lowbit.main.Parser` for every option any sub-package adds) installs it on
+every sub-command that has such an option: ``--out`` is a folder to write into
+and ``--k`` a positive block size in every command, including commands added later, and the
+sub-packages (which sit below ``lowbit`` in the import layers) need not import this module.
+String defaults are checked too (argparse converts them).  The checks have no side effects
+(nothing is created): a folder that does not exist yet is accepted when its nearest existing
+ancestor is a writable folder.
 """
 
 from __future__ import annotations
@@ -107,13 +110,18 @@ def nonempty_text(text: str) -> str:
     return str(text)
 
 
-def accumulator(text: str) -> str:
-    """An accumulator spelling accepted by :func:`lowbit.formats.accum.parse_accum`."""
-    try:
-        parse_accum(text)
-    except (ValueError, TypeError):
-        raise argparse.ArgumentTypeError(
-            f"unknown accumulator {text!r}; allowed forms: {'; '.join(ACCUM_FORMS)}") from None
+def accumulators(text: str) -> str:
+    """One or more comma-separated accumulator spellings accepted by
+    :func:`lowbit.formats.accum.parse_accum` (``fp32``, ``fp32,int32``)."""
+    nonempty_text(text)
+    for item in (t.strip() for t in str(text).split(",")):
+        if not item:
+            continue
+        try:
+            parse_accum(item)
+        except (ValueError, TypeError):
+            raise argparse.ArgumentTypeError(
+                f"unknown accumulator {item!r}; allowed forms: {'; '.join(ACCUM_FORMS)}") from None
     return str(text)
 
 
@@ -155,5 +163,52 @@ def verilog_identifier(text: str) -> str:
     return str(text)
 
 
-__all__ = ["accumulator", "nonempty_text", "nonnegative_int", "output_dir", "output_file",
-           "positive_float", "positive_int", "verilog_identifier", "VERILOG_KEYWORDS"]
+#: option dest -> check, for every sub-command (see the module docstring)
+OPTION_TYPES = {
+    # folders and files written
+    "out": output_dir,
+    "build_dir": output_dir,
+    "output": output_file,
+    # names that end up in generated code
+    "module": verilog_identifier,
+    # counts and sizes
+    "k": positive_int,
+    "n": positive_int,
+    "hdl_n": positive_int,
+    "n_acc": positive_int,
+    "terms": positive_int,
+    "R": positive_int,
+    "C": positive_int,
+    "rows": positive_int,
+    "cols": positive_int,
+    "workers": positive_int,
+    "stages": nonnegative_int,
+    "seed": nonnegative_int,
+    "front_points": nonnegative_int,
+    "node": positive_float,
+    # lists that must not be empty
+    "formats": nonempty_text,
+    "candidates": nonempty_text,
+    "quantizer": nonempty_text,
+    "cal_targets": nonempty_text,
+    "sweep": nonempty_text,
+    "accum": accumulators,
+}
+
+_REPLACEABLE = (None, int, float, str)  # a parser's own custom type= is kept
+
+
+def install_option_type(action: argparse.Action) -> argparse.Action:
+    """Give ``action`` (just added to a parser) the check :data:`OPTION_TYPES` holds for its
+    ``dest``; options with a custom ``type`` callable, with ``choices`` or without a value
+    (flags) keep their own behaviour."""
+    check = OPTION_TYPES.get(action.dest)
+    if check is not None and action.type in _REPLACEABLE and not action.choices \
+            and action.nargs != 0:
+        action.type = check
+    return action
+
+
+__all__ = ["OPTION_TYPES", "VERILOG_KEYWORDS", "accumulators", "install_option_type",
+           "nonempty_text", "nonnegative_int", "output_dir", "output_file", "positive_float",
+           "positive_int", "verilog_identifier"]

@@ -12,7 +12,8 @@ Each sub-package contributes its sub-commands through a module exposing
 
 Errors (one path for every sub-command):
 
-* a bad option value is rejected while parsing (``type=`` callables of :mod:`lowbit.argtypes`);
+* a bad option value is rejected while parsing (``type=`` callables of :mod:`lowbit.argtypes`,
+  installed by option name on every sub-command);
   :class:`Parser` prints ``lowbit CMD: error: argument --opt: ...`` as ONE line and exits 2;
 * a ``ValueError`` / ``TypeError`` raised by lowbit's own code (the innermost frame of the
   traceback is a ``lowbit.*`` module: a named, checked error) and an ``OSError`` (a file the
@@ -30,6 +31,8 @@ import argparse
 import importlib
 import os
 import sys
+
+from lowbit.argtypes import install_option_type
 
 # module path -> sub-commands it registers (used only for the error message when missing)
 COMMAND_MODULES = (
@@ -49,7 +52,11 @@ DEBUG_ENV = "LOWBIT_DEBUG"
 
 class Parser(argparse.ArgumentParser):
     """``ArgumentParser`` whose errors are one line ``PROG: error: MESSAGE`` (exit 2), without
-    the usage block; sub-parsers inherit the class."""
+    the usage block, and whose options get the check :data:`lowbit.argtypes.OPTION_TYPES`
+    holds for their name; sub-parsers inherit the class."""
+
+    def add_argument(self, *args, **kwargs):
+        return install_option_type(super().add_argument(*args, **kwargs))
 
     def error(self, message):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {' '.join(str(message).split())}\n")

@@ -13,8 +13,9 @@ the shipped cost_models/data/calibration.json).
 
 from __future__ import annotations
 
-from lowbit.argtypes import nonempty_text, output_dir, positive_float, positive_int
 from lowbit.sim.workloads import resolve_workload
+
+from .report import markdown_table
 
 
 def register(subparsers) -> None:
@@ -25,18 +26,17 @@ def register(subparsers) -> None:
                    "model.onnx with --data")
     p.add_argument("--data", default=None, metavar="DATA.npz",
                    help="data of an ONNX --workload: .npz with keys calib, eval_x, optional eval_y")
-    p.add_argument("--formats", nargs="+", default=None, metavar="FMT", type=nonempty_text,
+    p.add_argument("--formats", nargs="+", default=None, metavar="FMT",
                    help="format specs (comma or space separated; WFMT/AFMT allowed)")
     p.add_argument("--target", default="asic", help="asic | ice40 | xilinx (default asic)")
-    p.add_argument("--out", default="results/report", type=output_dir, help="output folder")
-    p.add_argument("--sweep", default=None, type=nonempty_text,
-                   help="sweep results.csv (or its folder)")
-    p.add_argument("--rows", type=positive_int, default=16, help="array rows (default 16)")
-    p.add_argument("--cols", type=positive_int, default=16, help="array columns (default 16)")
+    p.add_argument("--out", default="results/report", help="output folder")
+    p.add_argument("--sweep", default=None, help="sweep results.csv (or its folder)")
+    p.add_argument("--rows", type=int, default=16)
+    p.add_argument("--cols", type=int, default=16)
     p.add_argument("--dataflow", default="WS", help="WS | OS | IS")
-    p.add_argument("--node", type=positive_float, default=45.0, help="technology node in nm (default 45)")
+    p.add_argument("--node", type=float, default=45.0, help="technology node in nm (default 45)")
     p.add_argument("--calibrate", action="store_true", help="run the Yosys calibration")
-    p.add_argument("--cal-targets", default="gates,ice40,xilinx", type=nonempty_text,
+    p.add_argument("--cal-targets", default="gates,ice40,xilinx",
                    help="calibration targets (comma separated)")
     p.add_argument("--write-data", action="store_true",
                    help="with --calibrate: also update cost_models/data/calibration.json")
@@ -66,7 +66,6 @@ def _calibrate(args) -> int:
     from pathlib import Path
 
     from .calibrate import run_calibration, write_calibration
-    from .report import markdown_table
 
     targets = [t for t in str(args.cal_targets).split(",") if t]
     cal = run_calibration(targets, progress=not args.no_progress)

@@ -9,13 +9,6 @@ from __future__ import annotations
 
 import sys
 
-from lowbit.argtypes import (
-    nonnegative_int,
-    output_dir,
-    output_file,
-    positive_int,
-    verilog_identifier,
-)
 from lowbit.hw.units import UNITS
 
 
@@ -24,12 +17,11 @@ def _add_common(p):
     p.add_argument("--a", help="operand / element format of A (e.g. fp8_e4m3, fp4_e2m1, int8)")
     p.add_argument("--b", help="operand format of B")
     p.add_argument("--acc", help="accumulator float format (fp32, fp16, bf16, ...)")
-    p.add_argument("--k", type=positive_int, help="block size of mx_dot / nvfp4_dot")
-    p.add_argument("--n-acc", dest="n_acc", type=positive_int,
-                   help="accumulations without overflow")
+    p.add_argument("--k", type=int, help="block size of mx_dot / nvfp4_dot")
+    p.add_argument("--n-acc", dest="n_acc", type=int, help="accumulations without overflow")
     p.add_argument("--structure", help="int multiplier: array | wallace | dadda")
-    p.add_argument("--R", type=positive_int, help="systolic rows")
-    p.add_argument("--C", type=positive_int, help="systolic columns")
+    p.add_argument("--R", type=int, help="systolic rows")
+    p.add_argument("--C", type=int, help="systolic columns")
 
 
 def _params(args) -> dict:
@@ -82,20 +74,16 @@ def _cosim(args) -> int:
 def register(subparsers) -> None:
     p = subparsers.add_parser("rtl", help="export a PyRTL hardware unit as Verilog")
     _add_common(p)
-    p.add_argument("-o", "--output", type=output_file, help="output .v file (default: stdout)")
-    p.add_argument("--module", default="toplevel", type=verilog_identifier,
-                   help="Verilog module name")
+    p.add_argument("-o", "--output", help="output .v file (default: stdout)")
+    p.add_argument("--module", default="toplevel", help="Verilog module name")
     p.set_defaults(func=_rtl)
     q = subparsers.add_parser("cosim", help="co-simulate a hardware unit against the emulator")
     _add_common(q)
-    q.add_argument("--n", type=positive_int, default=100_000,
-                   help="random vectors (default 100000)")
+    q.add_argument("--n", type=int, default=100_000, help="random vectors (default 100000)")
     q.add_argument("--exhaustive", action="store_true", help="every operand pair (<= 8-bit ops)")
     q.add_argument("--sim", default="compiled", help="PyRTL simulator: fast | compiled")
-    q.add_argument("--seed", type=nonnegative_int, default=0)
+    q.add_argument("--seed", type=int, default=0)
     q.add_argument("--hdl", help="also run the Verilog: icarus | verilator")
-    q.add_argument("--hdl-n", dest="hdl_n", type=positive_int,
-                   help="vectors for the HDL run (default --n)")
-    q.add_argument("--build-dir", dest="build_dir", type=output_dir,
-                   help="HDL build dir (default ~/.cache)")
+    q.add_argument("--hdl-n", dest="hdl_n", type=int, help="vectors for the HDL run (default --n)")
+    q.add_argument("--build-dir", dest="build_dir", help="HDL build dir (default ~/.cache)")
     q.set_defaults(func=_cosim)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import sys
 
-from lowbit.argtypes import nonempty_text, output_dir, positive_int
 from lowbit.sim.workloads import resolve_workload
 
 
@@ -31,17 +30,17 @@ def register(subparsers) -> None:
                    "(e.g. a TorchWorkload), or model.onnx with --data")
     p.add_argument("--data", default=None, metavar="DATA.npz",
                    help="data of an ONNX --workload: .npz with keys calib, eval_x, optional eval_y")
-    p.add_argument("--formats", nargs="+", default=None, metavar="FMT", type=nonempty_text,
+    p.add_argument("--formats", nargs="+", default=None, metavar="FMT",
                    help="formats (comma or space separated; WFMT/AFMT for different weight and "
                    f"activation formats); default: {','.join(DEFAULT_FORMATS)}")
-    p.add_argument("--accum", nargs="+", default=None, metavar="ACC", type=nonempty_text,
+    p.add_argument("--accum", nargs="+", default=None, metavar="ACC",
                    help=f"accumulators; default: {','.join(DEFAULT_ACCUMS)}")
-    p.add_argument("--quantizer", nargs="+", default=None, metavar="Q", type=nonempty_text,
+    p.add_argument("--quantizer", nargs="+", default=None, metavar="Q",
                    help="weight quantizer(s): rtn, gptq (default rtn)")
-    p.add_argument("--out", default="results/sweep", type=output_dir, help="output folder (default results/sweep)")
+    p.add_argument("--out", default="results/sweep", help="output folder (default results/sweep)")
     p.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
                    help="run the points on this Dask scheduler instead of local processes")
-    p.add_argument("--workers", type=positive_int, default=None,
+    p.add_argument("--workers", type=int, default=None,
                    help="local worker processes (default min(2, cores); 1 = in-process)")
     p.add_argument("--keep-failed", action="store_true",
                    help="do not retry points stored with an error (default: retry them)")
@@ -52,7 +51,8 @@ def register(subparsers) -> None:
 
 def run_sweep_command(args) -> int:
     from lowbit.sim.sweep import sweep
-
+    if args.workers is not None and args.workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {args.workers}")
     if args.scheduler is not None and not str(args.scheduler).startswith(
             ("tcp://", "tls://", "inproc://", "ucx://")):
         raise ValueError(f"--scheduler: expected tcp://HOST:PORT, got {args.scheduler!r}")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import sys
 
-from lowbit.argtypes import accumulator, nonempty_text, nonnegative_int, output_dir
 from lowbit.sim.workloads import resolve_workload
 
 _BUDGET_HELP = (
@@ -39,7 +38,6 @@ def register(subparsers) -> None:
     p.add_argument("--data", default=None, metavar="DATA.npz",
                    help="data of an ONNX --workload: .npz with keys calib, eval_x, optional eval_y")
     p.add_argument("--candidates", default="fp8_e4m3,mxfp6_e2m3,mxfp4,nvfp4,int8,int4",
-                   type=nonempty_text,
                    help="comma-separated candidate formats (lowbit.formats names, or WFMT/AFMT); "
                    "int8 -> int8_pc and int4 -> int4_pc (symmetric INT, FP32 scale per output "
                    "channel / per token). Default: %(default)s")
@@ -65,14 +63,14 @@ def register(subparsers) -> None:
     p.add_argument("--array", default="16x16", metavar="RxC", help="MAC array size (default 16x16)")
     p.add_argument("--solver", default="auto", choices=("auto", "highs", "cbc", "coin"),
                    help="MILP solver (auto: HiGHS, else PuLP's bundled CBC, else cbc on PATH)")
-    p.add_argument("--front-points", type=nonnegative_int, default=10,
+    p.add_argument("--front-points", type=int, default=10,
                    help="budget points of the Pareto sweep (default 10; 0 = no front)")
     p.add_argument("--no-measure", action="store_true",
                    help="skip measuring the assignments on the workload")
-    p.add_argument("--accum", default="exact", type=accumulator, help="accumulator of every layer (default exact)")
+    p.add_argument("--accum", default="exact", help="accumulator of every layer (default exact)")
     p.add_argument("--quantizer", default="rtn", choices=("rtn", "gptq"),
                    help="weight quantizer used when measuring (default rtn)")
-    p.add_argument("--out", default="results/search", type=output_dir, help="output folder (default results/search)")
+    p.add_argument("--out", default="results/search", help="output folder (default results/search)")
     p.add_argument("--quiet", action="store_true", help="print only the summary paths")
     p.set_defaults(func=run_search_command)
 
@@ -100,6 +98,8 @@ def _parse_ties(items) -> list:
 def run_search_command(args) -> int:
     from lowbit.sim.search import search, write_outputs
     rows, cols = _parse_array(args.array)
+    if args.front_points < 0:
+        raise ValueError("--front-points: must be >= 0")
     say = (lambda *_: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
     budgets = args.budget or ["energy=0.5"]
     sens_kw = {"target": args.direct_target} if args.metric == "direct" else {}

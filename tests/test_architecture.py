@@ -213,7 +213,6 @@ KNOWN: list[str] = [
     'function-level import: lowbit.cost_models.cli imports lowbit.cost_models.calibrate.run_calibration',
     'function-level import: lowbit.cost_models.cli imports lowbit.cost_models.calibrate.write_calibration',
     'function-level import: lowbit.cost_models.cli imports lowbit.cost_models.report.DEFAULT_FORMATS',
-    'function-level import: lowbit.cost_models.cli imports lowbit.cost_models.report._md_table',
     'function-level import: lowbit.cost_models.cli imports lowbit.cost_models.report.build_report',
     'function-level import: lowbit.cost_models.energy imports lowbit.cost_models.units.coefficients',
     'function-level import: lowbit.cost_models.fmt imports lowbit.formats.get_format',

@@ -78,12 +78,10 @@ def search(workload="digits-cnn", candidates=None, budgets="energy=0.5", metric:
            sensitivity: SensitivityTable | None = None, progress=None) -> SearchResult:
     """Run the whole search; see the package docstring. ``budgets``: "m=v[,m=v]" / list / dict
     (fractions of the most expensive uniform candidate, or absolute with a unit)."""
-    from lowbit.sim.workloads import QUANTIZERS, get_workload
+    from lowbit.sim.workloads import get_workload
 
     log = progress or (lambda *_: None)
     parse_accum(accum)  # checked before any computation (ValueError lists the allowed forms)
-    if quantizer not in QUANTIZERS:
-        raise ValueError(f"quantizer={quantizer!r}; allowed: {', '.join(QUANTIZERS)}")
     wl = get_workload(workload) if isinstance(workload, str) else workload
     cands = parse_candidates(candidates)
     t0 = time.perf_counter()
