@@ -1,10 +1,25 @@
 """Lookup-table fast path: float32 -> <= 8-bit formats for the deterministic rounding modes.
 
-The code of a float32 ``x`` in a small target format depends only on its sign, its exponent, the
-top ``K`` mantissa bits and whether any lower bit is set (sticky), with ``K = 2*mbits + 2`` for
-floats (covers the guard bit at every exponent down to half the smallest subnormal) and
-``bits + 1`` for integers. The table is built once per (format, policy) by running the exact
-generic kernel on one representative float32 per index, so the fast path is bit-identical to it.
+The code of a float32 (float64) ``x`` in a small target format depends only on its sign, its
+exponent, the top ``K`` mantissa bits and whether any lower bit is set (sticky), for every
+deterministic rounding mode:
+
+* floats whose smallest rounding boundary (half the smallest subnormal) is a normal number of
+  the source format: ``K = mbits + 1``. Proof: for a normal source value the rounding position
+  of a normal result is source mantissa bit ``mbits + 1`` (counted from the top) and lies
+  higher for a subnormal or underflowing result, so the kept part ``n`` and the class of the
+  remainder (zero / below half / half / above half) are functions of the top ``mbits + 1``
+  bits and the sticky bit; the source's subnormals are all below the smallest boundary and
+  differ only in being nonzero. The same holds after an exact power-of-two block scaling that
+  leaves the value a normal source number.
+* other floats (E8M0 and formats reaching below 2^-126): ``K = 2*mbits + 2``, which also
+  resolves the boundaries among float32 subnormals.
+* integers: ``K = bits + 1`` (the rounding position of every non-saturating value).
+
+The table is built once per (format, policy) by running the exact generic kernel on the
+smallest source value of each index; ``tests/formats/test_lut.py`` checks that the largest
+source value of every index gives the same code, which, rounding being monotone, proves the
+whole index range does.
 """
 
 from __future__ import annotations
@@ -17,13 +32,19 @@ from numba import njit, prange
 from lowbit.formats import _kernel as K
 from lowbit.formats._jit import dual_kernel
 
+SOURCE_BITS = {32: (23, 8), 64: (52, 11)}
+"""Source float width -> (mantissa bits SM, exponent bits SE)."""
 
-def lut_width(fmt) -> int | None:
-    """Mantissa bits the table keeps, or None when the format is not table-friendly."""
+
+def lut_width(fmt, src_bits: int = 32) -> int | None:
+    """Mantissa bits the table keeps (see the module docstring), or None when the format is
+    not table-friendly (more than 8 bits, or a table of more than 2**(12 + 1 + SE) entries)."""
     if fmt.bits > 8:
         return None
     if fmt.kind == "float":
-        k = 2 * fmt.mbits + 2
+        _, SE = SOURCE_BITS[src_bits]
+        smallest_normal = 2.0 ** (2 - (1 << (SE - 1)))
+        k = fmt.mbits + 1 if fmt.min_subnormal / 2 >= smallest_normal else 2 * fmt.mbits + 2
     else:
         k = fmt.bits + 1
     return k if k <= 12 else None
@@ -36,8 +57,8 @@ def code_table(fmt, P_bytes: bytes, src_bits: int = 32) -> tuple[int, np.ndarray
     ``src_bits`` 32 (float32 input, 2^(K+10) entries) or 64 (float64 input, 2^(K+13) entries).
     """
     P = np.frombuffer(P_bytes, dtype=np.int64)
-    k = lut_width(fmt)
-    SM, SE = (23, 8) if src_bits == 32 else (52, 11)
+    k = lut_width(fmt, src_bits)
+    SM, SE = SOURCE_BITS[src_bits]
     idx = np.arange(1 << (1 + SE + k + 1), dtype=np.uint64)
     u = ((idx >> np.uint64(1)) << np.uint64(SM - k)) | (idx & np.uint64(1))
     codes = np.empty(u.shape[0], dtype=np.uint32)

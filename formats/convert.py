@@ -60,8 +60,9 @@ from lowbit.formats import _kernel as K
 from lowbit.formats._codec import ROUNDING_ALIASES, decode_codes, kernel_params, rounding_mode
 from lowbit.formats._codec import value_table as value_table
 from lowbit.formats._lut import code_table, lut_encode, lut_quantize, lut_width
+from lowbit.formats.registry import resolve
 
-__all__ = ["ROUNDING_ALIASES", "rounding_mode", "run_encode", "encode_element",
+__all__ = ["ROUNDING_ALIASES", "rounding_mode", "rounding_table", "run_encode", "encode_element",
            "quantize_element", "as_float_bits", "check_errors", "code_dtype", "check_renamed"]
 
 RENAMED_KEYWORDS = {"nan": "nan_input", "subnormals": "subnormal_output"}
@@ -116,7 +117,7 @@ def run_encode(x, fmt, rounding="rne", overflow="saturate", nan_input="error",
     rnd = _random_bits(n, seed, sr_bits) if stochastic else _EMPTY_RND
     codes = np.empty(n, dtype=np.uint32)
     vals = None
-    if shift is None and not stochastic and lut_width(fmt) is not None and (
+    if shift is None and not stochastic and lut_width(fmt, 32 if SM == 23 else 64) is not None and (
             SM == 23 or n > 50_000):
         k, table = code_table(fmt, P.tobytes(), 32 if SM == 23 else 64)
         if want_values:
@@ -161,6 +162,28 @@ def check_errors(codes, x, fmt, overflow, nan_input):
                          f"with overflow='error' (allowed: {list(K.OVERFLOW)})")
     raise ValueError(f"input {xv!r} at flat index {i} overflows {fmt.name} (max {fmt.max!r}) "
                      f"and overflow='error' (allowed: {list(K.OVERFLOW)})")
+
+
+def rounding_table(fmt, rounding="rne", overflow="saturate", nan_input="error",
+                   subnormal_output="keep", src_dtype=np.float32) -> tuple[int, np.ndarray]:
+    """The lookup table of the conversion fast path: ``(k, table)`` with ``table[i]`` the code
+    (uint32; ``>= 0xFFFFFFFD`` where the policy raises) of every source value ``x`` of dtype
+    ``src_dtype`` (float32 or float64, bit pattern ``u``, ``SM`` = 23 or 52 mantissa bits) with
+    ``i = ((u >> (SM - k)) << 1) | (u & (2**(SM - k) - 1) != 0)``: sign, exponent, top ``k``
+    mantissa bits and a sticky bit. Bit-identical to the exact rounding for every input (proof
+    in :mod:`lowbit.formats._lut`). Element formats of at most 8 bits, deterministic rounding
+    modes only (ValueError otherwise). Read-only; cached per format and policy."""
+    fmt = resolve(fmt, kind="element")
+    src_bits = {np.dtype(np.float32): 32, np.dtype(np.float64): 64}.get(np.dtype(src_dtype))
+    if src_bits is None:
+        raise ValueError(f"src_dtype must be float32 or float64, got {src_dtype!r}")
+    rounding = rounding_mode(rounding)
+    if rounding in K.STOCHASTIC_ROUNDING:
+        raise ValueError(f"rounding={rounding!r} draws random bits: no lookup table")
+    P = kernel_params(fmt, rounding, overflow, nan_input, subnormal_output)
+    if lut_width(fmt, src_bits) is None:
+        raise ValueError(f"{fmt.name} has no lookup table (element formats of at most 8 bits)")
+    return code_table(fmt, P.tobytes(), src_bits)
 
 
 def code_dtype(fmt):

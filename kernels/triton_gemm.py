@@ -20,16 +20,24 @@ Ragged K is zero-padded (code 0 = +0 contributes nothing); a NaN scale makes the
 """
 from __future__ import annotations
 
+from lowbit.formats import get_format
+
 from . import spec as S
 from ._triton import AVAILABLE, require, tl, triton
 
 if AVAILABLE:
-    from .triton_quant import _decode, _e8m0_to_f32
+    from .triton_quant import _decode, _pow2_to_f32
 
     @triton.jit
     def _load_fp4_tile(c_ptr, s_ptr, rows, nrows, k, K, stride_c, nbk, BS: tl.constexpr,
-                       NV: tl.constexpr):
-        """float32 values [R, BK] of rows x k: decode(E2M1) * decode(scale)."""
+                       NV: tl.constexpr, EEBITS: tl.constexpr, EMBITS: tl.constexpr,
+                       EBIAS: tl.constexpr, ESUB: tl.constexpr, ESPECIALS: tl.constexpr,
+                       SEBITS: tl.constexpr, SMBITS: tl.constexpr, SBIAS: tl.constexpr,
+                       SSUB: tl.constexpr, SSPECIALS: tl.constexpr, SMASK: tl.constexpr,
+                       SNAN: tl.constexpr):
+        """float32 values [R, BK] of rows x k: decode(element) * decode(scale); the scale is a
+        float format (NV: decoded like an element, after masking to SMASK) or a power of two
+        2^(byte - SBIAS) with NaN byte SNAN."""
         mask = (rows < nrows)[:, None] & (k < K)[None, :]
         byte = tl.load(c_ptr + rows.to(tl.int64)[:, None] * stride_c + (k >> 1)[None, :],
                        mask=mask, other=0)
@@ -37,15 +45,19 @@ if AVAILABLE:
         sc = tl.load(s_ptr + rows.to(tl.int64)[:, None] * nbk + (k // BS)[None, :],
                      mask=mask, other=0).to(tl.int32)
         if NV:
-            scale = _decode(sc & 0x7F, 4, 3, 7, 0.001953125, 1)
+            scale = _decode(sc & SMASK, SEBITS, SMBITS, SBIAS, SSUB, SSPECIALS)
         else:
-            scale = _e8m0_to_f32(sc)
-        return _decode(c, 2, 1, 1, 0.5, 0) * scale
+            scale = _pow2_to_f32(sc, SBIAS, SNAN)
+        return _decode(c, EEBITS, EMBITS, EBIAS, ESUB, ESPECIALS) * scale
 
     @triton.jit
     def _fp4_gemm_kernel(a_ptr, sa_ptr, b_ptr, sb_ptr, c_ptr, alpha_ptr, M, N, K, nbk,
                          stride_a, stride_b, stride_c, MODE: tl.constexpr, BM: tl.constexpr,
-                         BN: tl.constexpr, BS: tl.constexpr):
+                         BN: tl.constexpr, BS: tl.constexpr, EEBITS: tl.constexpr,
+                         EMBITS: tl.constexpr, EBIAS: tl.constexpr, ESUB: tl.constexpr,
+                         ESPECIALS: tl.constexpr, SEBITS: tl.constexpr, SMBITS: tl.constexpr,
+                         SBIAS: tl.constexpr, SSUB: tl.constexpr, SSPECIALS: tl.constexpr,
+                         SMASK: tl.constexpr, SNAN: tl.constexpr):
         """MODE 0: MXFP4 via tl.dot_scaled; 1: MXFP4 dequant + dot; 2: NVFP4 dequant + dot."""
         pid_m = tl.program_id(0)
         pid_n = tl.program_id(1)
@@ -61,16 +73,20 @@ if AVAILABLE:
                 b = tl.load(b_ptr + rn.to(tl.int64)[None, :] * stride_b + kk[:, None],
                             mask=(rn < N)[None, :] & (kk < KB)[:, None], other=0)
                 sa = tl.load(sa_ptr + rm.to(tl.int64)[:, None] * nbk + kb + tl.arange(0, 1)[None, :],
-                             mask=(rm < M)[:, None], other=127)
+                             mask=(rm < M)[:, None], other=SBIAS)
                 sb = tl.load(sb_ptr + rn.to(tl.int64)[:, None] * nbk + kb + tl.arange(0, 1)[None, :],
-                             mask=(rn < N)[:, None], other=127)
+                             mask=(rn < N)[:, None], other=SBIAS)
                 acc += tl.dot_scaled(a, sa, "e2m1", b, sb, "e2m1")
             else:
                 k = kb * BS + tl.arange(0, BS)
-                va = _load_fp4_tile(a_ptr, sa_ptr, rm, M, k, K, stride_a, nbk, BS, MODE == 2)
-                vb = _load_fp4_tile(b_ptr, sb_ptr, rn, N, k, K, stride_b, nbk, BS, MODE == 2)
+                va = _load_fp4_tile(a_ptr, sa_ptr, rm, M, k, K, stride_a, nbk, BS, MODE == 2,
+                                    EEBITS, EMBITS, EBIAS, ESUB, ESPECIALS, SEBITS, SMBITS,
+                                    SBIAS, SSUB, SSPECIALS, SMASK, SNAN)
+                vb = _load_fp4_tile(b_ptr, sb_ptr, rn, N, k, K, stride_b, nbk, BS, MODE == 2,
+                                    EEBITS, EMBITS, EBIAS, ESUB, ESPECIALS, SEBITS, SMBITS,
+                                    SBIAS, SSUB, SSPECIALS, SMASK, SNAN)
                 acc += tl.dot(va, tl.trans(vb), input_precision="ieee")
-        if MODE == 2:
+        if MODE == 2:  # MODE_NV_DEQUANT: the tensor-scale epilogue
             alpha = tl.load(alpha_ptr)
             out = (acc.to(tl.float64) * alpha).to(tl.float32)
         else:
@@ -79,9 +95,30 @@ if AVAILABLE:
                  mask=(rm < M)[:, None] & (rn < N)[None, :])
 
 
-def _gemm(a_codes, a_scales, b_codes, b_scales, K, mode, bs, alpha=1.0, bm=16, bn=16):
+MODE_DOT_SCALED, MODE_MX_DEQUANT, MODE_NV_DEQUANT = 0, 1, 2
+
+
+def _format_args(spec, nv: bool) -> dict:
+    """The element's and the scale's decode constants for ``_fp4_gemm_kernel``."""
+    e = spec.elem
+    if spec.elem.bits != 4:
+        raise ValueError(f"fmt={spec.fmt.name!r}: the FP4 GEMM needs 4-bit elements")
+    kw = dict(EEBITS=e.ebits, EMBITS=e.mbits, EBIAS=e.bias, ESUB=e.subscale,
+              ESPECIALS=e.specials)
+    if nv:
+        s = spec.scale
+        kw.update(SEBITS=s.ebits, SMBITS=s.mbits, SBIAS=s.bias, SSUB=s.subscale,
+                  SSPECIALS=s.specials, SMASK=(1 << s.bits) - 1, SNAN=s.nancode)
+    else:
+        kw.update(SEBITS=0, SMBITS=0, SBIAS=spec.scale_bias, SSUB=0.0, SSPECIALS=0, SMASK=0,
+                  SNAN=spec.scale_nancode)
+    return kw
+
+
+def _gemm(a_codes, a_scales, b_codes, b_scales, K, mode, spec, alpha=1.0, bm=16, bn=16):
     import torch
     require()
+    bs = spec.block
     a_codes, b_codes = a_codes.contiguous(), b_codes.contiguous()
     a_scales, b_scales = a_scales.contiguous(), b_scales.contiguous()
     M, N = a_codes.shape[0], b_codes.shape[0]
@@ -97,20 +134,25 @@ def _gemm(a_codes, a_scales, b_codes, b_scales, K, mode, bs, alpha=1.0, bm=16, b
     grid = (triton.cdiv(M, bm), triton.cdiv(N, bn))
     _fp4_gemm_kernel[grid](a_codes, a_scales, b_codes, b_scales, out, al, M, N, K, nbk,
                            a_codes.stride(0), b_codes.stride(0), out.stride(0), mode, BM=bm,
-                           BN=bn, BS=bs)
+                           BN=bn, BS=bs, **_format_args(spec, mode == MODE_NV_DEQUANT))
     return out
 
 
-def mxfp4_gemm(a_codes, a_scales, b_codes, b_scales, K, variant="dot_scaled"):
-    """MXFP4 x MXFP4 GEMM -> float32 (M, N). variant: "dot_scaled" | "dequant"."""
+def mxfp4_gemm(a_codes, a_scales, b_codes, b_scales, K, variant="dot_scaled", fmt="mxfp4"):
+    """MXFP4 x MXFP4 GEMM -> float32 (M, N). variant: "dot_scaled" (OCP MXFP4 only: E2M1
+    elements, E8M0 scales, blocks of 32) | "dequant"."""
     if variant not in ("dot_scaled", "dequant"):
         raise ValueError(f"variant={variant!r}: choose 'dot_scaled' or 'dequant'")
-    return _gemm(a_codes, a_scales, b_codes, b_scales, K, 0 if variant == "dot_scaled" else 1,
-                 S.MX_FORMATS["mxfp4"][1])
+    spec = S.mx_spec(fmt)
+    if variant == "dot_scaled" and spec.fmt != get_format("mxfp4"):
+        raise ValueError(f"fmt={spec.fmt.name!r}: variant='dot_scaled' is the hardware OCP MXFP4 "
+                         "MMA; use variant='dequant'")
+    mode = MODE_DOT_SCALED if variant == "dot_scaled" else MODE_MX_DEQUANT
+    return _gemm(a_codes, a_scales, b_codes, b_scales, K, mode, spec)
 
 
-def nvfp4_gemm(a_codes, a_scales, a_ts, b_codes, b_scales, b_ts, K):
+def nvfp4_gemm(a_codes, a_scales, a_ts, b_codes, b_scales, b_ts, K, fmt="nvfp4"):
     """NVFP4 x NVFP4 GEMM -> float32 (M, N): per-block FP32 accumulation, epilogue
     fp32(float64(acc) * (a_ts * b_ts)) with the tensor decode scales a_ts, b_ts."""
-    return _gemm(a_codes, a_scales, b_codes, b_scales, K, 2, S.NVFP4_BLOCK,
+    return _gemm(a_codes, a_scales, b_codes, b_scales, K, MODE_NV_DEQUANT, S.nvfp4_spec(fmt),
                  alpha=float(a_ts) * float(b_ts))

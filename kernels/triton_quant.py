@@ -100,20 +100,22 @@ if AVAILABLE:
         return tl.where(neg, -v, v)
 
     @triton.jit
-    def _e8m0_to_f32(sc):
-        """float32 value of an E8M0 byte (int32): 0x00 -> 2^-127 (fp32 subnormal), 0xFF -> NaN."""
-        bits = tl.where(sc == 0, 0x00400000, sc << 23)
-        bits = tl.where(sc == 255, 0x7FC00000, bits)
+    def _pow2_to_f32(sc, SBIAS: tl.constexpr, SNAN: tl.constexpr):
+        """float32 value 2^(sc - SBIAS) of a power-of-two (E8M0-style) scale byte sc (int32),
+        NaN for SNAN; a float32 subnormal below 2^-126 (E8M0 0x00 = 2^-127)."""
+        e = sc - SBIAS
+        bits = tl.where(e >= -126, (e + 127) << 23, 1 << tl.maximum(e + 149, 0))
+        bits = tl.where(sc == SNAN, 0x7FC00000, bits)
         return bits.to(tl.float32, bitcast=True)
 
     @triton.jit
     def _fp8_quant_kernel(x_ptr, y_ptr, n, MBITS: tl.constexpr, BIAS: tl.constexpr,
-                          MAXCODE: tl.constexpr, NANCODE: tl.constexpr, INFCODE: tl.constexpr,
-                          BLOCK: tl.constexpr):
+                          MAXCODE: tl.constexpr, NANCODE: tl.constexpr, SIGNBIT: tl.constexpr,
+                          INFCODE: tl.constexpr, BLOCK: tl.constexpr):
         offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
         mask = offs < n
         xf = tl.load(x_ptr + offs, mask=mask, other=0.0).to(tl.float32)
-        code = _encode(xf, 0, MBITS, BIAS, MAXCODE, NANCODE, 0x80, INFCODE)
+        code = _encode(xf, 0, MBITS, BIAS, MAXCODE, NANCODE, SIGNBIT, INFCODE)
         tl.store(y_ptr + offs, code.to(tl.uint8), mask=mask)
 
     @triton.jit
@@ -150,41 +152,48 @@ if AVAILABLE:
         return valid, row, kb, j, me, xe, xo, amax
 
     @triton.jit
-    def _mx_scale(amax, EMAX: tl.constexpr, MAXMAN: tl.constexpr, RCEIL: tl.constexpr):
-        """E8M0 exponent s (int32, in [-127, 127]) and byte for block amax bits (int32)."""
+    def _mx_scale(amax, EMAX: tl.constexpr, MAXMAN: tl.constexpr, RCEIL: tl.constexpr,
+                  SEMIN: tl.constexpr, SBIAS: tl.constexpr, SNAN: tl.constexpr):
+        """Power-of-two scale exponent s (int32, at least SEMIN) and its byte s + SBIAS (SNAN
+        for a block holding NaN/Inf) for block amax bits (int32)."""
         e = (amax >> 23) - 127
         if RCEIL:
             e = e + ((amax & 0x7FFFFF) > MAXMAN).to(tl.int32)
-        s = tl.maximum(e - EMAX, -127)
-        byte = tl.where(amax >= 0x7F800000, 255, s + 127)
+        s = tl.maximum(e - EMAX, SEMIN)
+        byte = tl.where(amax >= 0x7F800000, SNAN, s + SBIAS)
         return s, byte
 
     @triton.jit
     def _mx_quant_kernel(x_ptr, c_ptr, s_ptr, K, nbk, nblocks, stride_x, stride_c,
                          MBITS: tl.constexpr, BIAS: tl.constexpr, MAXCODE: tl.constexpr,
-                         NANCODE: tl.constexpr, EMAX: tl.constexpr, MAXMAN: tl.constexpr,
-                         RCEIL: tl.constexpr, BS: tl.constexpr, TB: tl.constexpr):
+                         NANCODE: tl.constexpr, SIGNBIT: tl.constexpr, EMAX: tl.constexpr,
+                         MAXMAN: tl.constexpr, RCEIL: tl.constexpr, SEMIN: tl.constexpr,
+                         SBIAS: tl.constexpr, SNAN: tl.constexpr, BS: tl.constexpr,
+                         TB: tl.constexpr):
         valid, row, kb = _block_ids(nblocks, nbk, TB)
         col = kb[:, None] * BS + tl.arange(0, BS)[None, :]
         mask = valid[:, None] & (col < K)
         xf = tl.load(x_ptr + row[:, None] * stride_x + col, mask=mask, other=0.0).to(tl.float32)
         _, a = _split_bits(xf)
         amax = tl.max(a, axis=1)
-        s, byte = _mx_scale(amax, EMAX, MAXMAN, RCEIL)
-        code = _encode(xf, s[:, None], MBITS, BIAS, MAXCODE, NANCODE, 0x80)
+        s, byte = _mx_scale(amax, EMAX, MAXMAN, RCEIL, SEMIN, SBIAS, SNAN)
+        code = _encode(xf, s[:, None], MBITS, BIAS, MAXCODE, NANCODE, SIGNBIT)
         code = tl.where((amax >= 0x7F800000)[:, None], 0, code)
         tl.store(c_ptr + row[:, None] * stride_c + col, code.to(tl.uint8), mask=mask)
         tl.store(s_ptr + row * nbk + kb, byte.to(tl.uint8), mask=valid)
 
     @triton.jit
     def _mxfp4_quant_kernel(x_ptr, c_ptr, s_ptr, K, nbk, nblocks, stride_x, stride_c,
-                            MAXMAN: tl.constexpr, RCEIL: tl.constexpr, BS: tl.constexpr,
+                            MBITS: tl.constexpr, BIAS: tl.constexpr, MAXCODE: tl.constexpr,
+                            NANCODE: tl.constexpr, SIGNBIT: tl.constexpr, EMAX: tl.constexpr,
+                            MAXMAN: tl.constexpr, RCEIL: tl.constexpr, SEMIN: tl.constexpr,
+                            SBIAS: tl.constexpr, SNAN: tl.constexpr, BS: tl.constexpr,
                             TB: tl.constexpr):
         valid, row, kb, j, me, xe, xo, amax = _load_pair_blocks(x_ptr, K, nbk, nblocks, stride_x,
                                                                 BS, TB)
-        s, byte = _mx_scale(amax, 2, MAXMAN, RCEIL)
-        lo = _encode(xe, s[:, None], 1, 1, 7, -1, 0x8)
-        hi = _encode(xo, s[:, None], 1, 1, 7, -1, 0x8)
+        s, byte = _mx_scale(amax, EMAX, MAXMAN, RCEIL, SEMIN, SBIAS, SNAN)
+        lo = _encode(xe, s[:, None], MBITS, BIAS, MAXCODE, NANCODE, SIGNBIT)
+        hi = _encode(xo, s[:, None], MBITS, BIAS, MAXCODE, NANCODE, SIGNBIT)
         bad = (amax >= 0x7F800000)[:, None]
         lo = tl.where(bad, 0, lo)
         hi = tl.where(bad, 0, hi)
@@ -196,7 +205,8 @@ if AVAILABLE:
     def _mx_dequant_kernel(c_ptr, s_ptr, y_ptr, K, nbk, nblocks, stride_c, stride_y,
                            EBITS: tl.constexpr, MBITS: tl.constexpr, BIAS: tl.constexpr,
                            SUBSCALE: tl.constexpr, SPECIALS: tl.constexpr, PACKED: tl.constexpr,
-                           BS: tl.constexpr, TB: tl.constexpr):
+                           SBIAS: tl.constexpr, SNAN: tl.constexpr, BS: tl.constexpr,
+                           TB: tl.constexpr):
         valid, row, kb = _block_ids(nblocks, nbk, TB)
         col = kb[:, None] * BS + tl.arange(0, BS)[None, :]
         mask = valid[:, None] & (col < K)
@@ -205,8 +215,9 @@ if AVAILABLE:
             c = (byte.to(tl.int32) >> ((col & 1) * 4)) & 0xF
         else:
             c = tl.load(c_ptr + row[:, None] * stride_c + col, mask=mask, other=0).to(tl.int32)
-        sc = tl.load(s_ptr + row * nbk + kb, mask=valid, other=127).to(tl.int32)
-        v = _decode(c, EBITS, MBITS, BIAS, SUBSCALE, SPECIALS) * _e8m0_to_f32(sc)[:, None]
+        sc = tl.load(s_ptr + row * nbk + kb, mask=valid, other=SBIAS).to(tl.int32)
+        v = _decode(c, EBITS, MBITS, BIAS, SUBSCALE, SPECIALS) * _pow2_to_f32(sc, SBIAS,
+                                                                              SNAN)[:, None]
         tl.store(y_ptr + row[:, None] * stride_y + col, v, mask=mask)
 
     @triton.jit
@@ -229,17 +240,23 @@ if AVAILABLE:
         return tl.minimum(code, MAXCODE).to(tl.int32)
 
     @triton.jit
-    def _e2m1_exact(xf, div):
-        """Signed E2M1 code of RNE(x / div), one rounding: float64 quotient (exact enough, see
-        docs) then integer RNE on its bits, saturating at 6. x float32, div float64 > 0."""
+    def _elem_exact(xf, div, MBITS: tl.constexpr, BIAS: tl.constexpr, MAXCODE: tl.constexpr,
+                    SIGNBIT: tl.constexpr):
+        """Signed element code of RNE(x / div), one rounding: float64 quotient (exact enough,
+        see docs) then integer RNE on its bits, saturating. x float32, div float64 > 0."""
         y = xf.to(tl.float64) / div
         u = y.to(tl.int64, bitcast=True)
         neg = (u < 0).to(tl.int32)
-        return _rne_code64(u & 0x7FFFFFFFFFFFFFFF, 1, 1, 7) | (neg * 8)
+        return _rne_code64(u & 0x7FFFFFFFFFFFFFFF, MBITS, BIAS, MAXCODE) | (neg * SIGNBIT)
 
     @triton.jit
     def _nvfp4_quant_kernel(x_ptr, c_ptr, s_ptr, K, nbk, nblocks, stride_x, stride_c,
-                            ts, mult, gdec, TE: tl.constexpr, BS: tl.constexpr, TB: tl.constexpr):
+                            ts, mult, gdec, MBITS: tl.constexpr, BIAS: tl.constexpr,
+                            MAXCODE: tl.constexpr, NANCODE: tl.constexpr, SIGNBIT: tl.constexpr,
+                            ELMAX: tl.constexpr, SEBITS: tl.constexpr, SMBITS: tl.constexpr,
+                            SBIAS: tl.constexpr, SMAXCODE: tl.constexpr, SSUB: tl.constexpr,
+                            SSPECIALS: tl.constexpr, SNAN: tl.constexpr, TE: tl.constexpr,
+                            BS: tl.constexpr, TB: tl.constexpr):
         """NVFP4 quantize, one block of 16 per tile row.
 
         TE=False (profile "lowbit", = lowbit.formats): s_b = ue4m3_RNE_sat((amax_b / 6) / ts)
@@ -254,48 +271,49 @@ if AVAILABLE:
         amaxf = amax.to(tl.float32, bitcast=True)
         if TE:
             _, tb = _split_bits(amaxf * mult)
-            scode = _rne_code(tb, 0, 3, 7, 0x7E)
-            p = _decode(scode, 4, 3, 7, 0.001953125, 1) * gdec
+            scode = _rne_code(tb, 0, SMBITS, SBIAS, SMAXCODE)
+            p = _decode(scode, SEBITS, SMBITS, SBIAS, SSUB, SSPECIALS) * gdec
             p_safe = tl.where(p == 0.0, 1.0, p)
             enc = tl.minimum(tl.math.div_rn(tl.full(p.shape, 1.0, tl.float32), p_safe),
                              3.4028234663852886e38)
             enc = tl.where(p == 0.0, 3.4028234663852886e38, enc)
-            lo = _encode(xe * enc[:, None], 0, 1, 1, 7, -1, 0x8)
-            hi = _encode(xo * enc[:, None], 0, 1, 1, 7, -1, 0x8)
+            lo = _encode(xe * enc[:, None], 0, MBITS, BIAS, MAXCODE, NANCODE, SIGNBIT)
+            hi = _encode(xo * enc[:, None], 0, MBITS, BIAS, MAXCODE, NANCODE, SIGNBIT)
         else:
             ts64 = tl.cast(ts, tl.float64)
-            t = (amaxf.to(tl.float64) / 6.0) / ts64
-            scode = _rne_code64(t.to(tl.int64, bitcast=True), 3, 7, 0x7E)
+            t = (amaxf.to(tl.float64) / ELMAX) / ts64
+            scode = _rne_code64(t.to(tl.int64, bitcast=True), SMBITS, SBIAS, SMAXCODE)
             scode = tl.where((scode == 0) & (amax > 0), 1, scode)
-            div = _decode(scode, 4, 3, 7, 0.001953125, 1).to(tl.float64) * ts64
+            div = _decode(scode, SEBITS, SMBITS, SBIAS, SSUB, SSPECIALS).to(tl.float64) * ts64
             div = tl.where(div == 0.0, 1.0, div)
-            lo = _e2m1_exact(xe, div[:, None])
-            hi = _e2m1_exact(xo, div[:, None])
+            lo = _elem_exact(xe, div[:, None], MBITS, BIAS, MAXCODE, SIGNBIT)
+            hi = _elem_exact(xo, div[:, None], MBITS, BIAS, MAXCODE, SIGNBIT)
         lo = tl.where(bad[:, None], 0, lo)
         hi = tl.where(bad[:, None], 0, hi)
-        scode = tl.where(bad, 0x7F, scode)
+        scode = tl.where(bad, SNAN, scode)
         tl.store(c_ptr + row[:, None] * stride_c + kb[:, None] * (BS // 2) + j,
                  (lo | (hi << 4)).to(tl.uint8), mask=me)
         tl.store(s_ptr + row * nbk + kb, scode.to(tl.uint8), mask=valid)
 
     @triton.jit
     def _nvfp4_dequant_kernel(c_ptr, s_ptr, y_ptr, K, nbk, nblocks, stride_c, stride_y, gdec,
-                              BS: tl.constexpr, TB: tl.constexpr):
+                              EBITS: tl.constexpr, MBITS: tl.constexpr, BIAS: tl.constexpr,
+                              SUB: tl.constexpr, SPECIALS: tl.constexpr, SEBITS: tl.constexpr,
+                              SMBITS: tl.constexpr, SBIAS: tl.constexpr, SSUB: tl.constexpr,
+                              SSPECIALS: tl.constexpr, SMASK: tl.constexpr, BS: tl.constexpr,
+                              TB: tl.constexpr):
         valid, row, kb = _block_ids(nblocks, nbk, TB)
         col = kb[:, None] * BS + tl.arange(0, BS)[None, :]
         mask = valid[:, None] & (col < K)
         byte = tl.load(c_ptr + row[:, None] * stride_c + (col >> 1), mask=mask, other=0)
         c = (byte.to(tl.int32) >> ((col & 1) * 4)) & 0xF
-        sc = tl.load(s_ptr + row * nbk + kb, mask=valid, other=0x38).to(tl.int32)
-        sb = _decode(sc & 0x7F, 4, 3, 7, 0.001953125, 1)
-        v = (_decode(c, 2, 1, 1, 0.5, 0) * sb[:, None]) * gdec
+        sc = tl.load(s_ptr + row * nbk + kb, mask=valid, other=0).to(tl.int32)
+        sb = _decode(sc & SMASK, SEBITS, SMBITS, SBIAS, SSUB, SSPECIALS)
+        v = (_decode(c, EBITS, MBITS, BIAS, SUB, SPECIALS) * sb[:, None]) * gdec
         tl.store(y_ptr + row[:, None] * stride_y + col, v, mask=mask)
 
 
 # ----------------------------------------------------------------------------- host wrappers
-
-_SPECIALS = {"fp8_e4m3": 1, "fp8_e5m2": 2, "fp4_e2m1": 0}
-_EBITS = {"fp8_e4m3": 4, "fp8_e5m2": 5, "fp4_e2m1": 2}
 
 
 def _as_2d(x):
@@ -310,39 +328,50 @@ def _as_2d(x):
     return x.reshape(-1, K), K
 
 
+def _decode_args(e: S.ElemSpec):
+    """(EBITS, MBITS, BIAS, SUBSCALE, SPECIALS) of ``_decode``."""
+    return e.ebits, e.mbits, e.bias, e.subscale, e.specials
+
+
+def _mx_args(m: S.MXSpec, rceil: bool):
+    e = m.elem
+    return dict(MBITS=e.mbits, BIAS=e.bias, MAXCODE=e.maxcode, NANCODE=e.nancode,
+                SIGNBIT=e.signbit, EMAX=e.emax, MAXMAN=e.maxman, RCEIL=rceil, SEMIN=m.scale_emin,
+                SBIAS=m.scale_bias, SNAN=m.scale_nancode)
+
+
 def fp8_quantize(x, fmt="fp8_e4m3", block=1024):
-    """x (any shape, fp32/bf16/fp16) -> uint8 FP8 codes, RNE, saturating (Inf -> ±max)."""
+    """x (any shape, fp32/bf16/fp16) -> uint8 codes of a float element format of at most 8 bits,
+    RNE, saturating (Inf -> +-max), NaN -> sign|NaN code (+0 without NaN)."""
     import torch
     e = S.element_spec(fmt)
-    if e.bits != 8:
-        raise ValueError(f"fmt={fmt!r}: fp8_quantize supports fp8_e4m3, fp8_e5m2")
     x2, _ = _as_2d(x)
     y = torch.empty(x2.shape, dtype=torch.uint8, device=x2.device)
     n = x2.numel()
     _fp8_quant_kernel[(triton.cdiv(n, block),)](x2, y, n, e.mbits, e.bias, e.maxcode, e.nancode,
-                                                e.infcode, BLOCK=block)
+                                                e.signbit, e.infcode, BLOCK=block)
     return y.reshape(x.shape)
 
 
 def fp8_dequantize(codes, fmt="fp8_e4m3", block=1024):
-    """uint8 FP8 codes -> float32 values (NaN codes -> NaN, E5M2 Inf codes -> ±Inf)."""
+    """uint8 element codes -> float32 values (NaN codes -> NaN, IEEE Inf codes -> +-Inf)."""
     import torch
     e = S.element_spec(fmt)
     c = codes.contiguous()
     y = torch.empty(c.shape, dtype=torch.float32, device=c.device)
     n = c.numel()
-    _fp8_dequant_kernel[(triton.cdiv(n, block),)](
-        c, y, n, _EBITS[e.name], e.mbits, e.bias, 2.0 ** (1 - e.bias - e.mbits), _SPECIALS[e.name],
-        BLOCK=block)
+    _fp8_dequant_kernel[(triton.cdiv(n, block),)](c, y, n, *_decode_args(e), BLOCK=block)
     return y
 
 
-def mx_quantize(x, fmt="mxfp8", scale_rule="floor", tb=16):
-    """MX quantize along the last axis. Returns (codes, scales) as uint8 tensors:
-    codes (M, K) for MXFP8, packed (M, ceil(K/2)) for MXFP4; E8M0 scales (M, ceil(K/32))."""
+def mx_quantize(x, fmt="mxfp8", scale_rule=None, tb=16):
+    """MX quantize along the last axis. Returns (codes, scales) as uint8 tensors: codes (M, K),
+    packed (M, ceil(K/2)) for 4-bit elements; scale bytes (M, ceil(K/block)).
+    ``scale_rule`` None: the format's own."""
     import torch
-    e, bs = S.mx_spec(fmt)
-    rceil = S.check_scale_rule(scale_rule) == "rceil"
+    m = S.mx_spec(fmt)
+    e, bs = m.elem, m.block
+    rceil = S.check_scale_rule(scale_rule, m) == "rceil"
     x2, K = _as_2d(x)
     M = x2.shape[0]
     nbk = triton.cdiv(K, bs)
@@ -352,32 +381,33 @@ def mx_quantize(x, fmt="mxfp8", scale_rule="floor", tb=16):
     if e.bits == 4:
         codes = torch.empty((M, (K + 1) // 2), dtype=torch.uint8, device=x2.device)
         _mxfp4_quant_kernel[grid](x2, codes, scales, K, nbk, nblocks, x2.stride(0),
-                                  codes.stride(0), e.maxman, rceil, BS=bs, TB=tb)
+                                  codes.stride(0), **_mx_args(m, rceil), BS=bs, TB=tb)
     else:
         codes = torch.empty((M, K), dtype=torch.uint8, device=x2.device)
         _mx_quant_kernel[grid](x2, codes, scales, K, nbk, nblocks, x2.stride(0), codes.stride(0),
-                               e.mbits, e.bias, e.maxcode, e.nancode, e.emax, e.maxman, rceil,
-                               BS=bs, TB=tb)
+                               **_mx_args(m, rceil), BS=bs, TB=tb)
     return codes, scales
 
 
 def mx_dequantize(codes, scales, K, fmt="mxfp8", tb=16):
-    """(codes, E8M0 scales) -> float32 (M, K). Scale 0xFF makes its whole block NaN."""
+    """(codes, scale bytes) -> float32 (M, K). A NaN scale byte makes its whole block NaN."""
     import torch
-    e, bs = S.mx_spec(fmt)
+    m = S.mx_spec(fmt)
+    e, bs = m.elem, m.block
     codes = codes.contiguous()
     scales = scales.contiguous()
     M = scales.shape[0]
     nbk = triton.cdiv(K, bs)
     y = torch.empty((M, K), dtype=torch.float32, device=codes.device)
     _mx_dequant_kernel[(triton.cdiv(M * nbk, tb),)](
-        codes, scales, y, K, nbk, M * nbk, codes.stride(0), y.stride(0), _EBITS[e.name], e.mbits,
-        e.bias, 2.0 ** (1 - e.bias - e.mbits), _SPECIALS[e.name], e.bits == 4, BS=bs, TB=tb)
+        codes, scales, y, K, nbk, M * nbk, codes.stride(0), y.stride(0), *_decode_args(e),
+        e.bits == 4, m.scale_bias, m.scale_nancode, BS=bs, TB=tb)
     return y
 
 
-def nvfp4_quantize(x, profile="lowbit", tensor_amax=None, tb=16):
-    """NVFP4 quantize along the last axis (blocks of 16, UE4M3 block scales, FP32 tensor scale).
+def nvfp4_quantize(x, profile="lowbit", tensor_amax=None, tb=16, fmt="nvfp4"):
+    """NVFP4 quantize along the last axis (blocks of 16, UE4M3 block scales, FP32 tensor scale;
+    every constant from the ``fmt`` object, see :func:`lowbit.kernels.spec.nvfp4_spec`).
 
     profile "lowbit" (default) reproduces lowbit.formats ``nvfp4`` bit for bit: tensor scale
     S = fp32(amax_t / 2688) over the blocks without NaN/Inf (1.0 for an all-zero tensor), block
@@ -387,22 +417,26 @@ def nvfp4_quantize(x, profile="lowbit", tensor_amax=None, tb=16):
     Returns (packed codes (M, ceil(K/2)) uint8, UE4M3 scale bytes (M, ceil(K/16)) uint8,
     tensor decode scale as a float32: value = e2m1 * s_b * that)."""
     import torch
+    S.check_profile(profile)
+    sp = S.nvfp4_spec(fmt)
+    e, s = sp.elem, sp.scale
     x2, K = _as_2d(x)
-    if profile not in S.NVFP4_PROFILES:
-        raise ValueError(f"profile={profile!r}: choose one of {S.NVFP4_PROFILES}")
     M = x2.shape[0]
     if tensor_amax is None:
-        tensor_amax = _finite_block_amax(x2, S.NVFP4_BLOCK)
-    ts = S.nvfp4_tensor_scale(tensor_amax)
-    _, gd, mult = S.nvfp4_global_scales(tensor_amax)
-    bs = S.NVFP4_BLOCK
+        tensor_amax = _finite_block_amax(x2, sp.block)
+    ts = S.nvfp4_tensor_scale(tensor_amax, sp)
+    _, gd, mult = S.nvfp4_global_scales(tensor_amax, sp)
+    bs = sp.block
     nbk = triton.cdiv(K, bs)
     nblocks = M * nbk
     codes = torch.empty((M, (K + 1) // 2), dtype=torch.uint8, device=x2.device)
     scales = torch.empty((M, nbk), dtype=torch.uint8, device=x2.device)
     _nvfp4_quant_kernel[(triton.cdiv(nblocks, tb),)](
         x2, codes, scales, K, nbk, nblocks, x2.stride(0), codes.stride(0), float(ts), float(mult),
-        float(gd), profile == "te", BS=bs, TB=tb)
+        float(gd), MBITS=e.mbits, BIAS=e.bias, MAXCODE=e.maxcode, NANCODE=e.nancode,
+        SIGNBIT=e.signbit, ELMAX=e.max, SEBITS=s.ebits, SMBITS=s.mbits, SBIAS=s.bias,
+        SMAXCODE=s.maxcode, SSUB=s.subscale, SSPECIALS=s.specials, SNAN=s.nancode,
+        TE=profile == "te", BS=bs, TB=tb)
     return codes, scales, (gd if profile == "te" else ts)
 
 
@@ -418,16 +452,18 @@ def _finite_block_amax(x2, bs):
     return float(torch.where(ok, xp.abs(), torch.zeros((), dtype=xp.dtype)).max())
 
 
-def nvfp4_dequantize(codes, scales, K, global_decode, tb=16):
-    """(packed E2M1 codes, UE4M3 scale bytes, float32 global decode scale) -> float32 (M, K):
-    value = fl(fl(e2m1 * s_block) * global_decode) (the first product is exact)."""
+def nvfp4_dequantize(codes, scales, K, global_decode, tb=16, fmt="nvfp4"):
+    """(packed element codes, scale bytes, float32 global decode scale) -> float32 (M, K):
+    value = fl(fl(elem * s_block) * global_decode) (the first product is exact)."""
     import torch
+    sp = S.nvfp4_spec(fmt)
+    e, s = sp.elem, sp.scale
     codes = codes.contiguous()
     scales = scales.contiguous()
     M = scales.shape[0]
-    nbk = triton.cdiv(K, S.NVFP4_BLOCK)
+    nbk = triton.cdiv(K, sp.block)
     y = torch.empty((M, K), dtype=torch.float32, device=codes.device)
     _nvfp4_dequant_kernel[(triton.cdiv(M * nbk, tb),)](
         codes, scales, y, K, nbk, M * nbk, codes.stride(0), y.stride(0), float(global_decode),
-        BS=S.NVFP4_BLOCK, TB=tb)
+        *_decode_args(e), *_decode_args(s), (1 << s.bits) - 1, BS=sp.block, TB=tb)
     return y

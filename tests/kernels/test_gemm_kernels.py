@@ -8,6 +8,8 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
+from lowbit.sim import mxdot
+
 
 def _variants(backend):
     return ["dot_scaled", "dequant"] if backend.name == "triton" else [None]
@@ -52,7 +54,6 @@ def _block_reference_uncached(Pa, Xa, Pb, Xb, bs, alpha):
 
 
 def _sim(Pa, Xa, Pb, Xb, bs, **kw):
-    mxdot = pytest.importorskip("lowbit.sim.mxdot")
     return mxdot.mx_dot_encoded(Pa, Xa, Pb, Xb, bs, "fp4_e2m1", accum="fp32", **kw)
 
 
@@ -117,3 +118,22 @@ def test_gemm_rejects_bad_shapes(backend):
     s = np.zeros((2, 1), np.uint8)
     with pytest.raises(ValueError, match="packed codes"):
         backend.mxfp4_gemm(c, s, c, s, 64)
+
+
+def test_validate_reference_gemm_is_the_sim_model(H, rng):
+    """lowbit.kernels.validate.reference_block_gemm (what `lowbit kernels validate` compares the
+    kernels with) equals lowbit.sim.mxdot and the Fraction reference, NaN blocks included."""
+    from lowbit.formats import decode
+    from lowbit.kernels import numba_quant as nq
+    from lowbit.kernels.validate import reference_block_gemm
+    K = 96
+    a = H.random_matrix(rng, 7, K, spread=8)
+    b = H.random_matrix(rng, 5, K, spread=8)
+    a[2, 5] = np.inf
+    ca, sa = nq.mx_quantize(a, "mxfp4", "floor")
+    cb, sb = nq.mx_quantize(b, "mxfp4", "rceil")
+    Pa, Pb = _values(H, ca, K, 32), _values(H, cb, K, 32)
+    Xa, Xb = decode(sa, "e8m0"), decode(sb, "e8m0")
+    got = reference_block_gemm(Pa, Xa, Pb, Xb, 32)
+    assert H.same_bits_or_both_nan(got, _block_reference(Pa, Xa, Pb, Xb, 32))
+    assert H.same_bits_or_both_nan(got, _sim(Pa, Xa, Pb, Xb, 32).astype(np.float32))

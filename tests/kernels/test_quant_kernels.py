@@ -251,8 +251,14 @@ def test_backends_agree_on_random(H, rng):
 
 def test_bad_arguments(H):
     from lowbit.kernels import numba_quant as nq
-    with pytest.raises(ValueError, match="fmt"):
-        nq.mx_quantize(np.zeros((1, 32), np.float32), "mxfp6")
+    with pytest.raises(ValueError, match="fmt='mxint8'.*integer elements"):
+        nq.mx_quantize(np.zeros((1, 32), np.float32), "mxint8")
+    with pytest.raises(ValueError, match="fmt='fp8_e4m3fnuz'.*NaN scheme 'fnuz'"):
+        nq.fp8_quantize(np.zeros(4, np.float32), "fp8_e4m3fnuz")
+    with pytest.raises(ValueError, match="fmt='bf16'.*wider than 8 bits"):
+        nq.fp8_quantize(np.zeros(4, np.float32), "bf16")
+    with pytest.raises(ValueError, match="unknown format"):
+        nq.fp8_quantize(np.zeros(4, np.float32), "fp9")
     with pytest.raises(ValueError, match="scale_rule"):
         nq.mx_quantize(np.zeros((1, 32), np.float32), "mxfp8", "even")
     with pytest.raises(ValueError, match="profile"):
@@ -272,3 +278,96 @@ def test_numba_fp8_table_equals_bit_manipulation(H, fmt):
     u = (top[:, None] | rem[None, :]).reshape(-1).astype(np.uint32)
     x = u.view(np.float32)
     np.testing.assert_array_equal(nq.fp8_quantize(x, fmt), nq.fp8_quantize(x, fmt, table=False))
+
+
+# ---------------------------------------------------------------- the kernels' view of formats
+
+
+def _kernel_families():
+    from lowbit.kernels import spec as S
+    return S.kernel_formats()
+
+
+def test_every_registered_format_has_a_kernel_verdict():
+    """Each registered format either has kernel constants or a reason naming what the kernels
+    lack; the OCP / NVIDIA formats the kernels exist for are all accepted."""
+    fam = _kernel_families()
+    for name in ("fp8_e4m3", "fp8_e5m2", "fp6_e2m3", "fp6_e3m2", "fp4_e2m1"):
+        assert fam[name] == "element", (name, fam[name])
+    for name in ("mxfp8_e4m3", "mxfp8_e5m2", "mxfp6_e2m3", "mxfp6_e3m2", "mxfp4"):
+        assert fam[name] == "mx", (name, fam[name])
+    assert fam["nvfp4"] == "nvfp4"
+    for name, verdict in fam.items():
+        assert verdict in ("element", "mx", "nvfp4") or "do not implement" in verdict \
+            or "have no kernels" in verdict, (name, verdict)
+
+
+@pytest.mark.parametrize("name", [n for n, f in _kernel_families().items() if f == "element"])
+def test_element_spec_agrees_with_the_format(name):
+    """Kernel constants derived from the format object = the format: every code decodes to the
+    format's value, and both numba paths (table and bit manipulation) encode edge vectors and
+    every value / midpoint exactly as lowbit.formats under the kernels' policy."""
+    from lowbit.formats import decode, encode, get_format
+    from lowbit.kernels import numba_quant as nq
+    from lowbit.kernels import spec as S
+    from lowbit.kernels import vectors as V
+    f = get_format(name)
+    e = S.element_spec(f)
+    v = f.values()
+    fin = np.isfinite(v)
+    assert e.max == float(np.max(v[fin])) and e.maxcode == int(np.argmax(np.where(fin, v, -1)))
+    assert (e.nancode >= 0) == bool(np.isnan(v).any())
+    if e.nancode >= 0:
+        assert np.isnan(v[e.nancode])
+    assert e.emax == int(np.floor(np.log2(e.max)))
+    c = np.arange(1 << f.bits, dtype=np.uint8)
+    got = nq.fp8_dequantize(c, name)
+    an, bn = np.isnan(got), np.isnan(v)
+    assert np.array_equal(an, bn) and np.array_equal(got[~an], v[~bn].astype(np.float32))
+    x = V.fp8_vector(name)
+    ref = encode(x, name, overflow="saturate", nan_input="zero")
+    np.testing.assert_array_equal(nq.fp8_quantize(x, name), ref)
+    np.testing.assert_array_equal(nq.fp8_quantize(x, name, table=False), ref)
+    assert np.array_equal(decode(ref, name)[~np.isnan(x)], quantize_ref(x, name)[~np.isnan(x)])
+
+
+def quantize_ref(x, name):
+    from lowbit.formats import quantize
+    return quantize(x.astype(np.float64), name, overflow="saturate", nan_input="zero")
+
+
+@pytest.mark.parametrize("name", [n for n, f in _kernel_families().items() if f == "mx"])
+def test_mx_spec_agrees_with_the_format(H, name):
+    from dataclasses import replace
+
+    from lowbit.formats import encode, get_format
+    from lowbit.kernels import numba_quant as nq
+    from lowbit.kernels import vectors as V
+    x = V.mx_matrix(name)
+    for rule in RULES:
+        qt = encode(x, replace(get_format(name), scale_rule=rule, name=None))
+        c, s = nq.mx_quantize(x, name, rule)
+        packed = get_format(name).element.bits == 4
+        np.testing.assert_array_equal(c, H.pack_low_first(qt.codes) if packed else qt.codes)
+        np.testing.assert_array_equal(s, qt.scale_codes)
+        assert H.same_bits_or_both_nan(nq.mx_dequantize(c, s, x.shape[1], name),
+                                       qt.dequantize().astype(np.float32))
+
+
+def test_formats_built_by_hand_run_on_the_kernels(H, rng):
+    """Format objects, not names: FloatFormat(4, 3, nan="fn") is OCP E4M3 by another name, an
+    MX format over it with blocks of 16 and RCEIL, and an IEEE-style E3M2 element."""
+    from lowbit.formats import BlockFormat, FloatFormat, encode, get_format
+    from lowbit.kernels import numba_quant as nq
+    e4m3 = FloatFormat(4, 3, nan="fn")
+    x = H.fp8_edge_vector("fp8_e4m3")
+    np.testing.assert_array_equal(nq.fp8_quantize(x, e4m3), nq.fp8_quantize(x, "fp8_e4m3"))
+    e3m2 = FloatFormat(3, 2)  # IEEE-style: top binade Inf / NaN
+    np.testing.assert_array_equal(nq.fp8_quantize(x, e3m2),
+                                  encode(x, e3m2, overflow="saturate"))
+    mx16 = BlockFormat(e4m3, get_format("e8m0"), 16, "rceil")
+    y = H.random_matrix(rng, 6, 40, spread=20)
+    qt = encode(y, mx16)
+    c, s = nq.mx_quantize(y, mx16)
+    np.testing.assert_array_equal(c, qt.codes)
+    np.testing.assert_array_equal(s, qt.scale_codes)

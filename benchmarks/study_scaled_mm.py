@@ -1,4 +1,8 @@
-"""Which accumulator model reproduces ``torch._scaled_mm`` (FP8 E4M3 GEMM, FP32 output)?
+"""Study: which accumulator model reproduces ``torch._scaled_mm`` (FP8 E4M3 GEMM, FP32 output)?
+
+``python benchmarks/study_scaled_mm.py [--json PATH]`` (needs torch): on the CPU always (torch's
+CPU implementation), and on the GPU when it is Hopper (sm_90) or newer. Not part of the library
+(a study of one external implementation); ``lowbit kernels validate`` checks the kernels.
 
 The operands are E4M3 values, so every product is exact and only the order / precision of the
 accumulation decides the FP32 result. Candidate models:
@@ -18,7 +22,14 @@ error in FP32 ulps; :func:`best` picks the model(s) with the most exact matches.
 """
 from __future__ import annotations
 
+import argparse
+import json
+import warnings
+
+import ml_dtypes
 import numpy as np
+
+from lowbit.sim.gemm import qmatmul
 
 
 def _lanes(P, L, tree, kc):
@@ -69,7 +80,6 @@ def sim_models(gpu=False):
 
 def make_operands(M=32, N=32, K=1024, seed=0, spread=4):
     """E4M3-representable operands with a spread of magnitudes (cancellation included)."""
-    import ml_dtypes
     rng = np.random.default_rng(seed)
     a = rng.standard_normal((M, K)) * np.exp2(rng.integers(-spread, spread + 1, (M, K)))
     b = rng.standard_normal((N, K)) * np.exp2(rng.integers(-spread, spread + 1, (N, K)))
@@ -98,9 +108,6 @@ def _ulps(x, ref):
 
 def study(a, b, target, gpu=False, lanes=True):
     """{model: (fraction of bit-exact outputs, max ulp error)} for target = the measured GEMM."""
-    import warnings
-
-    from lowbit.sim.gemm import qmatmul
     res = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -122,3 +129,52 @@ def study(a, b, target, gpu=False, lanes=True):
 def best(res):
     top = max(v[0] for v in res.values())
     return top, sorted(k for k, v in res.items() if v[0] == top)
+
+
+def run(device, gpu, K):
+    """Print and return one study: M = N = 32 operands, ``K`` deep, on ``device``."""
+    import torch
+    a, b = make_operands(32, 32, K)
+    t = scaled_mm(a, b, device)
+    res = study(a, b, t, gpu=gpu, lanes=not gpu)
+    top, models = best(res)
+    same_as_mm = None
+    if device == "cpu":
+        ta = torch.from_numpy(a.astype(np.float32))
+        tb = torch.from_numpy(b.astype(np.float32))
+        same_as_mm = bool(np.array_equal((ta @ tb.t()).numpy().view(np.uint32), t.view(np.uint32)))
+    print(f"  torch._scaled_mm on {device} (M=N=32, K={K}): best model(s) {models} match "
+          f"{100 * top:.1f}% of outputs bit for bit")
+    for name in ("exact", "fp32", "fp32_pairwise", "fp32_chunk32"):
+        if name in res:
+            print(f"    {name:<16} {100 * res[name][0]:5.1f}% exact, max err {res[name][1]:.0f} ulp")
+    if same_as_mm is not None:
+        print(f"    identical to torch.mm of the FP32-upcast operands: {same_as_mm}")
+    return {"device": device, "K": K, "best": models, "best_match": top,
+            "same_as_fp32_mm": same_as_mm,
+            "models": {k: {"match": v[0], "max_ulp": v[1]} for k, v in res.items()}}
+
+
+def main(argv=None):
+    import torch
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--json", help="write the results to this JSON file")
+    args = ap.parse_args(argv)
+    print("accumulation study (which accumulator model reproduces torch._scaled_mm):")
+    out = [run("cpu", False, K) for K in (256, 1024)]
+    if torch.cuda.is_available():
+        cap = torch.cuda.get_device_capability(0)
+        if cap[0] >= 9:
+            out += [run("cuda", True, K) for K in (256, 4096)]
+        else:
+            print(f"note: GPU study skipped: compute capability {cap} < 9.0 (Hopper)")
+    else:
+        print("note: GPU study skipped: no CUDA GPU")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(out, fh, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
