@@ -70,10 +70,11 @@ def default_policies(fmt, rounding=None, overflow=None) -> tuple[str, str]:
     default policy (an ``IntFormat`` built from an HLS ``ap_fixed`` type carries one) or by
     ``"rne"`` / ``"saturate"``."""
     el = fmt.element if fmt.kind == "block" else fmt
+    own_rounding, own_overflow = (el.rounding, el.overflow) if el.kind == "int" else (None, None)
     if rounding is None:
-        rounding = getattr(el, "rounding", None) or "rne"
+        rounding = own_rounding or "rne"
     if overflow is None:
-        overflow = getattr(el, "overflow", None) or "saturate"
+        overflow = own_overflow or "saturate"
     if isinstance(overflow, str):
         overflow = OVERFLOW_ALIASES.get(overflow.strip().lower(), overflow)
     return rounding_mode(rounding), overflow
@@ -104,7 +105,7 @@ def kernel_params(fmt, rounding="rne", overflow="saturate", nan_input="error",
         raise ValueError(f"overflow={overflow!r} applies to integer / fixed-point formats "
                          f"only; {fmt.name} is a float format (use one of "
                          f"{[o for o in K.OVERFLOW if o not in K.INT_ONLY_OVERFLOW]})")
-    if overflow == "wrap" and getattr(fmt, "narrow", False):
+    if overflow == "wrap" and fmt.kind == "int" and fmt.narrow:
         raise ValueError(f"overflow='wrap' can produce the unused code of the narrow format "
                          f"{fmt.name}; use overflow='sat_sym' with the full-range format")
     return _params(fmt, K.ROUNDING.index(rounding_mode(rounding)),

@@ -14,7 +14,9 @@ deterministic rounding mode:
   leaves the value a normal source number.
 * other floats (E8M0 and formats reaching below 2^-126): ``K = 2*mbits + 2``, which also
   resolves the boundaries among float32 subnormals.
-* integers: ``K = bits + 1`` (the rounding position of every non-saturating value).
+* integers: ``K = bits + 1`` (the rounding position of every non-saturating value), except
+  under ``overflow="wrap"``: a wrapped code depends on every integer bit of the value (not
+  monotone), so that policy has no table.
 
 The table is built once per (format, policy) by running the exact generic kernel on the
 smallest source value of each index; ``tests/formats/test_lut.py`` checks that the largest
@@ -36,10 +38,15 @@ SOURCE_BITS = {32: (23, 8), 64: (52, 11)}
 """Source float width -> (mantissa bits SM, exponent bits SE)."""
 
 
-def lut_width(fmt, src_bits: int = 32) -> int | None:
-    """Mantissa bits the table keeps (see the module docstring), or None when the format is
-    not table-friendly (more than 8 bits, or a table of more than 2**(12 + 1 + SE) entries)."""
-    if fmt.bits > 8:
+NO_TABLE_OVERFLOW = ("wrap",)
+"""Overflow policies under which the code is not a monotone function of the input."""
+
+
+def lut_width(fmt, src_bits: int = 32, overflow: str = "saturate") -> int | None:
+    """Mantissa bits the table keeps (see the module docstring), or None when the format or
+    policy is not table-friendly (more than 8 bits, a table of more than 2**(12 + 1 + SE)
+    entries, or an overflow policy in :data:`NO_TABLE_OVERFLOW`)."""
+    if fmt.bits > 8 or overflow in NO_TABLE_OVERFLOW:
         return None
     if fmt.kind == "float":
         _, SE = SOURCE_BITS[src_bits]

@@ -93,7 +93,7 @@ def encode_blocks(x, fmt: BlockFormat, axis=-1, rounding="rne", overflow="satura
             e = _mse_pow2(rows, amax, fmt, kw)
         else:
             e = _clamp_exp(pow2_exponent(amax, rule, el), fmt)
-        if rows.dtype == np.float32 and rounding not in STOCHASTIC_ROUNDING and lut_width(el) is not None:
+        if rows.dtype == np.float32 and rounding not in STOCHASTIC_ROUNDING and lut_width(el, 32, overflow) is not None:
             codes = _lut_blocks(rows, e, el, kw, _values_out)
         else:
             codes, _ = run_encode(rows, el, shift=e, rowlen=max(k, 1), **kw)

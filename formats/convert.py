@@ -117,7 +117,8 @@ def run_encode(x, fmt, rounding="rne", overflow="saturate", nan_input="error",
     rnd = _random_bits(n, seed, sr_bits) if stochastic else _EMPTY_RND
     codes = np.empty(n, dtype=np.uint32)
     vals = None
-    if shift is None and not stochastic and lut_width(fmt, 32 if SM == 23 else 64) is not None and (
+    src_bits = 32 if SM == 23 else 64
+    if shift is None and not stochastic and lut_width(fmt, src_bits, overflow) is not None and (
             SM == 23 or n > 50_000):
         k, table = code_table(fmt, P.tobytes(), 32 if SM == 23 else 64)
         if want_values:
@@ -181,8 +182,9 @@ def rounding_table(fmt, rounding="rne", overflow="saturate", nan_input="error",
     if rounding in K.STOCHASTIC_ROUNDING:
         raise ValueError(f"rounding={rounding!r} draws random bits: no lookup table")
     P = kernel_params(fmt, rounding, overflow, nan_input, subnormal_output)
-    if lut_width(fmt, src_bits) is None:
-        raise ValueError(f"{fmt.name} has no lookup table (element formats of at most 8 bits)")
+    if lut_width(fmt, src_bits, overflow) is None:
+        raise ValueError(f"{fmt.name} with overflow={overflow!r} has no lookup table (element "
+                         f"formats of at most 8 bits; not overflow='wrap')")
     return code_table(fmt, P.tobytes(), src_bits)
 
 

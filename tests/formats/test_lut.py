@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from lowbit.formats import _kernel as K
-from lowbit.formats import get_format, list_formats, rounding_table
+from lowbit.formats import encode, get_format, list_formats, rounding_table
 from lowbit.formats._codec import kernel_params
+from lowbit.formats._lut import NO_TABLE_OVERFLOW
 
 SMALL = [n for n in list_formats("float") + list_formats("int") if get_format(n).bits <= 8]
 DETERMINISTIC = [r for r in K.ROUNDING if r not in K.STOCHASTIC_ROUNDING]
@@ -34,7 +35,8 @@ def _exact(u, SM, SE, P):
 def test_table_index_determines_the_code_float32(name):
     fmt = get_format(name)
     for rounding in DETERMINISTIC:
-        for overflow in K.OVERFLOW:
+        for overflow in [o for o in K.OVERFLOW if o not in NO_TABLE_OVERFLOW and
+                         (fmt.kind == "int" or o not in K.INT_ONLY_OVERFLOW)]:
             kw = dict(rounding=rounding, overflow=overflow, nan_input="zero")
             k, table = rounding_table(fmt, **kw)
             hi = _largest_of_each_index(k, 23, 8)
@@ -72,3 +74,22 @@ def test_rounding_table_refuses_what_it_cannot_do():
         rounding_table("fp8_e4m3", src_dtype=np.float16)
     with pytest.raises(ValueError, match="overflow"):
         rounding_table("fp8_e4m3", overflow="clip")
+
+
+@pytest.mark.parametrize("name", ["uint5", "int2", "int8"])
+def test_wrap_has_no_table_and_float32_input_wraps_exactly(name):
+    """overflow="wrap" is not monotone (the wrapped code depends on every integer bit), so it
+    takes the exact kernel: float32 and float64 inputs give the same codes (the float32 table
+    gave 0 instead of 1 for uint5 64.99999 before)."""
+    fmt = get_format(name)
+    with pytest.raises(ValueError, match="no lookup table"):
+        rounding_table(fmt, overflow="wrap")
+    rng = np.random.default_rng(5)
+    x = np.concatenate([np.float32([64.99999, 100.0, -129.5, 255.5, 1e9]),
+                        (rng.standard_normal(5000) * 300).astype(np.float32)])
+    a = encode(x, fmt, overflow="wrap")
+    b = encode(x.astype(np.float64), fmt, overflow="wrap")
+    assert np.array_equal(a, b)
+    q = np.rint(x.astype(np.float64))  # round half even
+    want = np.mod(q, 1 << fmt.bits).astype(np.int64)
+    assert np.array_equal(a.astype(np.int64), want)
