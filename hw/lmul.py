@@ -40,25 +40,35 @@ def lmul_width(fa, fb) -> int:
     return 2 * fa.mbits + fa.max_field + fb.max_field + 1
 
 
-def lmul_multiply(a, b, fmt_a, fmt_b, multiplier="lmul") -> Product:
+def lmul_multiply(a, b, fmt_a, fmt_b, multiplier="lmul", pipe=None) -> Product:
     """L-Mul product of the codes ``a`` (``fmt_a``) and ``b`` (``fmt_b``), see the module
     docstring. ``sig = (2^m + M) << m`` and ``exp = S >> m`` keep ``fp_multiply``'s scaling:
-    value ``= sig * 2^(exp - bias_a - bias_b - 2m)``."""
+    value ``= sig * 2^(exp - bias_a - bias_b - 2m)``. ``pipe`` (a ``lowbit.hw`` pipeline-cut
+    object, as for ``fp_multiply``): cut points ``"decode"`` (operand codes and their decoded
+    flags) and ``"product"`` (adder output, sign and flags, before the shift)."""
     model = lmul_model(multiplier)
     fa, fb = as_float_format(fmt_a), as_float_format(fmt_b)
     model.check(fa, fb)
     m, e = fa.mbits, fa.ebits
     da, db = fp_decode(a, fa), fp_decode(b, fb)
+    flags = (da.sign, db.sign, da.is_nan, db.is_nan, da.is_inf, db.is_inf, da.is_zero,
+             db.is_zero)
+    if pipe is not None:
+        a, b, *flags = pipe.cut("decode", a, b, *flags)
+    sa, sb, nan_a, nan_b, inf_a, inf_b, zero_a, zero_b = flags
     corr = pyrtl.Const(1 << (m - model.l_for(m)), m + e + 2)
     s = (a[:m + e].zero_extended(m + e + 2) + b[:m + e].zero_extended(m + e + 2) + corr)
     s = s[:m + e + 2]
-    exp, man = s[m:], s[:m]
     flushed = (a[m:m + e] == 0) | (b[m:m + e] == 0)
+    sign = sa ^ sb
+    is_nan = nan_a | nan_b | (inf_a & zero_b) | (inf_b & zero_a)
+    is_inf = (inf_a | inf_b) & ~is_nan
+    zero_out = flushed | nan_a | nan_b | inf_a | inf_b
+    if pipe is not None:
+        s, sign, is_nan, is_inf, zero_out, flushed = pipe.cut(
+            "product", s, sign, is_nan, is_inf, zero_out, flushed)
+    exp, man = s[m:], s[:m]
     sig = pyrtl.concat(pyrtl.Const(1, 1), man, pyrtl.Const(0, m))
-    sign = da.sign ^ db.sign
-    is_nan = da.is_nan | db.is_nan | (da.is_inf & db.is_zero) | (db.is_inf & da.is_zero)
-    is_inf = (da.is_inf | db.is_inf) & ~is_nan
-    zero_out = flushed | da.is_nan | db.is_nan | da.is_inf | db.is_inf
     W = lmul_width(fa, fb)
     shift = (exp - 2)[:max(1, (fa.max_field + fb.max_field).bit_length())]
     mag = pyrtl.shift_left_logical(sig.zero_extended(W), shift)[:W]
