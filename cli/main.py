@@ -9,6 +9,7 @@ Each sub-package contributes its sub-commands through a module exposing
     lowbit search ...                        (lowbit.sim.search_cli)
     lowbit rtl UNIT ... / lowbit cosim UNIT  (lowbit.hw.cli)
     lowbit report ...                        (lowbit.cost_models.cli)
+    lowbit experiment NAME                   (lowbit.experiment_cli)
 
 Errors (one path for every sub-command):
 
@@ -42,6 +43,7 @@ COMMAND_MODULES = (
     "lowbit.hw.cli",
     "lowbit.kernels.cli",
     "lowbit.cost_models.cli",
+    "lowbit.experiment_cli",
 )
 
 EXIT_USAGE = 2  # bad arguments (argparse's convention)

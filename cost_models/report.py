@@ -10,6 +10,9 @@ import html
 import math
 from pathlib import Path
 
+from lowbit.formats import resolve
+from lowbit.sim.workloads import get_workload, list_workloads
+
 from .array import ArrayConfig
 from .energy import mac_energy
 from .inference import evaluate_format, split_spec, workload_layers
@@ -52,29 +55,57 @@ def claims(target_fpga: str = "ice40") -> dict:
     return out
 
 
-def read_sweep(path) -> dict:
-    """{format spec: best metric} from a sweep results.csv (status ok rows); {} if absent."""
+def canonical_spec(spec: str) -> str:
+    """``W/A`` or ``F`` with every part resolved to its canonical registry name (aliases such as
+    ``mxfp8`` -> ``mxfp8_e4m3``); ``W/W`` -> ``W``."""
+    parts = [resolve(x).name for x in str(spec).split("/")]
+    return parts[0] if len(set(parts)) == 1 else "/".join(parts)
+
+
+def read_sweep(path, workload: str | None = None) -> dict:
+    """Metric per format from a sweep's results.csv: ``{"metric_name", "values": {canonical
+    format: metric}, "rows": {canonical format: "accum / quantizer" of the row taken},
+    "higher_is_better", "path"}`` ({} if absent).
+
+    ``path`` is a results.csv, its folder, or a sweep root holding ``<workload>/results.csv``.
+    Only status-ok rows of ``workload`` are read (ValueError naming the workloads the file has
+    when there are none); formats are joined by canonical name; per format the best row is
+    taken (max, or min for lower-is-better metrics such as perplexity), ties to the first.
+    """
     p = Path(path)
     if p.is_dir():
-        p = p / "results.csv"
+        p = p / workload / "results.csv" if workload and (p / workload / "results.csv").exists() \
+            else p / "results.csv"
     if not p.exists():
         return {}
-    best: dict = {}
-    name = "metric"
     with p.open() as fh:
-        for row in csv.DictReader(fh):
-            if row.get("status", "ok") != "ok":
-                continue
-            try:
-                m = float(row.get("metric", "nan"))
-            except ValueError:
-                continue
-            if math.isnan(m):
-                continue
-            name = row.get("metric_name") or name
-            f = row.get("format", "")
-            best[f] = max(best.get(f, -math.inf), m)
-    return {"metric_name": name, "values": best} if best else {}
+        rows = [r for r in csv.DictReader(fh) if r.get("status", "ok") == "ok"]
+    have = sorted({r.get("workload", "") for r in rows})
+    if workload is not None:
+        rows = [r for r in rows if r.get("workload", workload) == workload]
+        if not rows and have:
+            raise ValueError(f"--sweep: {p} holds results of workload(s) {have}, not "
+                             f"{workload!r}; pass --workload {have[0]} or another sweep")
+    hib = True
+    if workload is not None and workload in list_workloads():
+        hib = bool(getattr(get_workload(workload), "higher_is_better", True))
+    best: dict = {}
+    taken: dict = {}
+    name = "metric"
+    for row in rows:
+        try:
+            m = float(row.get("metric", "nan"))
+        except ValueError:
+            continue
+        if math.isnan(m):
+            continue
+        name = row.get("metric_name") or name
+        f = canonical_spec(row.get("format", ""))
+        if f not in best or (m > best[f] if hib else m < best[f]):
+            best[f] = m
+            taken[f] = f"{row.get('accum', '?')} / {row.get('quantizer', '?')}"
+    return ({"metric_name": name, "values": best, "rows": taken, "higher_is_better": hib,
+             "path": str(p)} if best else {})
 
 
 def calibration_rows() -> tuple[list[dict], dict]:
@@ -133,7 +164,7 @@ def _plots(out: Path, totals: list[dict], sweep: dict, cost_key: str,
         fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
         pts = []
         for t in totals:
-            y = vals.get(t["format"])
+            y = vals.get(canonical_spec(t["format"]))
             if vals and y is None:
                 continue
             pts.append((t[xkey], y if vals else t["e_total_uj"] if xkey != "e_total_uj"
@@ -141,12 +172,13 @@ def _plots(out: Path, totals: list[dict], sweep: dict, cost_key: str,
         for x, y, lab in pts:
             ax.scatter([x], [y], s=25)
             ax.annotate(lab, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
-        if vals and pts:  # Pareto front: max accuracy, min cost
+        if vals and pts:  # Pareto front: best metric, min cost
+            sgn = 1.0 if sweep.get("higher_is_better", True) else -1.0
             front, best = [], -math.inf
-            for x, y, _ in sorted(pts, key=lambda p: (p[0], -p[1])):
-                if y > best:
+            for x, y, _ in sorted(pts, key=lambda p: (p[0], -sgn * p[1])):
+                if sgn * y > best:
                     front.append((x, y))
-                    best = y
+                    best = sgn * y
             ax.plot([p[0] for p in front], [p[1] for p in front], "k--", lw=0.8,
                     label="Pareto front")
             ax.legend(fontsize=7)
@@ -225,12 +257,14 @@ def build_report(workload: str = "digits-cnn", formats=DEFAULT_FORMATS, target: 
     res = [evaluate_format(s, layers, cfg, node_nm, tgt) for s in specs]
     totals = [r["totals"] for r in res]
     layer_rows = [row for r in res for row in r["layers"]]
-    sweep_data = read_sweep(sweep if sweep else out) if (sweep or (out / "results.csv").exists()) \
-        else {}
+    sweep_data = read_sweep(sweep if sweep else out, workload) \
+        if (sweep or (out / "results.csv").exists()) else {}
     if sweep and not sweep_data:
         raise FileNotFoundError(f"--sweep: no usable results.csv at {sweep}")
     for t in totals:
-        t["metric"] = sweep_data.get("values", {}).get(t["format"], "")
+        key = canonical_spec(t["format"])
+        t["metric"] = sweep_data.get("values", {}).get(key, "")
+        t["sweep_row"] = sweep_data.get("rows", {}).get(key, "")
     cost_key = "array_area_um2" if tgt == "gates" else "array_cost"
     cal_rows, cal = calibration_rows()
     cl = claims()
@@ -252,12 +286,15 @@ def build_report(workload: str = "digits-cnn", formats=DEFAULT_FORMATS, target: 
           "## Per format (whole inference)", "",
           markdown_table(totals, ["format", "w_bits", "a_bits", "mac_ge", "mac_cost", "mac_pj",
                              cost_key, "cycles", "util", "e_compute_uj", "e_sram_uj",
-                             "e_dram_uj", "e_total_uj", "metric"],
+                             "e_dram_uj", "e_total_uj", "metric", "sweep_row"],
                     {"w_bits": "{:.2f}", "a_bits": "{:.2f}", "mac_ge": "{:.0f}",
                      "mac_cost": "{:.1f}", "mac_pj": "{:.3f}", cost_key: "{:.0f}",
                      "cycles": "{:.0f}", "util": "{:.3f}", "e_compute_uj": "{:.4f}",
                      "e_sram_uj": "{:.4f}", "e_dram_uj": "{:.4f}", "e_total_uj": "{:.4f}"}),
-          "", f"mac_cost is in {'GE' if tgt == 'gates' else 'LUTs'} per MAC; {cost_key} in {unit} "
+          "", (f"metric: {sweep_data['metric_name']} of {workload} from {sweep_data['path']} "
+               "(formats joined by canonical name; per format the best row, its accumulator / "
+               "quantizer in sweep_row). " if sweep_data else "")
+          + f"mac_cost is in {'GE' if tgt == 'gates' else 'LUTs'} per MAC; {cost_key} in {unit} "
           f"for the {cfg.rows * cfg.cols} PEs (1 GE = {GE_UM2_45NM} um^2 at 45 nm).", "",
           "## Per layer", "",
           markdown_table(layer_rows, ["format", "layer", "macs", "cycles", "util", "sram_bytes",

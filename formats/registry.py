@@ -88,6 +88,24 @@ _BLOCKS = {
                                 name="int8_pc_asym"),
 }
 
+
+def _scaled(element, group, name):
+    """Symmetric scaled variant of an element format with an FP32 amax scale: per channel
+    (``group == "pc"``), per tensor (``"pt"``) or per group of ``int(group)`` elements. INT
+    elements use the narrow range [-(2^(b-1)-1), 2^(b-1)-1] (as int4_pc / int8_pc)."""
+    if element.kind == "int":
+        element = IntFormat(element.bits, narrow=True)
+    bs = -1 if group == "pc" else None if group == "pt" else int(group)
+    return BlockFormat(element, None, bs, "amax", name=name)
+
+
+# minifloats get the same scaled variants as INT (fair FP-vs-INT comparisons); any other
+# ``<element>_pc`` / ``_pt`` / ``_g<N>`` is built on the fly by get_format
+for _el in ("fp8_e4m3", "fp8_e5m2", "fp6_e2m3", "fp6_e3m2", "fp4_e2m1"):
+    for _g in ("pc", "32", "128"):
+        _n = f"{_el}_{'pc' if _g == 'pc' else 'g' + _g}"
+        _BLOCKS[_n] = _scaled(_FLOATS[_el], _g, _n)
+
 _ALIASES = {
     "float32": "fp32", "f32": "fp32", "single": "fp32",
     "bfloat16": "bf16", "float16": "fp16", "half": "fp16", "f16": "fp16",
@@ -109,6 +127,8 @@ _ONTHEFLY = re.compile(r"^(u?)e(\d+)m(\d+)(fn|fnuz)?(_inf)?$")
 _P3109 = re.compile(r"^(?:p3109_k|binary)(\d+)p(\d+)(?:([su])([ef]))?$")
 _QMN = re.compile(r"^(u?)q(\d+)\.(\d+)$")
 _AP_FIXED = re.compile(r"^ap_(u?)fixed<(-?\d+),(-?\d+)(?:,(\w+)(?:,(\w+)(?:,(\d+))?)?)?>$")
+_FP_BITS = re.compile(r"^fp(\d+)_e(\d+)m(\d+)$")  # fp{B}_e{E}m{M}: finite-only minifloat
+_SCALED = re.compile(r"^(.+)_(pc|pt|g(\d+))$")
 
 
 def list_formats(kind: str | None = None) -> list[str]:
@@ -128,7 +148,8 @@ def register_format(name: str, fmt) -> None:
 
 
 def get_format(name):
-    """Format object for a canonical name, an alias or an ``e{E}m{M}`` spelling (a format object
+    """Format object for a canonical name, an alias, an ``e{E}m{M}`` spelling, ``fp{B}_e{E}m{M}``
+    (finite-only minifloat) or ``<element>_pc|_pt|_g<N>`` (FP32-scaled variant; a format object
     is returned as it is; see :func:`resolve` for kind checks)."""
     if not isinstance(name, str):
         return resolve(name)
@@ -136,6 +157,18 @@ def get_format(name):
     key = _ALIASES.get(key, key)
     if key in _REGISTRY:
         return _REGISTRY[key]
+    m = _FP_BITS.match(key)
+    if m and int(m.group(1)) == 1 + int(m.group(2)) + int(m.group(3)) and int(m.group(2)) >= 1:
+        # like OCP FP6 / FP4: no Inf / NaN, every code finite, subnormals
+        return FloatFormat(int(m.group(2)), int(m.group(3)), nan=None, name=key)
+    m = _SCALED.match(key)
+    if m and (m.group(3) is None or int(m.group(3)) > 0):
+        try:
+            el = get_format(m.group(1))
+        except ValueError:
+            el = None
+        if el is not None and el.kind in ("float", "int") and el.signed:
+            return _scaled(el, m.group(3) or m.group(2), key)
     m = _ONTHEFLY.match(key)
     if m:
         unsigned, e, mb, nan = m.group(1), int(m.group(2)), int(m.group(3)), m.group(4)
@@ -155,8 +188,10 @@ def get_format(name):
         return ap_fixed(int(m.group(2)), int(m.group(3)), q, o, n, signed=not m.group(1))
     raise ValueError(f"unknown format {name!r}; known formats: {', '.join(list_formats())} "
                      f"(aliases: {', '.join(sorted(_ALIASES))}; or any e<E>m<M>[fn|fnuz][_inf], "
-                     f"p3109_k<K>p<P>[s|u][e|f], binary<K>p<P>[s|u][e|f], [u]q<m>.<n> or "
-                     f"ap_[u]fixed<W,I[,Q[,O]]>)")
+                     f"p3109_k<K>p<P>[s|u][e|f], binary<K>p<P>[s|u][e|f], [u]q<m>.<n>, "
+                     f"ap_[u]fixed<W,I[,Q[,O]]>, fp<B>_e<E>m<M> (finite-only minifloat, "
+                     f"B = 1+E+M) or <element>_pc|_pt|_g<N> (FP32-scaled per channel / tensor / "
+                     f"group of N))")
 
 
 FORMAT_TYPES = (FloatFormat, IntFormat, BlockFormat)

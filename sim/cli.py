@@ -1,7 +1,8 @@
 """``lowbit sweep``: the format sweep command (registered by ``lowbit.main``).
 
-    lowbit sweep [--workload digits-cnn|file.py:func|model.onnx --data d.npz] [--formats F1,F2,...] [--accum exact,fp32]
-                 [--quantizer rtn|gptq] [--out results/sweep] [--scheduler tcp://HOST:PORT]
+    lowbit sweep [--workload tinylm[,digits-cnn]|file.py:func|model.onnx --data d.npz]
+                 [--formats F1,F2,...] [--accum exact,fp32] [--quantizer rtn,gptq,hadamard+gptq]
+                 [--out results/sweep] [--scheduler tcp://HOST:PORT]
                  [--workers N] [--keep-failed] [--no-progress] [--no-plots]
 
 Bad arguments raise ValueError naming the argument and the allowed values (exit code 2).
@@ -10,8 +11,8 @@ Heavy imports happen inside the command so that ``lowbit --help`` stays fast.
 
 from __future__ import annotations
 
-import sys
-
+from lowbit.sim.quantizers.compose import QUANTIZER_HELP
+from lowbit.sim.sweep.points import DEFAULT_WORKLOADS, split_list
 from lowbit.sim.workloads import resolve_workload
 
 
@@ -21,13 +22,16 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "sweep",
         help="evaluate a workload over number formats and accumulators",
-        description="Run (or resume) a format sweep on a real workload; writes results.csv, "
-        "results.json, report.md, PNG plots and results.sqlite into --out.",
+        description="Run (or resume) a format sweep on real workloads; writes results.csv, "
+        "results.json, pairwise.csv, report.md (metrics with 95%% bootstrap intervals, what is "
+        "significant, assumptions), PNG plots and results.sqlite into OUT/<workload>/ and an "
+        "index OUT/report.md.",
     )
-    p.add_argument("--workload", default="digits-cnn",
-                   help="workload: a registered name (digits-cnn, minilm, an installed "
-                   "lowbit.workloads entry point), path/to/file.py:function returning a Workload "
-                   "(e.g. a TorchWorkload), or model.onnx with --data")
+    p.add_argument("--workload", nargs="+", default=None, metavar="NAME",
+                   help="workload(s), comma or space separated: registered names (tinylm, "
+                   "digits-cnn, minilm, an installed lowbit.workloads entry point), "
+                   "path/to/file.py:function returning a Workload (e.g. a TorchWorkload), or "
+                   f"model.onnx with --data; default: {','.join(DEFAULT_WORKLOADS)}")
     p.add_argument("--data", default=None, metavar="DATA.npz",
                    help="data of an ONNX --workload: .npz with keys calib, eval_x, optional eval_y")
     p.add_argument("--formats", nargs="+", default=None, metavar="FMT",
@@ -36,8 +40,9 @@ def register(subparsers) -> None:
     p.add_argument("--accum", nargs="+", default=None, metavar="ACC",
                    help=f"accumulators; default: {','.join(DEFAULT_ACCUMS)}")
     p.add_argument("--quantizer", nargs="+", default=None, metavar="Q",
-                   help="weight quantizer(s): rtn, gptq (default rtn)")
-    p.add_argument("--out", default="results/sweep", help="output folder (default results/sweep)")
+                   help=QUANTIZER_HELP + " (default rtn)")
+    p.add_argument("--out", default="results/sweep",
+                   help="output folder; each workload writes OUT/<workload>/ (default results/sweep)")
     p.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
                    help="run the points on this Dask scheduler instead of local processes")
     p.add_argument("--workers", type=int, default=None,
@@ -56,18 +61,15 @@ def run_sweep_command(args) -> int:
     if args.scheduler is not None and not str(args.scheduler).startswith(
             ("tcp://", "tls://", "inproc://", "ucx://")):
         raise ValueError(f"--scheduler: expected tcp://HOST:PORT, got {args.scheduler!r}")
-    res = sweep(resolve_workload(args.workload, args.data), args.formats, args.accum, args.quantizer, out=args.out,
+    names = [resolve_workload(w, args.data)
+             for w in (split_list(args.workload) or DEFAULT_WORKLOADS)]
+    res = sweep(names, args.formats, args.accum, args.quantizer, out=args.out,
                 scheduler=args.scheduler, workers=args.workers,
                 progress=not args.no_progress, plots=not args.no_plots,
                 retry_failed=not args.keep_failed)
     st = res["stats"]
     print(f"{st['total']} points ({st['computed']} computed, {st['skipped']} reused, "
           f"{st['failed']} failed) in {st['seconds']:.1f} s -> {res['paths']['md'].parent}")
-    print(res["paths"]["md"].read_text().split("\n\n![")[0])
+    print(res["paths"]["md"].read_text().split("## Assumptions")[0].rstrip())
     return 1 if st["failed"] else 0
 
-
-if __name__ == "__main__":  # pragma: no cover
-    from lowbit.main import main
-
-    sys.exit(main(["sweep", *sys.argv[1:]]))

@@ -9,8 +9,10 @@ summary.md into --out. Bad arguments / infeasible budgets raise ValueError (exit
 
 from __future__ import annotations
 
+import argparse
 import sys
 
+from lowbit.sim.quantizers.compose import QUANTIZER_HELP, parse_quantizer
 from lowbit.sim.workloads import resolve_workload
 
 _BUDGET_HELP = (
@@ -68,11 +70,20 @@ def register(subparsers) -> None:
     p.add_argument("--no-measure", action="store_true",
                    help="skip measuring the assignments on the workload")
     p.add_argument("--accum", default="exact", help="accumulator of every layer (default exact)")
-    p.add_argument("--quantizer", default="rtn", choices=("rtn", "gptq"),
-                   help="weight quantizer used when measuring (default rtn)")
+    p.add_argument("--quantizer", default="rtn", type=_quantizer,
+                   help="weight quantizer used when measuring: " + QUANTIZER_HELP.split(": ", 1)[1]
+                   + " (default rtn)")
     p.add_argument("--out", default="results/search", help="output folder (default results/search)")
     p.add_argument("--quiet", action="store_true", help="print only the summary paths")
     p.set_defaults(func=run_search_command)
+
+
+def _quantizer(text: str) -> str:
+    """argparse type: a quantiser spec (lowbit.sim.quantizers.compose) -> its canonical name."""
+    try:
+        return parse_quantizer(text).name
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--quantizer: ")) from None
 
 
 def _parse_array(s: str) -> tuple[int, int]:

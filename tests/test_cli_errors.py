@@ -67,7 +67,7 @@ CASES = [
                                       "allowed forms: exact"]),
     (["search", "--front-points", "-1"], ["argument --front-points:", ">= 0"]),
     (["search", "--candidates", ""], ["argument --candidates:", "empty"]),
-    (["search", "--quantizer", "awq"], ["argument --quantizer: invalid choice: 'awq'"]),
+    (["search", "--quantizer", "awq"], ["argument --quantizer: bad quantizer 'awq'"]),
     (["search", "--array", "0x4"], ["--array", "positive integers"]),
     (["sweep", "--out", ""], ["lowbit sweep: error: argument --out:", "empty"]),
     (["sweep", "--out", "FILE"], ["argument --out: 'FILE' is a file"]),

@@ -26,6 +26,13 @@ Algorithm (paper Alg. 1 + the reference implementation):
    NVFP4 per-tensor scales once from the original weights.  Element formats (no scale) round each
    column to the format directly.  Zero-point formats (``int4_g128_asym``): scale and zero point
    of a group by the format's rule on the updated group, ``q = s * (clip(rint(w/s + z)) - z)``.
+6. ``scale_search`` (MR-GPTQ's format-specific scale handling, Egiazarian et al. 2025): when a
+   group is reached, each candidate scale ``block_scales(c * group)`` for ``c`` in the grid
+   (E8M0 / power-of-two scales: {1/2, 1, 2}; other scale formats: 0.50, 0.55, ..., 1.00) is
+   tried on the group's columns with the in-group error feedback, and each row keeps the scale
+   with the smallest GPTQ objective ``sum_j ((w_j - q_j) / U_jj)^2``; the chosen scale is then
+   used as in step 5.  Per-channel / per-tensor formats pick the row scale by the
+   ``diag(H)``-weighted RTN error.  Symmetric formats only.
 """
 
 from __future__ import annotations
@@ -36,7 +43,13 @@ from scipy.linalg import cho_factor, cho_solve, cholesky
 import lowbit.formats as lf
 
 from ._formats import block_len_along_k, kind, quantize_elem, resolve
-from .scales import block_scales, quantize_with_scales, tensor_scale
+from .scales import (
+    block_scales,
+    quantize_with_scales,
+    scale_grid_for,
+    select_min,
+    tensor_scale,
+)
 
 
 def _group_len(fmt, K):
@@ -57,6 +70,18 @@ def _asym_quant(w, s, z, elem):
     return np.where(s != 0, s * (c - z), 0.0)
 
 
+def _search_row_scales(W, f, T, elem, hdiag, grid):
+    """Per-row scale (per-channel / per-tensor formats) among ``grid`` multiples of the rule's
+    scale minimising the ``diag(H)``-weighted RTN error (a cheap stand-in for the whole-row
+    GPTQ objective)."""
+    def cand(c):
+        S = block_scales(W * c, f, T)[:, 0] * T
+        e = W - quantize_with_scales(W, S[:, None], elem)
+        return S, (e * e) @ hdiag
+
+    return select_min(map(cand, grid))[0]
+
+
 def hessian(calib_x, K):
     """``2 X^T X / n`` of calibration inputs (..., K)."""
     X = np.asarray(calib_x, dtype=np.float64).reshape(-1, K)
@@ -66,9 +91,10 @@ def hessian(calib_x, K):
 
 
 def gptq_quantize(w, calib_x, fmt, blocksize=128, percdamp=0.01, act_order=False,
-                  return_info=False, H=None):
+                  return_info=False, H=None, scale_search=False, scale_grid=None):
     """GPTQ-quantise w (out, in) to ``fmt``; see module docstring.  ``H`` may be given instead of
-    being computed from ``calib_x``.  Layers with in <= 1024 run single-threaded BLAS (the small
+    being computed from ``calib_x``.  ``scale_search=True``: MR-GPTQ-style format-specific scale
+    choice (module docstring, step 6) over ``scale_grid`` (default :func:`scale_grid`).  Layers with in <= 1024 run single-threaded BLAS (the small
     factorisations are 10-100x slower with oversubscribed BLAS threads on shared machines)."""
     K = np.shape(w)[-1]
     if K <= 1024:
@@ -78,11 +104,38 @@ def gptq_quantize(w, calib_x, fmt, blocksize=128, percdamp=0.01, act_order=False
             threadpool_limits = None
         if threadpool_limits is not None:
             with threadpool_limits(limits=1, user_api="blas"):
-                return _gptq(w, calib_x, fmt, blocksize, percdamp, act_order, return_info, H)
-    return _gptq(w, calib_x, fmt, blocksize, percdamp, act_order, return_info, H)
+                return _gptq(w, calib_x, fmt, blocksize, percdamp, act_order, return_info, H,
+                             scale_search, scale_grid)
+    return _gptq(w, calib_x, fmt, blocksize, percdamp, act_order, return_info, H, scale_search,
+                 scale_grid)
 
 
-def _gptq(w, calib_x, fmt, blocksize, percdamp, act_order, return_info, H):
+def _group_loss(Wg, S, elem, U):
+    """Per-row GPTQ objective ``sum_j ((w_j - q_j) / U_jj)^2`` of one group's columns ``Wg``
+    (M, n) quantised under per-row scales ``S`` (M,) with in-group error feedback (``U`` the
+    group's (n, n) block of the Cholesky factor)."""
+    W = Wg.copy()
+    loss = np.zeros(W.shape[0])
+    for j in range(W.shape[1]):
+        q = quantize_with_scales(W[:, j], S, elem)
+        err = (W[:, j] - q) / U[j, j]
+        loss += err * err
+        W[:, j:] -= np.outer(err, U[j, j:])
+    return loss
+
+
+def _search_scales(blk, n, f, T, elem, U, grid):
+    """Per-row block scale (M,) among ``grid`` multiples of the rule's scale (re-rounded into
+    the scale format by the format's rule) minimising :func:`_group_loss`."""
+    def cand(c):
+        S = block_scales(blk * c, f, T)[:, 0] * T
+        return S, _group_loss(blk[:, :n], S, elem, U)
+
+    return select_min(map(cand, grid))[0]
+
+
+def _gptq(w, calib_x, fmt, blocksize, percdamp, act_order, return_info, H, scale_search=False,
+          scale_grid=None):
     f = resolve(fmt)
     W = np.array(w, dtype=np.float64, copy=True)
     if W.ndim != 2:
@@ -142,8 +195,12 @@ def _gptq(w, calib_x, fmt, blocksize, percdamp, act_order, return_info, H):
             return s_, z_
         return block_scales(blk, f, T)[:, 0] * T, None
 
+    search = bool(scale_search) and is_block and not asym
+    grid = scale_grid_for(f, scale_grid) if search else None
     if is_block and g >= K:
         S_cur, Z_cur = group_params(W[:, inv])
+        if search:  # one scale per row over the whole K: diag(H)-weighted RTN error
+            S_cur = _search_row_scales(W, f, T, elem, np.diag(H), grid)
         Sg[:, 0] = S_cur
         if asym:
             Zg[:, 0] = Z_cur
@@ -160,7 +217,11 @@ def _gptq(w, calib_x, fmt, blocksize, percdamp, act_order, return_info, H):
                 n = int(np.sum(grp[col:] == grp[col]))  # group columns (contiguous, <= g)
                 blk = np.zeros((M, g))
                 blk[:, :n] = W1[:, i:i + n]
-                S_cur, Z_cur = group_params(blk)
+                if search:
+                    S_cur, Z_cur = _search_scales(blk, n, f, T, elem, U1[i:i + n, i:i + n],
+                                                  grid), None
+                else:
+                    S_cur, Z_cur = group_params(blk)
                 Sg[:, grp[col]] = S_cur
                 if asym:
                     Zg[:, grp[col]] = Z_cur

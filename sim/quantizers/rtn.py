@@ -24,17 +24,15 @@ from __future__ import annotations
 import numpy as np
 
 from ._formats import kind, quantize_elem, resolve
-from .scales import block_scales, quantize_with_scales, tensor_scale
+from .scales import (
+    block_scales,
+    quantize_with_scales,
+    scale_grid_for,
+    select_min,
+    tensor_scale,
+)
 
 METHODS = ("none", "amax", "percentile", "mse")
-
-
-def _grid(fmt, grid):
-    if grid is not None:
-        return np.asarray(grid, dtype=np.float64)
-    sc = getattr(fmt, "scale", None)
-    pow2 = sc is not None and getattr(sc, "mbits", 1) == 0
-    return np.array([0.5, 1.0, 2.0]) if pow2 else np.linspace(0.5, 1.0, 11)
 
 
 def _block_rtn(x2d, fmt, method, percentile, grid):
@@ -60,17 +58,8 @@ def _block_rtn(x2d, fmt, method, percentile, grid):
         p = np.percentile(np.abs(xb), percentile, axis=2)
         q = quant_with(np.where(amax > 0, p / np.where(amax > 0, amax, 1.0), 1.0))
     else:
-        best_q, best_e = None, None
-        for c in _grid(fmt, grid):
-            qc = quant_with(c)
-            e = ((qc - xb) ** 2).sum(axis=2)
-            if best_q is None:
-                best_q, best_e = qc, e
-            else:
-                m = e < best_e
-                best_q = np.where(m[:, :, None], qc, best_q)
-                best_e = np.where(m, e, best_e)
-        q = best_q
+        q = select_min((qc, ((qc - xb) ** 2).sum(axis=2))
+                       for qc in map(quant_with, scale_grid_for(fmt, grid)))[0]
     return q.reshape(R, nb * bs)[:, :K]
 
 
@@ -92,17 +81,8 @@ def _element_rtn(x2d, fmt, method, granularity, percentile, grid):
     if method == "percentile":
         p = np.percentile(np.abs(x2d), percentile, axis=ax, keepdims=True)
         return q_of(np.where(amax > 0, p / np.where(amax > 0, amax, 1.0), 1.0))
-    best_q, best_e = None, None
-    for c in _grid(fmt, grid):
-        qc = q_of(c)
-        e = ((qc - x2d) ** 2).sum(axis=ax, keepdims=True)
-        if best_q is None:
-            best_q, best_e = qc, e
-        else:
-            m = e < best_e
-            best_q = np.where(m, qc, best_q)
-            best_e = np.where(m, e, best_e)
-    return best_q
+    return select_min((qc, ((qc - x2d) ** 2).sum(axis=ax, keepdims=True))
+                      for qc in map(q_of, scale_grid_for(fmt, grid)))[0]
 
 
 def rtn_quantize(x, fmt, axis=-1, method="amax", granularity="channel", percentile=99.9,

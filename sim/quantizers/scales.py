@@ -55,6 +55,33 @@ def quantize_with_scales(x, s, elem) -> np.ndarray:
     return np.where(s != 0, s * quantize_elem(v, elem), 0.0)
 
 
+def scale_grid_for(fmt, grid=None) -> np.ndarray:
+    """Candidate multipliers of the rule's block scale for a scale search: ``grid`` if given,
+    else {1/2, 1, 2} for power-of-two scale formats (E8M0: one binade down / the rule / one
+    up) and 0.50, 0.55, ..., 1.00 otherwise (clipping ratios)."""
+    if grid is not None:
+        return np.asarray(grid, dtype=np.float64)
+    sc = getattr(resolve(fmt), "scale", None)
+    pow2 = sc is not None and getattr(sc, "mbits", 1) == 0
+    return np.array([0.5, 1.0, 2.0]) if pow2 else np.linspace(0.5, 1.0, 11)
+
+
+def select_min(candidates):
+    """Elementwise arg-min over ``(value, loss)`` pairs: for every position of ``loss`` the
+    value of the candidate with the smallest loss (the first on ties); ``value`` may have extra
+    trailing axes (broadcast over them). Returns ``(value, loss)`` of the winners."""
+    best_v = best_l = None
+    for v, loss in candidates:
+        v, loss = np.asarray(v), np.asarray(loss)
+        if best_v is None:
+            best_v, best_l = v, loss
+            continue
+        m = loss < best_l
+        best_v = np.where(m.reshape(m.shape + (1,) * (v.ndim - m.ndim)), v, best_v)
+        best_l = np.where(m, loss, best_l)
+    return best_v, best_l
+
+
 def rtn_format(x2d, fmt) -> np.ndarray:
     """Plain RTN of (R, K) ``x2d`` along K with the format's own rules (float64 result)."""
     from ..qconfig import prepare

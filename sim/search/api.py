@@ -55,7 +55,7 @@ def _row(kind, a: Assignment, table: CostTable, fm: str, meas: dict | None, labe
         r["budget_fraction"] = a.budget.get(fm)
     if meas is not None:
         r["measured"] = meas.get("metric")
-        for k in ("agreement",):
+        for k in ("agreement", "metric_lo", "metric_hi"):
             if k in meas:
                 r[k] = meas[k]
     return r

@@ -114,7 +114,10 @@ class Measurer:
         if key not in self.cache:
             cfgs = {ln: self.cands[c].config(self.accum) for ln, c in formats.items()}
             r = self.wl.evaluate(cfgs, self.quantizer)
-            self.cache[key] = {k: v for k, v in r.items() if isinstance(v, (int, float, str))}
+            c = {k: v for k, v in r.items() if isinstance(v, (int, float, str))}
+            if r.get("metric_ci"):
+                c["metric_lo"], c["metric_hi"] = (float(v) for v in r["metric_ci"])
+            self.cache[key] = c
         return self.cache[key]
 
 

@@ -54,6 +54,10 @@ def plot_front(res, path: Path) -> Path:
         x = [r["cost_fraction"] for r in rs]
         y = [100 * r["measured"] for r in rs]
         ax.plot(x, y, mk, color=col, label=lab, alpha=0.85, ms=6)
+        if all(r.get("metric_lo") is not None for r in rs):  # 95% bootstrap intervals
+            ax.errorbar(x, y, yerr=[[max(0.0, yi - 100 * r["metric_lo"]) for yi, r in zip(y, rs)],
+                                    [max(0.0, 100 * r["metric_hi"] - yi) for yi, r in zip(y, rs)]],
+                        fmt="none", ecolor=col, alpha=0.6, capsize=2)
         if kind == "uniform":
             for r, xi, yi in zip(rs, x, y):
                 ax.annotate(r["label"].replace("uniform ", ""), (xi, yi), fontsize=7,
@@ -68,7 +72,7 @@ def plot_front(res, path: Path) -> Path:
         if m == res.front_metric:
             ax.axvline(f, color="C3", ls=":", lw=1)
     ax.set_xlabel(f"{res.front_metric} / most expensive uniform candidate")
-    ax.set_ylabel(f"measured {res.metric_name} (%)")
+    ax.set_ylabel(f"measured {res.metric_name} (x100, 95% bootstrap intervals)")
     ax.set_title(f"{res.workload}: measured {res.metric_name} vs {res.front_metric} "
                  f"(sensitivity: {res.sensitivity.metric})", fontsize=9)
     ax.grid(alpha=0.3)
@@ -87,6 +91,12 @@ def summary_markdown(res) -> str:
     L.append(f"- sensitivity: `{res.sensitivity.metric}` {res.sensitivity.details.get('target', '')}"
              f"; ILP solver: {res.solver}; cost source: {t.source} ({t.notes.get('array')}, "
              f"area mode `{t.area_mode}`)")
+    L.append("- MAC architecture behind every cost row (lowbit.cost_models, `arch='auto'`): a "
+             "scalar MAC per element format whose accumulator is fixed-point (integer / Kulisch, "
+             "Colbert-bound width for K = 1024) while it fits in 80 bits, else FP32; block "
+             "formats (MX, NVFP4, per-group INT) a dot unit of the block length with an FP32 "
+             "accumulator; energies Horowitz-45nm anchored; arrays "
+             f"{t.notes.get('array')} at {t.notes.get('node_nm', 45)} nm")
     bl = ", ".join(f"{m} <= {fmt_cost(m, v)} ({res.budget_fractions[m]:.3g} of the most "
                    f"expensive uniform)" for m, v in res.budgets.items())
     L.append(f"- budget: {bl}")
@@ -109,10 +119,15 @@ def summary_markdown(res) -> str:
     L += [f"## Measured front ({fm} as a fraction of the most expensive uniform candidate)", ""]
     rows = sorted([r for r in res.points if r["kind"] in ("ilp", "greedy", "uniform")],
                   key=lambda r: (r["kind"] != "uniform", r["kind"], r["cost_fraction"]))
-    L.append(markdown_table(rows, ["kind", "label", "cost_fraction", "measured", "pred_sensitivity",
-                        "pareto", "assignment"],
+    for r in rows:
+        if r.get("metric_lo") is not None:
+            r["95% CI"] = f"[{r['metric_lo']:.4f}, {r['metric_hi']:.4f}]"
+    L.append(markdown_table(rows, ["kind", "label", "cost_fraction", "measured", "95% CI",
+                                   "pred_sensitivity", "pareto", "assignment"],
                  {"cost_fraction": lambda v: f"{v:.3f}", "measured": lambda v: f"{v:.4f}",
                   "pred_sensitivity": lambda v: f"{v:.3g}"}))
+    L += ["", "95% CI: percentile bootstrap over the evaluation samples (2000 resamples, seed "
+          "0; lowbit.sim.stats); 'pareto' compares point estimates only."]
     L += ["", "Timings (s): " + ", ".join(f"{k} {v:.1f}" for k, v in res.timings.items()), ""]
     return "\n".join(L)
 

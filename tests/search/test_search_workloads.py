@@ -75,7 +75,7 @@ def test_minilm_search_with_budget():
 
     if not minilm.available():
         pytest.skip(f"weights package not installed: {minilm.INSTALL}")
-    wl = minilm.MiniLM(sentences=minilm.load_sentences()[:8])
+    wl = minilm.MiniLM(sentences=minilm.load_sentences(minilm.PARAPHRASES)[:8])
     res = search(wl, "int8,int4", "memory=0.75", metric="hessian", front=False)
     a = res.assignment
     assert res.sensitivity.details["hessian"] in ("local", "hutchinson-fd")

@@ -107,7 +107,7 @@ def test_failing_point_is_recorded_and_sweep_goes_on(tmp_path):
     assert res["stats"]["failed"] == 1 and len(rows) == 5
     assert rows["mxfp4"]["status"] == "error" and "boom" in rows["mxfp4"]["error"]
     assert all(rows[f]["status"] == "ok" for f in FMTS if f != "mxfp4")
-    with open(tmp_path / "results.csv") as fh:
+    with open(tmp_path / "tiny-test" / "results.csv") as fh:
         csv_rows = {r["format"]: r for r in csv.DictReader(fh)}
     assert "RuntimeError: boom" in csv_rows["mxfp4"]["error"]
     # kept with retry_failed=False; retried (and now succeeding) by default; ok points never
@@ -159,14 +159,15 @@ def test_cli_default_outputs(tmp_path, capsys):
     rc = main(["sweep", "--workload", "tiny-test", "--formats", "fp32,mxfp4", "int8_pc",
                "--accum", "exact", "--workers", "1", "--out", str(tmp_path), "--no-progress"])
     assert rc == 0
-    for f in ("results.csv", "results.json", "report.md", "results.sqlite",
+    out = tmp_path / "tiny-test"  # one folder per workload
+    for f in ("results.csv", "results.json", "report.md", "results.sqlite", "pairwise.csv",
               "metric_vs_bits.png", "sqnr_heatmap.png"):
-        assert (tmp_path / f).stat().st_size > 0, f
-    doc = json.loads((tmp_path / "results.json").read_text())
+        assert (out / f).stat().st_size > 0, f
+    doc = json.loads((out / "results.json").read_text())
     assert [p["format"] for p in doc["points"]] == ["fp32", "mxfp4", "int8_pc"]
     assert doc["points"][0]["metric"] > 0.999999 > doc["points"][1]["metric"]
     assert doc["points"][1]["bits_per_element"] == 4.25
-    assert "| mxfp4 | 4.25 | exact | rtn |" in (tmp_path / "report.md").read_text()
+    assert "| mxfp4 | 4.25 | exact | rtn |" in (out / "report.md").read_text()
     assert "3 points (3 computed" in capsys.readouterr().out
 
 
@@ -174,7 +175,8 @@ def test_cli_default_outputs(tmp_path, capsys):
     (["--formats", "fp9_e9m9"], "unknown format 'fp9_e9m9'"),
     (["--workload", "resnet-9000"], "unknown workload 'resnet-9000'; allowed: "),
     (["--accum", "fp64x"], "--accum: unknown accumulator 'fp64x'; allowed"),
-    (["--quantizer", "awq"], "unknown quantizer 'awq'; allowed: rtn, gptq"),
+    (["--quantizer", "awq"], "--quantizer: bad quantizer 'awq'; weight quantiser(s): rtn, gptq"),
+    (["--quantizer", "hadamard:12+gptq"], "hadamard block 12 must be a power of two"),
     (["--scheduler", "localhost:8786"], "--scheduler: expected tcp://HOST:PORT"),
     (["--workers", "0"], "argument --workers: expected an integer >= 1, got '0'"),
 ])
@@ -195,8 +197,8 @@ def test_cli_unwritable_out_and_corrupt_store(tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 2 and "argument --out:" in err and "is a file, not a folder" in err
     out = tmp_path / "corrupt"
-    out.mkdir()
-    (out / "results.sqlite").write_bytes(b"this is not a database" * 100)
+    (out / "tiny-test").mkdir(parents=True)
+    (out / "tiny-test" / "results.sqlite").write_bytes(b"this is not a database" * 100)
     rc = main(["sweep", "--workload", "tiny-test", "--formats", "fp32", "--accum", "exact",
                "--out", str(out), "--no-progress"])
     err = capsys.readouterr().err
@@ -213,7 +215,7 @@ def test_cli_unwritable_out_and_corrupt_store(tmp_path, capsys):
     # a real store with a damaged page in the middle
     good = tmp_path / "good"
     sweep("tiny-test", FMTS, ["exact"], out=good, workers=1, progress=False, plots=False)
-    db = good / "results.sqlite"
+    db = good / "tiny-test" / "results.sqlite"
     n = db.stat().st_size
     with open(db, "r+b") as fh:
         fh.seek(n // 2)

@@ -153,7 +153,7 @@ def test_cli_sweep_search_report_with_file_spec(tmp_path, capsys):
     rc = main(["sweep", "--workload", spec, "--formats", "fp32,mxfp4,int4_pc", "--accum", "fp32",
                "--out", str(out), "--workers", "1", "--no-progress", "--no-plots"])
     assert rc == 0
-    rows = list(csv.DictReader((out / "results.csv").open()))
+    rows = list(csv.DictReader((out / "user" / "results.csv").open()))  # OUT/<workload name>/
     assert [r["format"] for r in rows] == ["fp32", "mxfp4", "int4_pc"]
     assert float(rows[0]["metric"]) == 1.0
     rc = main(["search", "--workload", spec, "--candidates", "int8,int4", "--budget",

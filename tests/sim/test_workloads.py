@@ -168,7 +168,7 @@ def test_registry_errors_and_custom_workload():
 
 
 def test_unknown_quantizer_and_format(wl):
-    with pytest.raises(ValueError, match="unknown quantizer 'awq'"):
+    with pytest.raises(ValueError, match="bad quantizer 'awq'"):
         wl.evaluate(make_config("int8_pc"), quantizer="awq")
     with pytest.raises(ValueError, match="fp9"):
         make_config("fp9")
