@@ -299,7 +299,6 @@ class LayerwiseWorkload:
             ctx.capture[name] = {"input": x2d, "input_q": xq, "output": y}
         return y
 
-
     def _gemm_grouped(self, name: str, cols: list, ctx: _Ctx) -> np.ndarray:
         """Grouped convolution of layer ``name``: group g multiplies its (N, K) patches
         ``cols[g]`` by rows [g*M/G, (g+1)*M/G) of the layer's quantised (M, K) weight operand
@@ -308,8 +307,11 @@ class LayerwiseWorkload:
         spec, cfg = self.layer(name), ctx.configs[name]
         wop, g_n = ctx.wq[name], len(cols)
         og = spec.weight.shape[0] // g_n
+        lq = getattr(ctx, "lq", None)
         ys, xq = [], []
         for g, x2d in enumerate(cols):
+            if lq is not None:  # the layer's input transform (SmoothQuant / Hadamard), per group
+                x2d = lq[name].transform_input(x2d)
             if cfg is None:
                 w = _qexec.weight_values(wop)[g * og:(g + 1) * og]
                 ys.append(np.asarray(x2d, np.float64) @ w.T)

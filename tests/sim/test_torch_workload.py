@@ -241,3 +241,13 @@ def test_entry_point_group(tmp_path, monkeypatch):
     wl = get_workload("my-ep-model")
     assert [s.name for s in wl.layers()] == ["0", "3"]
     assert wl.evaluate(QuantConfig("int8_pc", "int8_pc", "fp32"))["metric"] == 1.0
+
+
+def test_input_transforms_reach_grouped_convolutions():
+    """SmoothQuant / Hadamard rotate a layer's input and weight together; in a grouped conv the
+    rotation must reach every group, else the near-lossless fp32 point loses its SQNR."""
+    x, y, _, _ = make_data()
+    wl = TorchWorkload(SmallCNN_seeded(), calib=x, eval=(x, y), metric="top1")
+    for q in ("smoothquant+rtn", "hadamard+rtn"):
+        sq = wl.evaluate(make_config("fp32", accum="exact"), quantizer=q)["per_layer_sqnr"]
+        assert sq["conv2"] > 100.0, (q, sq)
