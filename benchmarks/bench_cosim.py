@@ -14,13 +14,13 @@ import numpy as np
 import pyrtl
 
 from lowbit.hw.cosim import cosim
-from lowbit.hw.units import UNITS, build_unit
+from lowbit.hw.units import UNITS, build_unit, unit_params
 
 
 def sim_throughput(unit: str, sim: str, n: int, **kw) -> dict:
     rng = np.random.default_rng(0)
     u = UNITS[unit]
-    kw = {**u.defaults, **kw}
+    kw = unit_params(unit, **kw)
     vecs = u.vectors(n, rng, False, **kw)
     t0 = time.perf_counter()
     build_unit(unit, **kw)

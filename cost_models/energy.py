@@ -31,7 +31,12 @@ Derived models (all anchored on the table, documented per function):
 - FP adder (align, add, normalise, round): power law through fp16 / fp32 adds,
   E = 0.4 * ((m+1)/11)^1.040 pJ;
 - other logic (shifters, negation, LZC, registers): energy per gate equivalent
-  e_GE = 0.2 pJ / GE(int8 x int8 multiplier) from the calibrated gate model.
+  e_GE = 0.2 pJ / GE(uint8 x uint8 multiplier) from the calibrated gate model.
+
+The MAC is the registry unit of :func:`lowbit.cost_models.unit_cost.mac_unit` for the explicit
+accumulator ``acc``: a float accumulator (``fp_mac``) is priced as the table's FP MAC
+(:func:`e_fp_mul` of the operand mantissa + :func:`e_fp_add` of the accumulator's), every other
+unit (integer MAC, Kulisch MAC, MX / NVFP4 dot per lane) by its structural features.
 
 Node scaling rule (documented, first order): area ~ (L/45)^2; dynamic energy per op
 ~ C V^2 with C ~ L, i.e. E(L) = E45 * (L/45) * (V(L)/0.9)^2 with the nominal supply
@@ -46,8 +51,9 @@ import math
 
 import numpy as np
 
-from .fmt import hw_format
-from .units import acc_bits_for, cost, dot_features, mac_features, mult_features
+from lowbit.hw.units import param_text, unit_features, unit_params
+
+from .unit_cost import coefficients, mac_unit, unit_cost
 
 __all__ = ["HOROWITZ_45NM", "SRAM_64BIT_PJ", "DRAM_PJ_PER_BYTE", "scale_energy", "scale_area",
            "e_mul", "e_add", "e_fp_mul", "e_fp_add", "e_per_ge", "mac_energy",
@@ -75,11 +81,11 @@ def scale_energy(e45: float, node_nm: float = 45.0) -> float:
     return e45 * (node_nm / 45.0) * (_vdd(node_nm) / 0.9) ** 2
 
 
-def scale_area(a45: float, node_nm: float = 45.0) -> float:
-    """Scale a 45 nm area to ``node_nm``: A * (L/45)^2."""
+def scale_area(area: float, node_nm: float = 45.0, from_nm: float = 45.0) -> float:
+    """Scale an area measured at ``from_nm`` to ``node_nm``: A * (node / from)^2."""
     if node_nm <= 0:
         raise ValueError(f"node_nm: must be > 0 (got {node_nm})")
-    return a45 * (node_nm / 45.0) ** 2
+    return area * (node_nm / from_nm) ** 2
 
 
 def e_mul(sa: int, sb: int) -> float:
@@ -114,52 +120,32 @@ def e_fp_add(mbits: int) -> float:
 
 def e_per_ge() -> float:
     """pJ per gate equivalent of random logic: 0.2 pJ / GE(uint8 x uint8 multiplier)."""
-    return HOROWITZ_45NM["int8_mult"] / cost(mult_features("uint8", "uint8"), "gates")
+    return HOROWITZ_45NM["int8_mult"] / unit_cost("int_mul", "gates", a="uint8", b="uint8",
+                                                  structure="array")["cost"]
 
 
 def _feature_energy(f: dict) -> float:
     """Energy of a feature dict: multiplier and adder bits from the table, rest via e_GE."""
-    from .units import coefficients
-
     c = coefficients("gates")
     eg = e_per_ge()
     # pp (with its cpa) anchored on int8 mult; add bits on int8 add; other logic via GE
     e = HOROWITZ_45NM["int8_mult"] / 64.0 * f.get("pp", 0)  # csa/cpa included in the anchor
     e += e_add(f.get("add", 0))
-    for k in ("sgn", "sxt", "shl", "mux", "neg", "lzc", "fpa", "ff"):
+    for k in ("tree", "sxt", "shl", "mux", "neg", "lzc", "fpa", "ff"):
         e += eg * c[k] * f.get(k, 0)
     return e
 
 
-def mac_energy(fa, fb=None, arch: str = "auto", lanes: int | None = None, acc_len: int = 1024,
-               acc_fmt="fp32", node_nm: float = 45.0) -> dict:
-    """Energy per MAC (pJ) of formats fa x fb, with its breakdown.
-
-    - fp16 / bf16 / fp32-like operands (fixed-point accumulator wider than 80 bits) or
-      ``arch="float"``: e_fp_mul(m) + e_fp_add(acc_fmt m) -- the FP MAC of the table;
-    - ints, minifloats (Kulisch fixed-point accumulator): features of
-      :func:`mac_features` priced by :func:`_feature_energy`;
-    - block formats / ``lanes``: dot-unit features per MAC (scale logic amortised).
-    """
-    fb = fa if fb is None else fb
-    a, b = hw_format(fa), hw_format(fb)
-    if lanes or a.block_size or b.block_size:
-        k = int(lanes or a.block_size or b.block_size)
-        f = dot_features(a, b, k, acc_len=acc_len, acc_fmt=acc_fmt)
-        e = _feature_energy(f) / k
-        kind = f"dot{k}"
+def mac_energy(fa, fb, acc, terms: int = 1024, node_nm: float = 45.0) -> dict:
+    """Energy per MAC (pJ) of ``fa x fb`` accumulated in ``acc`` (required: the architecture),
+    scaled to ``node_nm``. Returns ``{"pj", "arch"}`` (``arch``: the registry unit and its
+    parameters, see module docstring)."""
+    unit, p, lanes = mac_unit(fa, fb, acc, terms)
+    if unit == "fp_mac":
+        e = e_fp_mul(max(p["a"].mbits, p["b"].mbits)) + e_fp_add(p["acc"].fmt.mbits)
     else:
-        accb = acc_bits_for(a, b, acc_len)
-        use_float = arch == "float" or (arch == "auto" and (a.is_float or b.is_float)
-                                        and accb > 80)
-        if use_float:
-            m = max(a.mbits if a.is_float else a.bits - 1, b.mbits if b.is_float else b.bits - 1)
-            e = e_fp_mul(m) + e_fp_add(hw_format(acc_fmt).mbits)
-            kind = f"fp-mac({acc_fmt})"
-        else:
-            e = _feature_energy(mac_features(a, b, acc_len=acc_len, arch="fixed"))
-            kind = "fixed-acc"
-    return {"pj": scale_energy(e, node_nm), "arch": kind}
+        e = _feature_energy(unit_features(unit, **p)) / lanes
+    return {"pj": scale_energy(e, node_nm), "arch": f"{unit}({param_text(unit_params(unit, **p))})"}
 
 
 def sram_pj_per_byte(buffer_bytes: float = 32 * 1024, node_nm: float = 45.0) -> float:

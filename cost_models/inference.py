@@ -6,8 +6,11 @@
 
 with E_mac from :func:`lowbit.cost_models.energy.mac_energy`, traffic from
 :func:`lowbit.cost_models.array.network_model` (bytes use bits_per_element including block
-scales) and memory energies from :mod:`lowbit.cost_models.energy`. Array area = R*C PEs x
-per-MAC cost (:func:`lowbit.cost_models.units.mac_cost`).
+scales) and memory energies from :mod:`lowbit.cost_models.energy`. The MAC is the registry unit
+of :func:`lowbit.cost_models.unit_cost.mac_unit` for the explicit accumulator ``acc`` (every
+result row names it in ``arch``). Array area = R*C PEs x the unit's sky130 area per MAC (um^2
+at 130 nm, scaled to ``node_nm`` by (node/130)^2); ``array_cost`` = R*C x the per-MAC cost on
+``target``.
 
 A "format spec" is a registry name used for weights and activations ("mxfp4") or
 "WFMT/AFMT" ("int4/int8").
@@ -17,10 +20,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from .array import ArrayConfig, network_model
+from lowbit.formats import BlockFormat, IntFormat, resolve
+from lowbit.formats.accum import parse_accum
+from lowbit.hw.widths import acc_width
+from lowbit.sim.workloads import get_workload
+
+from .array import ArrayConfig, gemm_model, layers_to_gemm
 from .energy import dram_pj_per_byte, mac_energy, scale_area, sram_pj_per_byte
-from .fmt import hw_format
-from .units import GE_UM2_45NM, acc_bits_for, mac_cost
+from .unit_cost import mac_cost, mac_operand
 
 __all__ = ["split_spec", "evaluate_format", "workload_layers"]
 
@@ -31,52 +38,55 @@ def split_spec(spec: str) -> tuple[str, str]:
     if len(parts) not in (1, 2) or not all(parts):
         raise ValueError(f"--formats: bad format spec {spec!r}; expected NAME or WFMT/AFMT")
     w, a = (parts[0], parts[0]) if len(parts) == 1 else (parts[0], parts[1])
-    hw_format(w), hw_format(a)
+    resolve(w, arg="--formats"), resolve(a, arg="--formats")
     return w, a
+
+
+def _tensor_scale_bits(f) -> float:
+    return 32.0 if isinstance(f, BlockFormat) and f.tensor_scale else 0.0
+
+
+def _int_elements(w, a) -> tuple[bool, list]:
+    el = [mac_operand(resolve(f)) for f in (w, a)]
+    return all(isinstance(f, IntFormat) for f in el), el
 
 
 def workload_layers(name: str):
     """Layers of a registered ``lowbit.sim`` workload (ValueError if unknown / missing)."""
-    from lowbit.sim.workloads import get_workload
-
     try:
         return get_workload(name).layers()
     except ValueError as exc:
         raise ValueError(f"--workload: {exc}") from exc
 
 
-def _psum_bits(w, a, K) -> float:
-    wf, af = hw_format(w), hw_format(a)
-    if wf.block_size or af.block_size or wf.is_float or af.is_float:
-        return 32.0  # fp32 partial sums between folds
-    return float(acc_bits_for(w, a, int(max(K, 1))))
+def evaluate_format(spec: str, layers, cfg: ArrayConfig = ArrayConfig(), acc="exact",
+                    node_nm: float = 45.0, target: str = "gates", terms: int = 1024) -> dict:
+    """Per-layer and total area / energy / latency of ``layers`` in format ``spec`` with MACs
+    accumulating in ``acc`` (an accumulator model or its string; "exact" = Kulisch / exact
+    integer register of ``terms`` sums).
 
-
-def evaluate_format(spec: str, layers, cfg: ArrayConfig = ArrayConfig(), node_nm: float = 45.0,
-                    target: str = "gates") -> dict:
-    """Per-layer and total area / energy / latency of ``layers`` in format ``spec``.
-
-    Returns {"spec", "w", "a", "per_mac": {...}, "layers": [dict per layer], "totals": {...}}.
-    Energies in pJ (totals also in uJ), area in um^2 (target gates) or LUTs (FPGA targets).
+    Returns {"spec", "w", "a", "arch", "layers": [dict per layer], "totals": {...}}. Energies
+    in pJ (totals also in uJ), area in um^2, ``mac_cost`` in the target's metric.
     """
     w, a = split_spec(spec)
-    wf, af = hw_format(w), hw_format(a)
-    net = network_model(layers, cfg, a_bits=af.bits_per_element, b_bits=wf.bits_per_element,
-                        psum_bits=32.0, a_tensor_bits=af.tensor_scale_bits,
-                        b_tensor_bits=wf.tensor_scale_bits)
-    # integer partial sums at the Colbert width of each layer's reduction length
-    if not (wf.is_float or af.is_float or wf.block_size or af.block_size):
-        from .array import gemm_model, layers_to_gemm
-
-        g = layers_to_gemm(layers)
-        psb = np.array([_psum_bits(w, a, k) for k in g["K"]])
-        r2 = gemm_model(g["M"], g["K"], g["N"], cfg, g["groups"], af.bits_per_element,
-                        wf.bits_per_element, af.bits_per_element, psb, g["a_unique"])
-        r2["name"], r2["totals"] = net["name"], net["totals"]
-        net = r2
-    em = mac_energy(w, a, node_nm=node_nm)["pj"]
-    mc = mac_cost(w, a, target=target, node_nm=node_nm)
-    mc_g = mac_cost(w, a, target="gates", node_nm=node_nm)
+    wf, af = resolve(w), resolve(a)
+    accm = parse_accum(acc)
+    g = layers_to_gemm(layers)
+    ints, el = _int_elements(w, a)
+    if ints and accm.kind == "exact":   # exact integer partial sums of each layer's K
+        psb = np.array([acc_width(el[0], el[1], int(max(k, 1))) for k in g["K"]], float)
+    elif ints and accm.kind == "int":
+        psb = float(accm.bits)
+    else:
+        psb = 32.0                        # fp32 partial sums between folds
+    net = gemm_model(g["M"], g["K"], g["N"], cfg, g["groups"], af.bits_per_element,
+                     wf.bits_per_element, af.bits_per_element, psb, g["a_unique"],
+                     _tensor_scale_bits(af), _tensor_scale_bits(wf))
+    net["name"] = g["name"]
+    em = mac_energy(w, a, accm, terms=terms, node_nm=node_nm)["pj"]
+    mc = mac_cost(w, a, accm, target=target, terms=terms)
+    mc_s = mac_cost(w, a, accm, target="sky130", terms=terms)
+    mc_g = mac_cost(w, a, accm, target="gates", terms=terms)
     buf_avg = float(np.mean(cfg.buffers))
     e_sram = sram_pj_per_byte(buf_avg, node_nm)
     e_dram = dram_pj_per_byte(node_nm)
@@ -93,18 +103,18 @@ def evaluate_format(spec: str, layers, cfg: ArrayConfig = ArrayConfig(), node_nm
                      "e_dram_pj": float(dram[i]),
                      "e_total_pj": float(comp[i] + sram[i] + dram[i])})
     pes = cfg.rows * cfg.cols
-    area_um2 = scale_area(pes * mc_g["cost"] * GE_UM2_45NM, node_nm)
+    mac_um2 = scale_area(mc_s["cost"], node_nm, from_nm=130.0)
     cycles = float(np.sum(net["cycles"]))
     tot = {
-        "format": spec, "w_bits": wf.bits_per_element, "a_bits": af.bits_per_element,
-        "mac_ge": mc_g["cost"], "mac_area_um2": mc_g["cost"] * GE_UM2_45NM * (node_nm / 45) ** 2,
-        "mac_cost": mc["cost"], "mac_cost_unit": mc["unit"], "mac_ff": mc["ff"],
-        "mac_dsp48": mc["dsp48"], "mac_pj": em, "array_area_um2": area_um2,
+        "format": spec, "arch": mc["arch"], "acc": accm.name, "w_bits": wf.bits_per_element,
+        "a_bits": af.bits_per_element, "mac_ge": mc_g["cost"], "mac_area_um2": mac_um2,
+        "mac_cost": mc["cost"], "mac_cost_unit": mc["metric"], "mac_ff": mc["ff"],
+        "mac_pj": em, "array_area_um2": pes * mac_um2,
         "array_cost": pes * mc["cost"], "macs": int(np.sum(net["macs"])), "cycles": cycles,
-        "latency_us": cycles / cfg.freq_mhz, "util": float(net["totals"]["util"]),
+        "latency_us": cycles / cfg.freq_mhz, "util": float(np.sum(net["macs"])) / (pes * cycles),
         "sram_bytes": float(np.sum(net["sram_bytes"])), "dram_bytes": float(np.sum(net["dram_bytes"])),
         "e_compute_uj": float(np.sum(comp)) * 1e-6, "e_sram_uj": float(np.sum(sram)) * 1e-6,
         "e_dram_uj": float(np.sum(dram)) * 1e-6,
     }
     tot["e_total_uj"] = tot["e_compute_uj"] + tot["e_sram_uj"] + tot["e_dram_uj"]
-    return {"spec": spec, "w": w, "a": a, "layers": rows, "totals": tot}
+    return {"spec": spec, "w": w, "a": a, "arch": mc["arch"], "layers": rows, "totals": tot}

@@ -8,7 +8,10 @@ bit-exact reference (:mod:`lowbit.hw.reference`: lowbit.formats decode/encode + 
 ``sim``: "fast" (``pyrtl.FastSimulation``, generated Python) or "compiled"
 (``pyrtl.CompiledSimulation``, generated C compiled with gcc: slower start, much faster per
 vector).  Sequential units are driven cycle by cycle with ``clr``/``en`` streams and compared
-every cycle.  Systolic arrays are checked on random tiled GEMMs (vectors = output elements).
+every cycle.  Pipelined units (``stages``) run the same vectors followed by ``latency`` flush
+cycles of zeros and output cycle ``t + latency`` is compared with reference cycle ``t``
+(:func:`aligned_run`). Systolic arrays are checked on random tiled GEMMs (vectors = output
+elements).
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyrtl
 
-from lowbit.hw.units import UNITS, build_unit, unit_kwargs
+from lowbit.hw.systolic import run_gemm
+from lowbit.hw.units import UNITS, build_unit, param_text, unit_params
 
 SIMULATORS = ("fast", "compiled")
 
@@ -35,7 +39,7 @@ class CosimResult:
     examples: list = field(default_factory=list)
 
     def __str__(self):
-        p = " ".join(f"{k}={v}" for k, v in self.params.items())
+        p = param_text(self.params)
         s = (f"{self.unit} [{p}] sim={self.sim}: {self.vectors} vectors checked, "
              f"{self.mismatches} mismatches ({self.seconds:.2f} s)")
         for e in self.examples:
@@ -59,8 +63,17 @@ def simulate(block_outputs, vecs: dict, sim: str = "fast") -> dict:
     return {w.name: s.tracer.trace[w.name] for w in block_outputs}
 
 
-def default_vectors(unit: str, **kw) -> str:
-    return "exhaustive" if unit in ("int_mul", "lut_mul4", "lut_mul8") else "random"
+def padded(vecs: dict, latency: int) -> dict:
+    """``vecs`` followed by ``latency`` cycles of zero inputs (flushes a pipeline)."""
+    if not latency:
+        return vecs
+    return {k: np.concatenate([np.asarray(v, dtype=object), np.zeros(latency, dtype=object)])
+            for k, v in vecs.items()}
+
+
+def aligned(got: dict, latency: int, n: int) -> dict:
+    """Output traces shifted back by ``latency`` cycles: entry t is output cycle t + latency."""
+    return {k: list(v)[latency:latency + n] for k, v in got.items()}
 
 
 def cosim(unit: str, n: int = 100_000, exhaustive: bool = False, sim: str = "fast",
@@ -71,7 +84,7 @@ def cosim(unit: str, n: int = 100_000, exhaustive: bool = False, sim: str = "fas
     <= 8 bits: 256 pairs for FP4 x FP4, 65 536 for FP8 x FP8 / INT8 x INT8); otherwise ``n``
     random vectors with edge values mixed in.
     """
-    kw = unit_kwargs(unit, **params)
+    kw = unit_params(unit, **params)
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
     if unit.startswith("systolic"):
@@ -79,10 +92,11 @@ def cosim(unit: str, n: int = 100_000, exhaustive: bool = False, sim: str = "fas
     u = UNITS[unit]
     vecs = u.vectors(n, rng, exhaustive, **kw)
     exp = u.expected(vecs, **kw)
+    lat = u.latency(**kw)
     build_unit(unit, **kw)
     outs = [w for w in pyrtl.working_block().wirevector_subset(pyrtl.Output)]
-    got = simulate(outs, vecs, sim)
     nvec = len(next(iter(vecs.values())))
+    got = aligned(simulate(outs, padded(vecs, lat), sim), lat, nvec)
     bad = np.zeros(nvec, dtype=bool)
     widths = {w.name: len(w) for w in outs}
     for name, e in exp.items():
@@ -100,10 +114,8 @@ def cosim(unit: str, n: int = 100_000, exhaustive: bool = False, sim: str = "fas
 
 
 def _cosim_systolic(unit, kw, n, rng, t0, max_report):
-    from lowbit.hw.systolic import run_gemm
-
     R, C = kw["R"], kw["C"]
-    df = "os" if unit.endswith("os") else "ws"
+    df = "OS" if unit.endswith("os") else "WS"
     checked = bad = 0
     examples = []
     while checked < n:

@@ -1,9 +1,9 @@
 """Minifloat MAC units (PyRTL generators).
 
 * :func:`kulisch_mac` - exact fixed-point (Kulisch) accumulator: every product of
-  :func:`~lowbit.hw.fpmul.fp_multiply` is added exactly into a register of
-  ``product_width(fa, fb) + ceil(log2(n_acc))`` bits (two's complement, ``F`` fraction bits):
-  no rounding and no overflow for up to ``n_acc`` accumulations.  Sticky flags ``nan``
+  :func:`~lowbit.hw.fpmul.fp_multiply` is added exactly into a register of ``width`` bits
+  (two's complement, ``F`` fraction bits; :func:`lowbit.hw.widths.acc_width` ``(fa, fb, terms)``
+  makes ``terms`` accumulations overflow-free): no rounding.  Sticky flags ``nan``
   (a NaN product, or +Inf and -Inf both seen), ``pinf``, ``ninf``.
 * :func:`fp_fma_step` - one combinational fused step ``RNE(c + a*b)`` with ``c`` in the
   accumulator format ``acc_fmt`` (product exact, ONE rounding, IEEE semantics incl. subnormals,
@@ -18,47 +18,56 @@
 
 from __future__ import annotations
 
-import math
-
 import pyrtl
 
-from lowbit.hw.fpmul import as_float_format, fp_decode, fp_multiply, product_width
+from lowbit.hw.fpmul import as_float_format, fp_decode, fp_multiply
 from lowbit.hw.fpround import fp_add_rne
+from lowbit.hw.unit import Pipe
 
 
-def kulisch_width(fa, fb, n_acc: int) -> int:
-    """Register width of the exact accumulator for ``n_acc`` products (no overflow)."""
-    if n_acc < 1:
-        raise ValueError(f"n_acc={n_acc}: must be >= 1")
-    return product_width(fa, fb) + max(0, math.ceil(math.log2(n_acc)))
+def _ctrl(pipe, clr, en):
+    """Control inputs delayed to meet the pipelined data (see :class:`~lowbit.hw.unit.Pipe`)."""
+    return (None if clr is None else pipe.delay(clr)), (None if en is None else pipe.delay(en))
 
 
-def kulisch_mac(a, b, fmt_a, fmt_b, n_acc: int, clr=None, en=None, name: str = "acc_q"):
+def kulisch_mac(a, b, fmt_a, fmt_b, width: int, clr=None, en=None, name: str = "acc_q",
+                pipe: Pipe | None = None):
     """Exact fixed-point MAC; returns ``(acc, nan, pinf, ninf)`` registers.
 
-    ``acc`` (signed, :func:`kulisch_width` bits, ``product_frac_bits(fa, fb)`` fraction bits) is
-    ``sum a_i * b_i`` exactly; NaN/Inf products add 0 and set the sticky flags.
+    ``acc`` (signed, ``width`` bits, ``product_frac_bits(fa, fb)`` fraction bits) is
+    ``sum a_i * b_i`` exactly; NaN/Inf products add 0 and set the sticky flags. ``pipe`` cut
+    points: ``"product"`` (see :func:`~lowbit.hw.fpmul.fp_multiply`) and ``"fixed"`` (the
+    shifted, signed product and its flags); ``clr`` / ``en`` are delayed to match.
     """
-    p = fp_multiply(a, b, fmt_a, fmt_b)
-    w = kulisch_width(fmt_a, fmt_b, n_acc)
+    pipe = pipe or Pipe()
+    p = fp_multiply(a, b, fmt_a, fmt_b, pipe=pipe)
+    fixed, is_inf, is_nan, sign = pipe.cut("fixed", p.fixed, p.is_inf, p.is_nan, p.sign)
+    clr, en = _ctrl(pipe, clr, en)
+    pipe.check_done()
+    w = int(width)
     acc = pyrtl.Register(w, name=name)
     fnan, fpi, fni = (pyrtl.Register(1, name=f"{name}_{s}") for s in ("nan", "pinf", "ninf"))
     one = pyrtl.Const(1, 1) if en is None else en
     keep = (lambda r: r) if clr is None else (lambda r: pyrtl.select(clr, pyrtl.Const(0, len(r)), r))
-    add = pyrtl.select(one, p.fixed.sign_extended(w), pyrtl.Const(0, w))
+    add = pyrtl.select(one, fixed.sign_extended(w), pyrtl.Const(0, w))
     acc.next <<= (keep(acc) + add)[:w]
-    pi = one & p.is_inf & ~p.sign
-    ni = one & p.is_inf & p.sign
+    pi = one & is_inf & ~sign
+    ni = one & is_inf & sign
     fpi.next <<= keep(fpi) | pi
     fni.next <<= keep(fni) | ni
-    fnan.next <<= keep(fnan) | (one & p.is_nan) | ((keep(fpi) | pi) & (keep(fni) | ni))
+    fnan.next <<= keep(fnan) | (one & is_nan) | ((keep(fpi) | pi) & (keep(fni) | ni))
     return acc, fnan, fpi, fni
 
 
 def fp_fma_step(a, b, c, fmt_a, fmt_b, acc_fmt, overflow: str = "ieee"):
     """Combinational ``RNE(c + a*b)`` in ``acc_fmt`` (see module docstring); returns the code."""
+    return fp_add_product(fp_multiply(a, b, fmt_a, fmt_b), c, fmt_a, fmt_b, acc_fmt, overflow)
+
+
+def fp_add_product(p, c, fmt_a, fmt_b, acc_fmt, overflow: str = "ieee"):
+    """``RNE(c + p)`` in ``acc_fmt`` of an exact product ``p`` (:class:`~lowbit.hw.fpmul.Product`
+    of ``fmt_a`` x ``fmt_b``) and an accumulator code ``c``; returns the code."""
     fa, fb, fc = as_float_format(fmt_a), as_float_format(fmt_b), as_float_format(acc_fmt)
-    p = fp_multiply(a, b, fa, fb)
     dc = fp_decode(c, fc)
     kp = fa.bias + fb.bias + fa.mbits + fb.mbits
     kc = fc.bias + fc.mbits
@@ -83,12 +92,18 @@ def fp_fma_step(a, b, c, fmt_a, fmt_b, acc_fmt, overflow: str = "ieee"):
 
 
 def fp_mac(a, b, fmt_a, fmt_b, acc_fmt, clr=None, en=None, overflow: str = "ieee",
-           name: str = "acc_q"):
+           name: str = "acc_q", pipe: Pipe | None = None):
     """Registered float-accumulator MAC (one fused, RNE-rounded add per cycle); returns the
-    accumulator register (``acc_fmt.bits`` wide code)."""
+    accumulator register (``acc_fmt.bits`` wide code). ``pipe`` cut points ``"decode"`` and
+    ``"product"`` (:func:`~lowbit.hw.fpmul.fp_multiply`); the accumulate loop (align, add,
+    normalise, round) stays in one cycle -- it is a recurrence."""
+    pipe = pipe or Pipe()
     fc = as_float_format(acc_fmt)
+    p = fp_multiply(a, b, fmt_a, fmt_b, pipe=pipe)
+    clr, en = _ctrl(pipe, clr, en)
+    pipe.check_done()
     acc = pyrtl.Register(fc.bits, name=name)
     base = acc if clr is None else pyrtl.select(clr, pyrtl.Const(0, fc.bits), acc)
-    nxt = fp_fma_step(a, b, base, fmt_a, fmt_b, fc, overflow)
+    nxt = fp_add_product(p, base, fmt_a, fmt_b, fc, overflow)
     acc.next <<= nxt if en is None else pyrtl.select(en, nxt, base)
     return acc

@@ -19,12 +19,13 @@ from dataclasses import dataclass
 
 import pyrtl
 
-from lowbit.formats import FloatFormat, get_format
+from lowbit.formats import FloatFormat, resolve
+from lowbit.hw.widths import product_width
 
 
 def as_float_format(fmt) -> FloatFormat:
     """Resolve a name / FloatFormat and check that the hardware generators support it."""
-    f = get_format(fmt) if isinstance(fmt, str) else fmt
+    f = resolve(fmt)
     if not isinstance(f, FloatFormat):
         raise ValueError(f"format {fmt!r}: expected a lowbit FloatFormat (e.g. fp8_e4m3, fp4_e2m1)")
     if not (f.signed and f.zero and (f.subnormals or f.mbits == 0)):
@@ -74,29 +75,6 @@ def fp_decode(code, fmt) -> Decoded:
     return Decoded(sign, sig, exp, is_zero, is_nan, is_inf)
 
 
-def max_exp_field(f: FloatFormat) -> int:
-    """Largest exponent field of a finite value."""
-    return f.max_field
-
-
-def product_frac_bits(fa, fb) -> int:
-    """Fraction bits F of the fixed-point product: value = prod_int * 2**-F."""
-    fa, fb = as_float_format(fa), as_float_format(fb)
-    return fa.bias + fb.bias + fa.mbits + fb.mbits - 2
-
-
-def product_mag_width(fa, fb) -> int:
-    """Bits of |product| as a fixed-point integer (sig_a*sig_b shifted by up to
-    (maxfield_a - 1) + (maxfield_b - 1))."""
-    fa, fb = as_float_format(fa), as_float_format(fb)
-    return (fa.mbits + 1) + (fb.mbits + 1) + (max_exp_field(fa) - 1) + (max_exp_field(fb) - 1)
-
-
-def product_width(fa, fb) -> int:
-    """Width of the signed (two's complement) fixed-point product output."""
-    return product_mag_width(fa, fb) + 1
-
-
 @dataclass
 class Product:
     """Exact product of two minifloats."""
@@ -111,18 +89,25 @@ class Product:
     is_inf: pyrtl.WireVector   # Inf result (sign = ``sign``)
 
 
-def fp_multiply(a, b, fmt_a, fmt_b, sig_mult=None) -> Product:
+def fp_multiply(a, b, fmt_a, fmt_b, sig_mult=None, pipe=None) -> Product:
     """Exact product of minifloat codes ``a`` (fmt_a) and ``b`` (fmt_b) - no rounding.
 
-    ``fixed`` is the product as a signed fixed-point integer with :func:`product_frac_bits`
-    fraction bits and :func:`product_width` bits: ``value(a) * value(b) == fixed * 2**-F`` for
+    ``fixed`` is the product as a signed fixed-point integer with
+    :func:`lowbit.hw.widths.product_frac_bits` fraction bits and
+    :func:`~lowbit.hw.widths.product_width` bits: ``value(a) * value(b) == fixed * 2**-F`` for
     every finite pair.  Flags: ``is_nan`` = either operand NaN, or 0 * Inf;  ``is_inf`` = an
     Inf operand times a non-zero non-NaN operand (sign = sign_a ^ sign_b); on NaN/Inf
     ``fixed == mag == 0``.  ``sig_mult(x, y)`` can replace the significand multiplier (default
-    ``*``, e.g. a LUT multiplier from :mod:`lowbit.hw.fpga`).
+    ``*``, e.g. a LUT multiplier from :mod:`lowbit.hw.fpga`). ``pipe``
+    (:class:`~lowbit.hw.unit.Pipe`): cut points ``"decode"`` (decoded operand fields) and
+    ``"product"`` (significand product, exponent sum, sign and flags, before the shift).
     """
     fa, fb = as_float_format(fmt_a), as_float_format(fmt_b)
     da, db = fp_decode(a, fa), fp_decode(b, fb)
+    if pipe is not None:
+        n = len(vars(da))
+        fields = pipe.cut("decode", *vars(da).values(), *vars(db).values())
+        da, db = Decoded(*fields[:n]), Decoded(*fields[n:])
     sig = sig_mult(da.sig, db.sig) if sig_mult else da.sig * db.sig
     sig = sig[:len(da.sig) + len(db.sig)]
     exp = da.exp + db.exp
@@ -130,10 +115,14 @@ def fp_multiply(a, b, fmt_a, fmt_b, sig_mult=None) -> Product:
     is_nan = da.is_nan | db.is_nan | (da.is_inf & db.is_zero) | (db.is_inf & da.is_zero)
     is_inf = (da.is_inf | db.is_inf) & ~is_nan
     special = da.is_nan | db.is_nan | da.is_inf | db.is_inf
-    W = product_mag_width(fa, fb)
-    shift = (exp - 2)[:max(1, (max_exp_field(fa) + max_exp_field(fb)).bit_length())]
+    is_zero = da.is_zero | db.is_zero
+    if pipe is not None:
+        sign, sig, exp, is_nan, is_inf, special, is_zero = pipe.cut(
+            "product", sign, sig, exp, is_nan, is_inf, special, is_zero)
+    W = product_width(fa, fb) - 1          # magnitude bits
+    shift = (exp - 2)[:max(1, (fa.max_field + fb.max_field).bit_length())]
     mag = pyrtl.shift_left_logical(sig.zero_extended(W), shift)
     mag = pyrtl.select(special, pyrtl.Const(0, W), mag)
     magx = mag.zero_extended(W + 1)
     fixed = pyrtl.select(sign, (~magx + 1)[:W + 1], magx)
-    return Product(sign, sig, exp, mag, fixed, da.is_zero | db.is_zero, is_nan, is_inf)
+    return Product(sign, sig, exp, mag, fixed, is_zero, is_nan, is_inf)

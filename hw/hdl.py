@@ -24,7 +24,9 @@ from pathlib import Path
 import numpy as np
 import pyrtl
 
-from lowbit.hw.units import UNITS, build_unit, export_verilog, unit_kwargs
+from lowbit.hw.cosim import padded, simulate
+from lowbit.hw.systolic import run_gemm, systolic_cycles_formula
+from lowbit.hw.units import UNITS, build_unit, export_verilog, unit_params
 
 HDL_SIMULATORS = ("icarus", "verilator")
 
@@ -116,7 +118,7 @@ def run_hdl(unit: str, sim: str = "icarus", n: int = 2000, exhaustive: bool = Fa
     from cocotb_tools.runner import get_runner
 
     _prepare_env(sim)
-    kw = unit_kwargs(unit, **params)
+    kw = unit_params(unit, **params)
     rng = np.random.default_rng(seed)
     extra = {}
     if unit.startswith("systolic"):
@@ -125,6 +127,10 @@ def run_hdl(unit: str, sim: str = "icarus", n: int = 2000, exhaustive: bool = Fa
         u = UNITS[unit]
         vecs = u.vectors(n, rng, exhaustive, **kw)
         exp = u.expected(vecs, **kw)
+        lat = u.latency(**kw)  # pipelined: outputs are the reset value 0 for `lat` cycles
+        vecs = padded(vecs, lat)
+        exp = {k: np.concatenate([np.zeros(lat, dtype=object), np.asarray(v, dtype=object)])
+               for k, v in exp.items()}
     src = export_verilog(unit, **kw)
     key = hashlib.sha1((sim + src).encode()).hexdigest()[:16]
     root = Path(build_dir) if build_dir else default_cache_dir()
@@ -212,7 +218,7 @@ def _pad(x, rows, cols):
     return out
 
 
-def systolic_sequence(unit: str, n: int, rng, shapes=None, R=4, C=4, n_acc=1024, **_):
+def systolic_sequence(unit: str, n: int, rng, shapes=None, R=4, C=4, terms=1024, **_):
     """Per-cycle inputs / expected outputs of tiled int8 GEMMs on ``unit`` (R x C), run back
     to back without reset.
 
@@ -228,11 +234,9 @@ def systolic_sequence(unit: str, n: int, rng, shapes=None, R=4, C=4, n_acc=1024,
 
     Returns ``(inputs, expected, info)`` (``info``: ``gemms``, ``gemm_outputs``,
     ``readouts``)."""
-    from lowbit.hw.cosim import simulate
-    from lowbit.hw.systolic import run_gemm, systolic_cycles_formula
 
-    df = {"systolic_os": "os", "systolic_ws": "ws"}[unit]
-    kmax = n_acc if df == "os" else 1 << 30
+    df = {"systolic_os": "OS", "systolic_ws": "WS"}[unit]
+    kmax = terms if df == "OS" else 1 << 30
     if shapes is None:
         shapes = [(2 * R, 2 * C, 2 * R), (2 * R - 1, C + 1, 2 * R + 1),
                   (max(R - 1, 1), 2 * C - 1, 2), (1, 1, 1)]
@@ -250,7 +254,7 @@ def systolic_sequence(unit: str, n: int, rng, shapes=None, R=4, C=4, n_acc=1024,
         M, N, K = todo.pop(0) if todo else (
             int(v) for v in rng.integers(1, 2 * max(R, C) + 2, size=3))
         if K > kmax:
-            raise ValueError(f"systolic_os: K={K} > n_acc={n_acc}")
+            raise ValueError(f"systolic_os: K={K} > terms={terms}")
         A = rng.integers(-128, 128, size=(M, K))
         B = rng.integers(-128, 128, size=(K, N))
         A[rng.random(A.shape) < 0.1] = -128
@@ -262,7 +266,7 @@ def systolic_sequence(unit: str, n: int, rng, shapes=None, R=4, C=4, n_acc=1024,
         assert np.array_equal(got, A @ B), "PyRTL systolic GEMM != numpy"
         off = len(steps)
         mine = {}
-        if df == "os":
+        if df == "OS":
             P = _pad(A, -(-M // R) * R, K) @ _pad(B, K, -(-N // C) * C)
             q = 0
             for m0 in range(0, M, R):
@@ -292,7 +296,7 @@ def systolic_sequence(unit: str, n: int, rng, shapes=None, R=4, C=4, n_acc=1024,
         gemms.append({"M": M, "N": N, "K": K, "cycles": cyc, "formula": formula})
     names = sorted(steps[0])
     vecs = {k: np.array([s[k] for s in steps], dtype=np.int64) for k in names}
-    build_unit(unit, R=R, C=C, n_acc=n_acc)
+    build_unit(unit, R=R, C=C, terms=terms)
     outs = list(pyrtl.working_block().wirevector_subset(pyrtl.Output))
     width = {w.name: len(w) for w in outs}
     trace = simulate(outs, vecs, "fast")

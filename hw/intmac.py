@@ -7,8 +7,9 @@ block.  Integers are two's complement when ``signed=True``.
   overflow); structure ``"array"`` (PyRTL ``*`` operator, a carry-save array after synthesis),
   ``"wallace"`` or ``"dadda"`` (``pyrtl.rtllib.multipliers.(signed_)tree_multiplier`` with
   ``adders.wallace_reducer`` / ``adders.dada_reducer``).
-* :func:`acc_width` - accumulator width that can never overflow for ``n_acc`` accumulations.
-* :func:`int_mac` - registered MAC ``acc <= (clr ? 0 : acc) + (en ? a*b : 0)``.
+* :func:`int_mac` - registered MAC ``acc <= (clr ? 0 : acc) + (en ? a*b : 0)`` in a ``width``-bit
+  register that wraps or saturates (:func:`lowbit.hw.widths.acc_width` gives the width that
+  never overflows).
 """
 
 from __future__ import annotations
@@ -16,34 +17,9 @@ from __future__ import annotations
 import pyrtl
 from pyrtl.rtllib import adders, multipliers
 
+from lowbit.hw.unit import Pipe
+
 MULT_STRUCTURES = ("array", "wallace", "dadda")
-
-
-def product_range(wa: int, wb: int, signed_a: bool, signed_b: bool) -> tuple[int, int]:
-    """(min, max) of the exact integer product of a ``wa``-bit and a ``wb``-bit operand."""
-    ra = (-(1 << (wa - 1)), (1 << (wa - 1)) - 1) if signed_a else (0, (1 << wa) - 1)
-    rb = (-(1 << (wb - 1)), (1 << (wb - 1)) - 1) if signed_b else (0, (1 << wb) - 1)
-    c = [x * y for x in ra for y in rb]
-    return min(c), max(c)
-
-
-def acc_width(wa: int, wb: int, n_acc: int, signed_a: bool = True, signed_b: bool = True) -> int:
-    """Smallest two's-complement (or unsigned, when both operands are unsigned) width that holds
-    every sum of ``n_acc`` products of ``wa`` x ``wb``-bit operands: no overflow by construction.
-
-    Exact bound: range = n_acc * [pmin, pmax]; e.g. int8 x int8, n=1 -> 16 bits
-    ((-128)*(-128) = 16384 needs 16 signed bits), n = 2**k -> 16 + k bits at most.
-    """
-    if n_acc < 1:
-        raise ValueError(f"n_acc={n_acc}: must be >= 1")
-    lo, hi = product_range(wa, wb, signed_a, signed_b)
-    lo, hi = lo * n_acc, hi * n_acc
-    if not (signed_a or signed_b):
-        return max(1, hi.bit_length())
-    w = 1
-    while not (-(1 << (w - 1)) <= lo and hi <= (1 << (w - 1)) - 1):
-        w += 1
-    return w
 
 
 def _mixed_to_signed(w, signed: bool):
@@ -81,19 +57,58 @@ def int_multiply(a, b, signed: bool | tuple = False, structure: str = "array",
     return multipliers.tree_multiplier(a, b, reducer=reducer, adder_func=adder)[:width]
 
 
-def int_mac(a, b, n_acc: int, signed: bool = True, structure: str = "array", clr=None, en=None,
-            name: str | None = None):
-    """Registered integer MAC (one product per cycle).
+def _split_multiply(a, b, sa: bool, sb: bool, structure: str, pipe: Pipe):
+    """``a * b`` as two registered partial products ``a * b_lo`` and ``a * b_hi`` (cut
+    ``"split"``), summed after the cut: ``a*b = a*b_lo + (a*b_hi << h)``, ``b_lo`` unsigned."""
+    h = len(b) // 2
+    width = len(a) + len(b) + (1 if sa != sb else 0)
+    lo = int_multiply(a, b[:h], (sa, False), structure)
+    hi = int_multiply(a, b[h:], (sa, sb), structure)
+    lo, hi = pipe.cut("split", lo, hi)
+    lo = lo.sign_extended(width) if sa else lo.zero_extended(width)
+    hi = hi.sign_extended(width - h) if (sa or sb) else hi.zero_extended(width - h)
+    return (lo + pyrtl.concat(hi, pyrtl.Const(0, h)))[:width]
 
-    ``acc <= (clr ? 0 : acc) + (en ? a*b : 0)``; ``clr``/``en`` default to 0 / 1.  The register
-    width is :func:`acc_width` ``(len(a), len(b), n_acc)`` so ``n_acc`` accumulations can never
-    overflow.  Returns the accumulator register (value visible the cycle after the add).
+
+def int_mac(a, b, width: int, signed=True, structure: str = "array", clr=None, en=None,
+            overflow: str = "wrap", name: str = "acc_q", pipe: Pipe | None = None):
+    """Registered integer MAC (one product per cycle) with a ``width``-bit accumulator.
+
+    ``acc <= (clr ? 0 : acc) + (en ? a*b : 0)``; ``clr``/``en`` default to 0 / 1. The product is
+    exact; the sum is formed exactly and then ``overflow="wrap"`` keeps its low ``width`` bits
+    (two's complement) or ``"saturate"`` clamps it to ``[-2**(width-1), 2**(width-1) - 1]``
+    (``lowbit.formats.accum.IntAccum(width, overflow)``). ``signed``: bool or ``(sa, sb)``.
+    ``pipe`` cut points: ``"split"`` (two registered half products, b split in halves) and
+    ``"product"`` (registered product); ``clr`` / ``en`` are delayed to match. Returns the
+    accumulator register (value visible the cycle after the add).
     """
-    w = acc_width(len(a), len(b), n_acc, signed, signed)
-    p = int_multiply(a, b, signed, structure)
-    p = p.sign_extended(w) if signed else p.zero_extended(w)
-    acc = pyrtl.Register(w, name=name or "")
+    if overflow not in ("wrap", "saturate"):
+        raise ValueError(f"overflow={overflow!r}; allowed: 'wrap', 'saturate'")
+    pipe = pipe or Pipe()
+    sa, sb = (signed, signed) if isinstance(signed, bool) else tuple(signed)
+    if "split" in pipe.cuts and len(b) >= 2:
+        p = _split_multiply(a, b, sa, sb, structure, pipe)
+    else:
+        p = int_multiply(a, b, (sa, sb), structure)
+    p = pipe.cut("product", p)
+    if clr is not None:
+        clr = pipe.delay(clr)
+    if en is not None:
+        en = pipe.delay(en)
+    pipe.check_done()
+    w = int(width)
+    S = max(w, len(p)) + 1
+    ext = (lambda x: x.sign_extended(S)) if (sa or sb) else (lambda x: x.zero_extended(S))
+    acc = pyrtl.Register(w, name=name)
     base = acc if clr is None else pyrtl.select(clr, pyrtl.Const(0, w), acc)
-    add = p if en is None else pyrtl.select(en, p, pyrtl.Const(0, w))
-    acc.next <<= (base + add)[:w]
+    add = ext(p) if en is None else pyrtl.select(en, ext(p), pyrtl.Const(0, S))
+    tot = (base.sign_extended(S) + add)[:S]
+    if overflow == "wrap":
+        acc.next <<= tot[:w]
+    else:
+        top = tot[w - 1:]                           # in range iff these bits are all equal
+        ok = (top == 0) | (top == (1 << len(top)) - 1)
+        sat = pyrtl.select(tot[S - 1], pyrtl.Const(1 << (w - 1), w),
+                           pyrtl.Const((1 << (w - 1)) - 1, w))
+        acc.next <<= pyrtl.select(ok, tot[:w], sat)
     return acc

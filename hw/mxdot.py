@@ -4,7 +4,8 @@
 ``Dot = X_A * X_B * sum_i P_A[i] * P_B[i]``.
   * element products are exact fixed-point integers (:func:`~lowbit.hw.fpmul.fp_multiply`, or
     an integer multiply for MXINT8 elements, value = code * 2^-6), summed EXACTLY by an adder tree
-    into ``isum`` (signed, ``product_width + ceil(log2 k)`` bits, ``F`` fraction bits);
+    into ``isum`` (signed, :func:`lowbit.hw.widths.acc_width` ``(elem, elem, k)`` bits, ``F``
+    fraction bits);
   * the E8M0 exponents are added (``sexp = X_A + X_B``, 9 bits, value bias 254);
   * ONE final rounding: ``dot = RNE_fp32(isum * 2^(sexp - 254 - F))`` (IEEE fp32 incl. subnormals;
     overflow -> +-Inf).  The wider fixed result is ``(isum, sexp)`` itself (exact).
@@ -18,39 +19,21 @@
   exactly with ``isum`` (no intermediate rounding); a NaN scale (0x7F) -> NaN.  The per-tensor
   FP32 scale of NVFP4 is applied outside the unit.
 Inputs ``a``/``b`` are packed buses, element ``i`` at bits ``[i*w, (i+1)*w)``.
+Pipelining (``pipe``, :class:`~lowbit.hw.unit.Pipe`): cut points ``"products"`` (element
+products, flags, scales), ``"isum"`` (adder-tree sum, scale exponent / product, flags) and
+``"out"`` (all outputs registered); each active cut adds one cycle of latency.
 """
 
 from __future__ import annotations
 
-import math
-
 import pyrtl
 
-from lowbit.formats import FloatFormat, IntFormat, get_format
-from lowbit.hw.fpmul import fp_multiply, product_frac_bits, product_width
+from lowbit.formats import IntFormat, resolve
+from lowbit.hw.fpmul import fp_multiply
 from lowbit.hw.fpround import round_to_float
 from lowbit.hw.intmac import int_multiply
-
-
-def _elem(fmt):
-    f = get_format(fmt) if isinstance(fmt, str) else fmt
-    if hasattr(f, "element"):  # a BlockFormat name such as "mxfp4"
-        f = f.element
-    if not isinstance(f, (FloatFormat, IntFormat)):
-        raise ValueError(f"element format {fmt!r}: expected fp8/fp6/fp4/int8")
-    return f
-
-
-def elem_product_info(fmt) -> tuple[int, int]:
-    """(signed product width, fraction bits F) of one element product."""
-    f = _elem(fmt)
-    if isinstance(f, IntFormat):
-        return 2 * f.bits, 2 * f.frac_bits
-    return product_width(f, f), product_frac_bits(f, f)
-
-
-def isum_width(fmt, k: int) -> int:
-    return elem_product_info(fmt)[0] + max(0, math.ceil(math.log2(k)))
+from lowbit.hw.unit import Pipe
+from lowbit.hw.widths import acc_width, operand_format, product_frac_bits
 
 
 def adder_tree(terms, width):
@@ -92,28 +75,35 @@ def _specials(code, nan, pinf, ninf):
     return pyrtl.select(nan, pyrtl.Const(0x7FC00000, 32), code)
 
 
-def mx_dot(a, b, xa, xb, elem_fmt, k: int = 32):
+def mx_dot(a, b, xa, xb, elem_fmt, k: int = 32, pipe: Pipe | None = None):
     """MX block dot product; returns ``(dot_fp32_code, isum, sexp)`` (see module docstring)."""
-    f = _elem(elem_fmt)
-    _, F = elem_product_info(f)
-    W = isum_width(f, k)
+    pipe = pipe or Pipe()
+    f = operand_format(elem_fmt)
+    F = product_frac_bits(f, f)
+    W = acc_width(f, f, k)
     prods, nan, pinf, ninf = _products(a, b, f, k)
+    *prods, nan, pinf, ninf, xa, xb = pipe.cut("products", *prods, nan, pinf, ninf, xa, xb)
     isum = adder_tree(prods, W)
     sexp = xa.zero_extended(9) + xb.zero_extended(9)
     sexp = sexp[:9]
+    nan = nan | (xa == 0xFF) | (xb == 0xFF)
+    isum, sexp, nan, pinf, ninf = pipe.cut("isum", isum, sexp, nan, pinf, ninf)
     neg, mag = _abs(isum)
     code, _ = round_to_float(neg, mag, sexp, 254 + F, "fp32")
-    nan = nan | (xa == 0xFF) | (xb == 0xFF)
-    return _specials(code, nan, pinf, ninf), isum, sexp
+    code, isum, sexp = pipe.cut("out", _specials(code, nan, pinf, ninf), isum, sexp)
+    pipe.check_done()
+    return code, isum, sexp
 
 
-def nvfp4_dot(a, b, sa, sb, k: int = 16, scale_fmt="ue4m3"):
+def nvfp4_dot(a, b, sa, sb, k: int = 16, scale_fmt="ue4m3", pipe: Pipe | None = None):
     """NVFP4 block dot (E2M1 elements, UE4M3 scales); returns ``(dot_fp32_code, isum)``."""
-    f = _elem("fp4_e2m1")
-    sf = get_format(scale_fmt) if isinstance(scale_fmt, str) else scale_fmt
-    _, F = elem_product_info(f)
-    W = isum_width(f, k)
+    pipe = pipe or Pipe()
+    f = operand_format("fp4_e2m1")
+    sf = resolve(scale_fmt)
+    F = product_frac_bits(f, f)
+    W = acc_width(f, f, k)
     prods, nan, pinf, ninf = _products(a, b, f, k)
+    *prods, nan, pinf, ninf, sa, sb = pipe.cut("products", *prods, nan, pinf, ninf, sa, sb)
     isum = adder_tree(prods, W)
     m, e = sf.mbits, sf.ebits
 
@@ -125,8 +115,12 @@ def nvfp4_dot(a, b, sa, sb, k: int = 16, scale_fmt="ue4m3"):
 
     siga, ea, na = dec(sa)
     sigb, eb, nb = dec(sb)
+    ssig, ex = siga * sigb, (ea + eb)[:e + 1]
+    nan = nan | na | nb
+    isum, ssig, ex, nan, pinf, ninf = pipe.cut("isum", isum, ssig, ex, nan, pinf, ninf)
     neg, mag = _abs(isum)
-    big = (mag * (siga * sigb))[:len(mag) + 2 * (m + 1)]
-    ex = (ea + eb)[:e + 1]
+    big = (mag * ssig)[:len(mag) + 2 * (m + 1)]
     code, _ = round_to_float(neg & (big != 0), big, ex, 2 * sf.bias + 2 * m + F, "fp32")
-    return _specials(code, nan | na | nb, pinf, ninf), isum
+    code, isum = pipe.cut("out", _specials(code, nan, pinf, ninf), isum)
+    pipe.check_done()
+    return code, isum

@@ -13,11 +13,37 @@ import math
 
 import numpy as np
 
-from lowbit.formats import decode, encode, get_format
+from lowbit.formats import IntFormat, decode, encode, resolve
+from lowbit.hw.widths import product_frac_bits
 
 
 def _fmt(f):
-    return get_format(f) if isinstance(f, str) else f
+    return resolve(f)
+
+
+def int_values(codes, fmt: IntFormat) -> np.ndarray:
+    """Integer codes (unsigned bit patterns) -> their integer values (two's complement when
+    ``fmt.signed``; every code, the narrow format's -2**(bits-1) included)."""
+    c = np.asarray(codes, dtype=np.int64)
+    if fmt.signed:
+        return np.where(c >= (1 << (fmt.bits - 1)), c - (1 << fmt.bits), c)
+    return c
+
+
+def int_acc_trace(products, clr, en, width: int, overflow: str = "wrap") -> list:
+    """Register trace of ``acc <= wrap_or_saturate((clr ? 0 : acc) + (en ? p : 0))`` with a
+    ``width``-bit two's-complement register (``IntAccum`` semantics); entry t is the register
+    value during cycle t (before that cycle's update), starting from 0."""
+    lo, hi = -(1 << (width - 1)), (1 << (width - 1)) - 1
+    res, acc = [], 0
+    for p, c, e in zip(np.asarray(products, dtype=object).tolist(), clr.tolist(), en.tolist()):
+        res.append(acc)
+        acc = (0 if c else acc) + (int(p) if e else 0)
+        if overflow == "saturate":
+            acc = min(max(acc, lo), hi)
+        else:
+            acc = ((acc - lo) % (1 << width)) + lo
+    return res
 
 
 def to_signed(u, w: int):
@@ -62,19 +88,20 @@ def rto_float64(n: int, S: int) -> float:
     return -v if n < 0 else v
 
 
-def round_ints(ns, S: int, fmt, zero_sign=None):
-    """RNE codes of the exact values ``ns * 2**-S`` in ``fmt`` (IEEE overflow: Inf / NaN).
-    ``zero_sign``: bool array, sign for exact-zero values (default +0)."""
+def round_ints(ns, S: int, fmt, zero_sign=None, overflow: str = "ieee"):
+    """RNE codes of the exact values ``ns * 2**-S`` in ``fmt``; ``overflow="ieee"``: Inf / NaN
+    (``encode(overflow="nonsat")``), ``"saturate"``: +-max. ``zero_sign``: bool array, sign for
+    exact-zero values (default +0)."""
     f = _fmt(fmt)
     x = np.array([rto_float64(int(n), S) for n in ns], dtype=np.float64)
     if zero_sign is not None:
         x = np.where((x == 0) & np.asarray(zero_sign, bool), -0.0, x)
-    return encode(x, f, rounding="rne", overflow="nonsat").astype(np.int64)
+    return encode(x, f, rounding="rne",
+                  overflow="saturate" if overflow == "saturate" else "nonsat").astype(np.int64)
 
 
 def product_fixed(a, b, fa, fb):
     """(fixed, nan, inf): exact products ``a*b * 2**F`` as Python ints (0 for NaN/Inf)."""
-    from lowbit.hw.fpmul import product_frac_bits
     fa, fb = _fmt(fa), _fmt(fb)
     va = decode(np.asarray(a), fa)
     vb = decode(np.asarray(b), fb)
@@ -87,8 +114,9 @@ def product_fixed(a, b, fa, fb):
     return fixed, nan, inf, p
 
 
-def fma_codes(a, b, c, fa, fb, fc):
-    """Reference of :func:`lowbit.hw.fpmac.fp_fma_step`: codes of RNE(c + a*b) in ``fc``."""
+def fma_codes(a, b, c, fa, fb, fc, overflow: str = "ieee"):
+    """Reference of :func:`lowbit.hw.fpmac.fp_fma_step`: codes of RNE(c + a*b) in ``fc``
+    (``overflow`` of a finite sum: "ieee" or "saturate", as ``FloatAccum.overflow``)."""
     fa, fb, fc = _fmt(fa), _fmt(fb), _fmt(fc)
     va = decode(np.asarray(a), fa)
     vb = decode(np.asarray(b), fb)
@@ -102,7 +130,7 @@ def fma_codes(a, b, c, fa, fb, fc):
     cf = exact_int(np.where(special, 0.0, vc), S)
     tot = pf + cf
     zsign = np.signbit(np.where(special, 0.0, p)) & np.signbit(np.where(special, 0.0, vc))
-    codes = round_ints(tot, S, fc, zero_sign=zsign)
+    codes = round_ints(tot, S, fc, zero_sign=zsign, overflow=overflow)
     if special.any():
         sp = encode(np.where(special, s, 0.0), fc, rounding="rne", overflow="nonsat",
                     nan_input="zero" if not fc.has_nan else "error").astype(np.int64)
@@ -112,7 +140,7 @@ def fma_codes(a, b, c, fa, fb, fc):
     return codes
 
 
-def fma_sequence(a, b, fa, fb, fc):
+def fma_sequence(a, b, fa, fb, fc, overflow: str = "ieee"):
     """Sequential FloatAccum(fc) from +0: ``acc = RNE(acc + a[:, k]*b[:, k])`` for each row;
     a, b: (n, K) code arrays -> (n, K) accumulator codes after each step."""
     a, b = np.asarray(a), np.asarray(b)
@@ -120,6 +148,6 @@ def fma_sequence(a, b, fa, fb, fc):
     acc = np.zeros(n, dtype=np.int64)
     out = np.zeros((n, K), dtype=np.int64)
     for k in range(K):
-        acc = fma_codes(a[:, k], b[:, k], acc, fa, fb, fc)
+        acc = fma_codes(a[:, k], b[:, k], acc, fa, fb, fc, overflow)
         out[:, k] = acc
     return out

@@ -29,14 +29,18 @@ import math
 import numpy as np
 import pyrtl
 
-from lowbit.hw.intmac import acc_width
+from lowbit.hw.widths import acc_width
+
+DATAFLOWS = ("OS", "WS")
+"""Dataflows the RTL implements (SCALE-Sim names; :mod:`lowbit.cost_models.array` adds IS)."""
 
 
-def systolic_os(a_in, b_in, clr, n_acc: int):
+def systolic_os(a_in, b_in, clr, terms: int):
     """Output-stationary array; ``a_in``: R row inputs, ``b_in``: C column inputs (int8).
-    Returns the R x C list of accumulator registers (signed ``acc_width(8, 8, n_acc)`` bits)."""
+    Returns the R x C list of accumulator registers (signed ``acc_width("int8", "int8", terms)``
+    bits: ``terms`` accumulations never overflow)."""
     R, C = len(a_in), len(b_in)
-    w = acc_width(len(a_in[0]), len(b_in[0]), n_acc)
+    w = acc_width("int8", "int8", terms)
     accs = [[None] * C for _ in range(R)]
     a_row = list(a_in)
     b_col = list(b_in)
@@ -56,9 +60,9 @@ def systolic_os(a_in, b_in, clr, n_acc: int):
 
 def systolic_ws(w_in, load, a_in):
     """Weight-stationary array; ``w_in``: C column weight inputs, ``a_in``: R row inputs.
-    Returns the C bottom-row partial-sum registers (signed ``acc_width(8, 8, R)`` bits)."""
+    Returns the C bottom-row partial-sum registers (signed ``acc_width("int8", "int8", R)`` bits)."""
     R, C = len(a_in), len(w_in)
-    pw = acc_width(len(a_in[0]), len(w_in[0]), R)
+    pw = acc_width("int8", "int8", R)
     wcol = list(w_in)
     psum = [pyrtl.Const(0, pw) for _ in range(C)]
     a_row = list(a_in)
@@ -78,10 +82,10 @@ def systolic_ws(w_in, load, a_in):
     return psum
 
 
-def build_os(R=4, C=4, n_acc=1024, **_):
+def build_os(R=4, C=4, terms=1024, **_):
     a = [pyrtl.Input(8, f"a{i}") for i in range(R)]
     b = [pyrtl.Input(8, f"b{j}") for j in range(C)]
-    accs = systolic_os(a, b, pyrtl.Input(1, "clr"), n_acc)
+    accs = systolic_os(a, b, pyrtl.Input(1, "clr"), terms)
     for i in range(R):
         for j in range(C):
             o = pyrtl.Output(len(accs[i][j]), f"c_{i}_{j}")
@@ -97,32 +101,32 @@ def build_ws(R=4, C=4, **_):
         o <<= ps[j]
 
 
-def systolic_cycles_formula(R, C, M, N, K, dataflow="os") -> int:
+def systolic_cycles_formula(R, C, M, N, K, dataflow="OS") -> int:
     """Closed-form cycle count achieved by the RTL + driver (see module docstring)."""
-    if dataflow == "os":
+    if dataflow == "OS":
         return math.ceil(M / R) * math.ceil(N / C) * (K + R + C - 1) + 1
-    if dataflow == "ws":
+    if dataflow == "WS":
         return math.ceil(K / R) * math.ceil(N / C) * (M + 2 * R + C - 2) + 1
-    raise ValueError(f"dataflow={dataflow!r}; allowed: 'os', 'ws'")
+    raise ValueError(f"dataflow={dataflow!r}; allowed: {', '.join(DATAFLOWS)}")
 
 
 def _s(v, w):
     return v - (1 << w) if v >= (1 << (w - 1)) else v
 
 
-def run_gemm(A, B, R, C, dataflow="os", sim_cls=None):
+def run_gemm(A, B, R, C, dataflow="OS", sim_cls=None):
     """Run int8 GEMM ``A @ B`` (A: M x K, B: K x N, int values in [-128, 127]) on the simulated
     array; returns ``(result int64 M x N, cycles)``."""
     A, B = np.asarray(A, dtype=np.int64), np.asarray(B, dtype=np.int64)
     M, K = A.shape
     N = B.shape[1]
     pyrtl.reset_working_block()
-    if dataflow == "os":
-        build_os(R, C, n_acc=max(K, 1))
-    elif dataflow == "ws":
+    if dataflow == "OS":
+        build_os(R, C, terms=max(K, 1))
+    elif dataflow == "WS":
         build_ws(R, C)
     else:
-        raise ValueError(f"dataflow={dataflow!r}; allowed: 'os', 'ws'")
+        raise ValueError(f"dataflow={dataflow!r}; allowed: {', '.join(DATAFLOWS)}")
     sim = (sim_cls or pyrtl.FastSimulation)(tracer=None) if sim_cls is not pyrtl.CompiledSimulation \
         else pyrtl.CompiledSimulation()
     outs = {w.name: len(w) for w in pyrtl.working_block().wirevector_subset(pyrtl.Output)}
@@ -135,7 +139,7 @@ def run_gemm(A, B, R, C, dataflow="os", sim_cls=None):
         cycles += 1
 
     u8 = lambda v: int(v) & 0xFF  # noqa: E731
-    if dataflow == "os":
+    if dataflow == "OS":
         zero = {**{f"a{i}": 0 for i in range(R)}, **{f"b{j}": 0 for j in range(C)}}
         pending = None
         for m0 in range(0, M, R):
@@ -205,7 +209,7 @@ def _collect(sim, outs, out, pend, cyc):
     pend[:] = keep
 
 
-def systolic_cycles(R, C, M, N, K, dataflow="os", seed: int = 0) -> int:
+def systolic_cycles(R, C, M, N, K, dataflow="OS", seed: int = 0) -> int:
     """Cycle count of an M x N x K int8 GEMM on the R x C array, measured by simulating the RTL
     (the result is checked against numpy; AssertionError on a mismatch)."""
     rng = np.random.default_rng(seed)

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from lowbit.formats import IntFormat, encode, get_format
-
-
-def fmt_of(f):
-    return get_format(f) if isinstance(f, str) else f
+from lowbit.formats import IntFormat, encode, resolve
 
 
 def edge_codes(fmt) -> np.ndarray:
     """Edge codes of a format: +-0, min/max subnormal, min normal, 1.0, max, NaN and Inf codes."""
-    f = fmt_of(fmt)
+    f = resolve(fmt)
     if isinstance(f, IntFormat):
         return np.array([0, 1, f.qmax & 0xFF, (f.qmin) & ((1 << f.bits) - 1),
                          (f.qmin + 1) & ((1 << f.bits) - 1), (1 << f.bits) - 1], dtype=np.int64)
@@ -37,7 +33,7 @@ def edge_codes(fmt) -> np.ndarray:
 
 def random_codes(fmt, n: int, rng: np.random.Generator, edge_frac: float = 0.15) -> np.ndarray:
     """``n`` uniformly random codes, ``edge_frac`` of them replaced by :func:`edge_codes`."""
-    f = fmt_of(fmt)
+    f = resolve(fmt)
     bits = f.bits
     c = rng.integers(0, 1 << bits, size=n, dtype=np.int64) if bits < 63 else None
     ed = edge_codes(f)
@@ -56,7 +52,7 @@ def all_pairs(bits_a: int, bits_b: int) -> tuple[np.ndarray, np.ndarray]:
 def acc_operands(p_values, acc_fmt, rng: np.random.Generator) -> np.ndarray:
     """Accumulator codes that stress an FMA step: random codes, edges, values close to
     -product (cancellation), close to +product, and tiny/huge relative values."""
-    f = fmt_of(acc_fmt)
+    f = resolve(acc_fmt)
     n = len(p_values)
     p = np.where(np.isfinite(p_values), p_values, 1.0)
     kind = rng.integers(0, 6, size=n)

@@ -15,7 +15,7 @@ Building blocks: :func:`parse_candidates` (int8 -> int8_pc, int4 -> int4_pc),
 from .api import SearchResult, mark_pareto, search
 from .budget import parse_budget_items, resolve_budgets
 from .candidates import DEFAULT_CANDIDATES, INT_ALIASES, Candidate, parse_candidates
-from .costs import METRICS, UNITS, CostTable, build_cost_table, storage_bits
+from .costs import METRIC_UNITS, METRICS, CostTable, build_cost_table, storage_bits
 from .ilp import (
     SOLVERS,
     Assignment,
@@ -40,7 +40,7 @@ from .sensitivity import (
 )
 
 __all__ = [
-    "DEFAULT_CANDIDATES", "INT_ALIASES", "METRICS", "SENSITIVITY_METRICS", "SOLVERS", "UNITS",
+    "DEFAULT_CANDIDATES", "INT_ALIASES", "METRICS", "SENSITIVITY_METRICS", "SOLVERS", "METRIC_UNITS",
     "Assignment", "Candidate", "CostTable", "InfeasibleBudgetError", "Measurer",
     "SearchResult", "SensitivityTable", "available_solvers", "brute_force",
     "build_cost_table", "compute_sensitivity", "default_fractions", "direct_sensitivity",

@@ -85,7 +85,7 @@ def search(workload="digits-cnn", candidates=None, budgets="energy=0.5", metric:
     wl = get_workload(workload) if isinstance(workload, str) else workload
     cands = parse_candidates(candidates)
     t0 = time.perf_counter()
-    table = build_cost_table(wl.layers(), cands, **(cost_kw or {}))
+    table = build_cost_table(wl.layers(), cands, **{"acc": accum, **(cost_kw or {})})
     t1 = time.perf_counter()
     babs, bfrac = resolve_budgets(budgets, table)
     if not babs and minimize == "sensitivity":

@@ -22,7 +22,8 @@ metric        unit    per-layer value of layer l in candidate f                 
                       datapath per format, no sharing; the default, an upper bound) or
                       ``max_f y_f * A_f`` (``"max"``: the widest datapath is assumed to
                       subsume the narrower ones; a lower bound). ``A_f`` = R*C x
-                      per-MAC area of ``lowbit.cost_models.units.mac_cost`` at 45 nm
+                      per-MAC sky130 area of ``lowbit.cost_models.unit_cost.mac_cost``
+                      scaled from 130 nm to ``node_nm`` (default 45 nm)
 ============  ======  ===============================================================  ========
 
 """
@@ -42,7 +43,7 @@ from .candidates import Candidate
 METRICS = ("energy", "latency", "memory", "bops", "area")
 ADDITIVE = ("energy", "latency", "memory", "bops")
 SHARED = ("area",)
-UNITS = {"energy": "pJ", "latency": "cycles", "memory": "bits", "bops": "bit-ops",
+METRIC_UNITS = {"energy": "pJ", "latency": "cycles", "memory": "bits", "bops": "bit-ops",
          "area": "um^2"}
 AREA_MODES = ("sum", "max")
 
@@ -56,7 +57,7 @@ class CostTable:
     candidates: list
     per_layer: dict
     shared: dict
-    units: dict = field(default_factory=lambda: dict(UNITS))
+    units: dict = field(default_factory=lambda: dict(METRIC_UNITS))
     area_mode: str = "sum"
     source: str = "cost_models"
     notes: dict = field(default_factory=dict)
@@ -137,8 +138,10 @@ def storage_bits(fmt, shape) -> float:
 
 def build_cost_table(layers, candidates: list[Candidate], rows: int = 16, cols: int = 16,
                      dataflow: str = "WS", dram_bytes_per_cycle: float = 16.0,
-                     area_mode: str = "sum", node_nm: float = 45.0) -> CostTable:
-    """Cost coefficients of every (layer, candidate) for ``layers`` (LayerSpec list)."""
+                     area_mode: str = "sum", node_nm: float = 45.0,
+                     acc="exact") -> CostTable:
+    """Cost coefficients of every (layer, candidate) for ``layers`` (LayerSpec list); the MACs
+    accumulate in ``acc`` (the search's accumulator: the hardware unit matches the numerics)."""
     if area_mode not in AREA_MODES:
         raise ValueError(f"--area-mode: unknown {area_mode!r}; allowed: {', '.join(AREA_MODES)}")
     L, F = len(layers), len(candidates)
@@ -153,13 +156,13 @@ def build_cost_table(layers, candidates: list[Candidate], rows: int = 16, cols: 
         per["bops"][:, j] = macs * wb * ab
         per["memory"][:, j] = [storage_bits(c.weight, s.weight_2d.shape) for s in layers]
         spec = c.weight if c.weight == c.act else f"{c.weight}/{c.act}"
-        r = evaluate_format(spec, layers, cfg, node_nm=node_nm)
+        r = evaluate_format(spec, layers, cfg, acc=acc, node_nm=node_nm)
         per["energy"][:, j] = [x["e_total_pj"] for x in r["layers"]]
         cyc = np.array([x["cycles"] for x in r["layers"]], dtype=float)
         dram = np.array([x["dram_bytes"] for x in r["layers"]], dtype=float)
         area[j] = r["totals"]["array_area_um2"]
         per["latency"][:, j] = np.maximum(np.ceil(cyc / pack), np.ceil(dram / dram_bytes_per_cycle))
-    notes = {"array": f"{rows}x{cols} {dataflow}", "dram_bytes_per_cycle": dram_bytes_per_cycle,
+    notes = {"array": f"{rows}x{cols} {dataflow}", "acc": str(acc), "dram_bytes_per_cycle": dram_bytes_per_cycle,
              "area_mode": area_mode, "node_nm": node_nm}
     return CostTable([s.name for s in layers], [c.name for c in candidates], per,
                      {"area": area}, area_mode=area_mode, source=source, notes=notes)
@@ -167,7 +170,7 @@ def build_cost_table(layers, candidates: list[Candidate], rows: int = 16, cols: 
 
 def fmt_cost(metric: str, value: float) -> str:
     """Human-readable value with the metric's unit (engineering prefixes)."""
-    u = UNITS.get(metric, "")
+    u = METRIC_UNITS.get(metric, "")
     if metric == "energy":
         for s, k in (("uJ", 1e6), ("nJ", 1e3)):
             if abs(value) >= k:

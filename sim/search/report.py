@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from lowbit.cost_models.report import markdown_table
+from lowbit.cost_models.tables import markdown_table
 
-from .costs import UNITS, fmt_cost
+from .costs import METRIC_UNITS, fmt_cost
 
 
 def _csv(path: Path, rows: list[dict]) -> None:
@@ -31,7 +31,7 @@ def assignment_rows(res) -> list[dict]:
         j = a.choice[i]
         r = {"layer": ln, "format": t.candidates[j], "sensitivity": float(s.values[i, j])}
         for m in t.per_layer:
-            r[f"{m}_{UNITS[m]}"] = float(t.per_layer[m][i, j])
+            r[f"{m}_{METRIC_UNITS[m]}"] = float(t.per_layer[m][i, j])
         rows.append(r)
     return rows
 
@@ -106,8 +106,8 @@ def summary_markdown(res) -> str:
         L.append(f"- float {res.metric_name}: {res.float_metric:.4f}")
     L += ["", "## Assignment at the budget", ""]
     L.append(markdown_table(assignment_rows(res), ["layer", "format", "sensitivity"] +
-                 [f"{m}_{UNITS[m]}" for m in t.per_layer],
-                 {"sensitivity": lambda v: f"{v:.3g}", **{f"{m}_{UNITS[m]}": (lambda v: f"{v:.4g}")
+                 [f"{m}_{METRIC_UNITS[m]}" for m in t.per_layer],
+                 {"sensitivity": lambda v: f"{v:.3g}", **{f"{m}_{METRIC_UNITS[m]}": (lambda v: f"{v:.4g}")
                                                          for m in t.per_layer}}))
     L += ["", "Totals: " + ", ".join(f"{m} {fmt_cost(m, v)}" for m, v in a.costs.items()), ""]
     at = next((r for r in res.points if r["kind"] == "ilp@budget"), None)

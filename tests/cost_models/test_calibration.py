@@ -1,13 +1,22 @@
-"""Re-synthesize a few small units with Yosys; the shipped model must stay within its error."""
+"""Calibration: the shipped data meets the stated held-out accuracy per target and unit family,
+the current model reproduces it, a few small units re-synthesize to the same numbers, and
+formats with identical value grids cost the same unless the synthesized hardware differs."""
 
-import shutil
-
+import numpy as np
 import pytest
 
-from lowbit.cost_models.calib_set import SMOKE_UNITS
-from lowbit.cost_models.units import cost, load_calibration, unit_features
+from lowbit.cost_models.calib_units import CALIBRATION_UNITS, SMOKE_UNITS
+from lowbit.cost_models.calibrate import YOSYS_METRIC, family_table, mape
+from lowbit.cost_models.unit_cost import TARGETS, cost, load_calibration, unit_cost
+from lowbit.formats import FloatFormat, IntFormat
+from lowbit.hw.unit import FAMILIES
+from lowbit.hw.units import unit_features
 
-pytestmark = pytest.mark.skipif(shutil.which("yosys") is None, reason="yosys not installed")
+ARITH = ("int mult", "int MAC", "fp mult", "fp MAC", "Kulisch", "dot")
+# (target, family) whose held-out MAPE misses the 15 % goal, with the bound it does meet: the
+# xc7 Kulisch MACs of formats outside the training set (E3M2, E2M1 x E4M3: LUT-packed
+# significand products feeding wide shifters) -- asserted still missing, so a fix shows up here
+KNOWN_MISSES = {("xc7", "Kulisch"): 17.0}
 
 
 @pytest.fixture(scope="module")
@@ -17,57 +26,102 @@ def cal():
     return c
 
 
-def test_calibration_file_contents(cal):
-    assert cal["version"] >= 1 and cal["yosys"].startswith("Yosys")
-    for t in ("gates", "ice40", "xilinx"):
-        assert t in cal["coefficients"] and "synth" in cal["commands"][t]
-        # stated accuracy: held-out MAPE <= 15 % on every target (gates, iCE40 LUT4, xc7
-        # LUT6; xc7 prices products of <= 6 input bits as one LUT6 per bit, feature "pk")
-        assert cal["mape"][t]["test"] <= 15.0, (t, cal["mape"][t])
-        assert cal["mape"][t]["test_ge4bit"] <= 15.0, (t, cal["mape"][t])
-        assert cal["mape"][t]["train"] <= 15.0, (t, cal["mape"][t])
+def test_calibration_file_meets_stated_accuracy(cal):
+    assert cal["version"] >= 2 and cal["yosys"].startswith("Yosys")
+    assert set(cal["coefficients"]) == set(TARGETS)
+    for t in TARGETS:
+        s = cal["mape"][t]
+        assert s["test"] <= 15.0 and s["train"] <= 15.0, (t, s)
+        for fam in ARITH:                 # every family has held-out units, each <= 15 %
+            bound = KNOWN_MISSES.get((t, fam), 15.0)
+            assert s[f"test:{fam}"] <= bound, (t, fam, s[f"test:{fam}"])
+            if bound > 15.0:
+                assert s[f"test:{fam}"] > 15.0, f"{(t, fam)} now meets 15 %: drop it from KNOWN_MISSES"
+    rows = family_table(cal["mape"], "test")
+    assert [r["family"] for r in rows] == [f for f in FAMILIES if f in ARITH] + ["all"]
 
 
-@pytest.mark.parametrize("kind,params", SMOKE_UNITS)
-def test_resynthesis_within_stated_error(kind, params, cal, tmp_path):
+def test_held_out_units_were_not_fitted(cal):
+    """The held-out units are not in the training set, and the issue's kinds are among them:
+    mixed fp multipliers, int6 / int4 x int8 MACs, Kulisch MACs of other formats, an fp_mac into
+    bf16 and an mx_dot of an fp6 element."""
+    train = {(u, tuple(sorted(p.items()))) for u, p, s in CALIBRATION_UNITS if s == "train"}
+    test = [(u, p) for u, p, s in CALIBRATION_UNITS if s == "test"]
+    assert not train & {(u, tuple(sorted(p.items()))) for u, p in test}
+    have = {(u, p.get("a"), p.get("b"), p.get("acc")) for u, p in test}
+    for need in (("fp_mul", "fp4_e2m1", "fp8_e4m3", None), ("int_mac", "int6", "int6", None),
+                 ("int_mac", "int4", "int8", None), ("kulisch_mac", "fp6_e3m2", "fp6_e3m2", None),
+                 ("fp_mac", "fp8_e4m3", "fp8_e4m3", "bf16"), ("mx_dot", "fp6_e3m2", None, None)):
+        assert need in have, need
+    # the committed rows are the calibration set, on every target
+    for t in TARGETS:
+        assert len([r for r in cal["units"] if r["target"] == t]) == len(CALIBRATION_UNITS)
+
+
+def test_current_model_reproduces_committed_held_out_error(cal):
+    """Features recomputed from today's registry with the shipped coefficients give the
+    committed held-out errors (a generator or feature change without a refit fails here)."""
+    for t in TARGETS:
+        rows = [r for r in cal["units"] if r["target"] == t and r["split"] == "test"]
+        model = [cost(unit_features(r["unit"], target=t, **r["kw"]), t,
+                      cal["coefficients"][t]) for r in rows]
+        np.testing.assert_allclose(model, [r["model"] for r in rows], rtol=1e-3, atol=0.01)
+        assert mape(model, [r["yosys"] for r in rows]) <= 15.0
+
+
+@pytest.mark.parametrize("unit,params", SMOKE_UNITS)
+@pytest.mark.parametrize("target", ["gates", "sky130"])
+def test_resynthesis_matches_committed_data(unit, params, target, cal, tmp_path):
     from lowbit.cost_models.synth import synth_unit
 
-    r = synth_unit(kind, "gates", source="ref", cache_dir=tmp_path, **params)
+    r = synth_unit(unit, target, cache_dir=tmp_path, **params)
     assert not r.cached
-    model = cost(unit_features(kind, **params), "gates", cal["coefficients"]["gates"])
-    err = abs(model - r.metrics["ge"]) / r.metrics["ge"] * 100
-    bound = max(cal["mape"]["gates"]["train_max_abs_err"], cal["mape"]["gates"]["test_max_abs_err"])
-    assert err <= bound + 0.5, (kind, params, model, r.metrics)
-    # the shipped table holds (nearly) the same Yosys number: same flow and version; ABC can
-    # differ slightly when PyRTL's temporary wire names differ between exports
-    same = [u for u in cal["units"] if u["kind"] == kind and u["target"] == "gates"
-            and u.get("source", "ref") == "ref"
-            and all(u["params"].get(k) == v for k, v in params.items())]
-    if same:
-        assert same[0]["yosys"] == pytest.approx(r.metrics["ge"], rel=0.05)
+    y = r.metrics[YOSYS_METRIC[target]]
+    same = [u for u in cal["units"] if u["unit"] == unit and u["kw"] == params
+            and u["target"] == target]
+    assert same and same[0]["yosys"] == pytest.approx(y, rel=0.02)
+    m = unit_cost(unit, target, **params)["cost"]
+    assert abs(m - y) / y * 100 <= cal["mape"][target]["train_max"] + 1.0
+    if target == "sky130":
+        assert r.metrics["depth"] > 0 and r.metrics["delay_ps"] > 0
 
 
-def test_hw_unit_within_stated_error(cal, tmp_path):
-    """One of lowbit.hw's own units (when hw/ is importable) against the shipped model."""
+def _grid(f):
+    v = f.values() if isinstance(f, FloatFormat) else np.arange(f.qmin, f.qmax + 1) * 1.0
+    v = np.unique(np.abs(v[np.isfinite(v)]))
+    return v / v[1]
+
+
+@pytest.mark.parametrize("m", [2, 3])
+@pytest.mark.parametrize("target", ["gates", "ice40"])
+def test_identical_value_grids_cost_alike_unless_the_hardware_differs(m, target, tmp_path):
+    """E1M{m} without NaN/Inf and int{m+2}_narrow hold the same values (up to a power-of-two
+    scale). Their MACs (exact accumulators) may cost more than 10 % apart only where the
+    synthesized netlists do -- lowbit.hw's integer multiplier is two's complement over the full
+    code range (|a| x |b| and three negations), the E1 one sign-magnitude -- and then the model
+    must reproduce Yosys' ratio within 15 %."""
     from lowbit.cost_models.synth import synth_unit
 
-    pytest.importorskip("lowbit.hw.intmac")
-    r = synth_unit("int_mac", "gates", source="hw", cache_dir=tmp_path, bits_a=4, bits_b=4,
-                   signed=True, acc_bits=16)
-    p = r.meta["params"]
-    assert r.meta["source"] == "hw" and p["style"] == "hw"
-    model = cost(unit_features("int_mac", **p), "gates", cal["coefficients"]["gates"])
-    bound = max(cal["mape"]["gates"]["train_max_abs_err"], cal["mape"]["gates"]["test_max_abs_err"])
-    assert abs(model - r.metrics["ge"]) / r.metrics["ge"] * 100 <= bound + 0.5
+    e1 = FloatFormat(1, m, nan=None, inf=False, name=f"e1m{m}_nonan")
+    it = IntFormat(m + 2, narrow=True)
+    np.testing.assert_array_equal(_grid(e1), _grid(it))
+    units = (("kulisch_mac", dict(a=e1, b=e1)), ("int_mac", dict(a=it, b=it)))
+    y = [synth_unit(u, target, cache_dir=tmp_path, **p).metrics[YOSYS_METRIC[target]]
+         for u, p in units]
+    c = [unit_cost(u, target, **p)["cost"] for u, p in units]
+    ry, rm = y[0] / y[1], c[0] / c[1]
+    if abs(ry - 1) <= 0.10:
+        assert abs(rm - 1) <= 0.10, (ry, rm)
+    else:
+        assert abs(rm / ry - 1) <= 0.15, (ry, rm)
 
 
 def test_cache_hit(tmp_path):
     from lowbit.cost_models.synth import synth_unit
 
-    a = synth_unit("int_mult", "gates", cache_dir=tmp_path, bits_a=2, bits_b=2, signed=False)
-    b = synth_unit("int_mult", "gates", cache_dir=tmp_path, bits_a=2, bits_b=2, signed=False)
+    a = synth_unit("int_mul", "gates", cache_dir=tmp_path, a="uint2", b="uint2")
+    b = synth_unit("int_mul", "gates", cache_dir=tmp_path, a="uint2", b="uint2")
     assert not a.cached and b.cached and a.cells == b.cells
-    assert list(tmp_path.glob("*.json"))
 
 
 def test_bad_target():
@@ -78,18 +132,31 @@ def test_bad_target():
 
 
 def test_run_calibration_small_set(tmp_path):
-    """The fit / evaluate / write path on a tiny unit set (ref units, gates only)."""
+    """The fit / evaluate / write path on a tiny unit set (gates only)."""
     import json
 
     from lowbit.cost_models.calibrate import run_calibration, write_calibration
 
-    units = [("int_mult", dict(bits_a=n, bits_b=n, signed=False), s)
+    units = [("int_mul", dict(a=f"uint{n}", b=f"uint{n}", structure="array"), s)
              for n, s in ((3, "train"), (4, "train"), (5, "test"))]
-    cal = run_calibration(("gates",), processes=1, progress=False, cache_dir=tmp_path,
-                          sources=("ref",), units=units, validate=False)
-    assert cal["yosys"].startswith("Yosys") and len(cal["units"]) == 3
-    assert cal["mape"]["gates"]["test"] < 25
-    p = write_calibration(cal, tmp_path / "cal.json")
+    c = run_calibration(("gates",), processes=1, progress=False, cache_dir=tmp_path, units=units)
+    assert c["yosys"].startswith("Yosys") and len(c["units"]) == 3
+    assert c["mape"]["gates"]["test"] < 25
+    p = write_calibration(c, tmp_path / "cal.json")
     assert json.loads(p.read_text())["coefficients"]["gates"]["csa"] > 0
     with pytest.raises(ValueError, match="targets"):
         run_calibration(("asic",), units=units)
+
+
+def test_calibrate_reuses_the_shipped_yosys_results(cal, tmp_path):
+    """On a fresh clone `lowbit report --calibrate` re-exports the units' Verilog and finds every
+    unchanged one in the shipped data (same cache key), so nothing is synthesized again."""
+    from lowbit.cost_models.calibrate import run_calibration
+
+    units = [u for u in CALIBRATION_UNITS if u[0] == "int_mul"][:3]
+    c = run_calibration(("gates", "sky130"), processes=1, progress=False, cache_dir=tmp_path,
+                        units=units)
+    assert c["provenance"]["yosys_runs"]["synthesized"] == 0
+    shipped = {(r["target"], r["unit"], r["params"]): r["yosys"] for r in cal["units"]}
+    for r in c["units"]:
+        assert r["yosys"] == shipped[(r["target"], r["unit"], r["params"])]

@@ -1,4 +1,5 @@
-"""Analytic unit models and energy tables: anchors, monotonicity, formats, bad input."""
+"""Unit cost models and energy tables: registry-backed costs, anchors, monotonicity, features,
+identical value grids, bad input."""
 
 import pytest
 
@@ -14,32 +15,11 @@ from lowbit.cost_models.energy import (
     scale_energy,
     sram_pj_per_byte,
 )
-from lowbit.cost_models.fmt import hw_format
-from lowbit.cost_models.units import (
-    acc_bits_for,
-    coefficients,
-    mac_cost,
-    mult_features,
-    shifter_mux,
-    unit_features,
-)
+from lowbit.cost_models.unit_cost import coefficients, cost, mac_cost, mac_unit, unit_cost
+from lowbit.hw.features import lut_packed, shifter_mux
+from lowbit.hw.units import unit_features
 
-
-def test_bits_per_element_incl_scales():
-    assert hw_format("mxfp4").bits_per_element == pytest.approx(4.25)
-    assert hw_format("nvfp4").bits_per_element == pytest.approx(4.5)
-    assert hw_format("nvfp4").tensor_scale_bits == 32
-    assert hw_format("mxfp8").bits_per_element == pytest.approx(8.25)
-    assert hw_format("int8").bits_per_element == 8
-    with pytest.raises(ValueError, match="unknown format"):
-        hw_format("fp9_bogus")
-
-
-@pytest.mark.parametrize("name,w", [("fp4_e2m1", 9), ("fp6_e2m3", 13), ("fp6_e3m2", 19),
-                                    ("fp8_e4m3", 37), ("fp8_e5m2", 67)])
-def test_product_fixed_bits(name, w):
-    # widths of the exact-product datapaths in the toolchain.md Yosys probe
-    assert hw_format(name).product_fixed_bits == w
+TARGETS = ("gates", "ice40", "xc7", "sky130")
 
 
 def test_energy_anchors_reproduced():
@@ -50,7 +30,7 @@ def test_energy_anchors_reproduced():
     # the scaling rules predict the other table entries within 25 %
     assert e_mul(32, 32) == pytest.approx(3.1, rel=0.05)
     assert e_add(32) == pytest.approx(0.1, rel=0.25) and e_add(16) == pytest.approx(0.05, rel=0.25)
-    assert mac_energy("fp32")["pj"] == pytest.approx(3.7 + 0.9)
+    assert mac_energy("fp32", "fp32", "fp32")["pj"] == pytest.approx(3.7 + 0.9)
     assert sram_pj_per_byte(8 * 1024) == pytest.approx(10 / 8)
     assert sram_pj_per_byte(1 << 20) == pytest.approx(100 / 8)
     assert dram_pj_per_byte() == pytest.approx(160.0)
@@ -65,63 +45,89 @@ def test_node_scaling():
 
 
 def test_monotone_in_width():
-    for t in ("gates", "ice40", "xilinx"):
-        c = [mac_cost(f"int{n}", target=t)["cost"] for n in range(2, 9)]
+    for t in TARGETS:
+        c = [mac_cost(f"int{n}", f"int{n}", "exact", target=t)["cost"] for n in range(3, 9)]
         assert all(x < y for x, y in zip(c, c[1:])), t
-        f = [mac_cost(f, target=t)["cost"] for f in ("fp4_e2m1", "fp6_e2m3", "fp8_e4m3")]
-        assert f[0] < f[1] < f[2]
-    e = [mac_energy(f"int{n}")["pj"] for n in range(2, 9)]
+        f = [mac_cost(f, f, "fp32", target=t)["cost"] for f in ("fp4_e2m1", "fp6_e2m3",
+                                                                 "fp8_e4m3")]
+        assert f[0] < f[1] < f[2], t
+        # wider exponent -> wider Kulisch accumulator -> more area
+        assert mac_cost("fp8_e5m2", "fp8_e5m2", "exact", target=t)["cost"] > \
+            mac_cost("fp8_e4m3", "fp8_e4m3", "exact", target=t)["cost"]
+    e = [mac_energy(f"int{n}", f"int{n}", "exact")["pj"] for n in range(3, 9)]
     assert all(x < y for x, y in zip(e, e[1:]))
-    assert mac_energy("fp8_e4m3", arch="float")["pj"] > mac_energy("fp8_e4m3")["pj"]
-    # wider exponent -> wider Kulisch accumulator -> more area
-    assert mac_cost("fp8_e5m2")["cost"] > mac_cost("fp8_e4m3")["cost"]
+    assert mac_energy("fp8_e4m3", "fp8_e4m3", "fp32")["pj"] > \
+        mac_energy("fp8_e4m3", "fp8_e4m3", "exact")["pj"]
 
 
-def test_features_and_acc_bits():
-    f = mult_features("uint4", "uint4")
-    assert (f["pp"], f["csa"], f["cpa"], f["sgn"], f["mux"]) == (16, 9, 8, 0, 0)
-    assert mult_features("int4", "int4")["sgn"] == 8
+def test_architecture_is_explicit_and_named():
+    with pytest.raises(TypeError):
+        mac_cost("fp8_e4m3", "fp8_e4m3")          # no default accumulator
+    assert mac_unit("fp8_e4m3", "fp8_e4m3", "fp32")[0] == "fp_mac"
+    assert mac_unit("fp8_e4m3", "fp8_e4m3", "exact")[0] == "kulisch_mac"
+    assert mac_unit("int8", "int8", "int32_sat")[1]["acc"].name == "int32_sat"
+    assert mac_unit("int8_pc", "int4_g128", "exact")[0] == "int_mac"   # scales outside the MAC
+    assert mac_unit("mxfp4", "mxfp4", "fp32")[:3:2] == ("mx_dot", 32)
+    assert mac_unit("nvfp4", "nvfp4", "fp32")[0] == "nvfp4_dot"
+    r = mac_cost("fp8_e4m3", "fp8_e4m3", "fp16", target="ice40")
+    assert r["arch"] == "fp_mac(a=fp8_e4m3 b=fp8_e4m3 acc=fp16 stages=1)"
+    for bad, msg in ((("int8", "int8", "fp32"), "acc=fp32"), (("fp8_e4m3", "int8", "exact"),
+                                                              "mixed"),
+                     (("fp8_e4m3", "fp8_e4m3", "int32"), "acc=int32")):
+        with pytest.raises(ValueError, match=msg):
+            mac_cost(*bad)
+    with pytest.raises(ValueError, match="--target"):
+        mac_cost("int8", "int8", "exact", target="asic")
+
+
+def test_cost_is_the_registry_units_cost():
+    """mac_cost prices exactly the registry unit (the one `lowbit rtl` exports)."""
+    for fa, acc in (("fp8_e4m3", "fp32"), ("int4", "int16_sat"), ("fp6_e3m2", "exact")):
+        m = mac_cost(fa, fa, acc, target="xc7")
+        u, p, lanes = mac_unit(fa, fa, acc)
+        assert lanes == 1 and m["cost"] == unit_cost(u, "xc7", **p)["cost"]
+        assert m["cost"] == pytest.approx(cost(unit_features(u, target="xc7", **p), "xc7"))
+    mx = mac_cost("mxfp4", "mxfp4", "fp32", target="gates")
+    assert mx["cost"] == pytest.approx(unit_cost("mx_dot", "gates", a="fp4_e2m1", k=32,
+                                                 stages=1)["cost"]
+                                       / 32)
+
+
+def test_features_counts():
+    f = unit_features("int_mul", a="uint4", b="uint4", structure="array")
+    assert (f["pp"], f["csa"], f["cpa"], f["sxt"], f["tree"], f["ff"]) == (16, 9, 8, 0, 0, 0)
+    assert unit_features("int_mul", a="int4", b="int4", structure="array")["sxt"] == 36 - 16
     assert shifter_mux(4, 0) == 0
     # E2M1: 4-bit significand product shifted by 0..4 into 8 bits: stages 1,2,4 -> 5+7+8
     assert shifter_mux(4, 4, 8) == 20
-    # Colbert bound as in FINN: alpha = 10 + 8 + 8 - 1 - 1 = 24 -> 26 bits
-    assert acc_bits_for("int8", "int8", 1024) == 26
-    assert acc_bits_for("fp8_e4m3", "fp8_e4m3", 1024) == 37 + 10
-    assert unit_features("fp_mac", ebits=2, mbits=1, acc_bits=17)["ff"] == 17
-    with pytest.raises(ValueError, match="kind"):
-        unit_features("nope")
-    with pytest.raises(ValueError, match="target"):
+    # register bits are counted in the built netlist: fp32 accumulator, Kulisch 47 + 3 flags,
+    # a 2-stage int8 MAC adds the registered 16-bit product and the delayed clr / en
+    assert unit_features("fp_mac", a="fp8_e4m3", b="fp8_e4m3", acc="fp32")["ff"] == 32
+    assert unit_features("kulisch_mac", a="fp8_e4m3", b="fp8_e4m3")["ff"] == 47 + 3
+    assert unit_features("int_mac", a="int8", b="int8", stages=2)["ff"] == 26 + 16 + 2
+    with pytest.raises(ValueError, match="unit"):
+        unit_cost("nope", "gates")
+    with pytest.raises(ValueError, match="no cost model"):
+        unit_cost("systolic_os", "gates")
+    with pytest.raises(ValueError, match="--target"):
         coefficients("asic")
 
 
 def test_lut_packed_products():
     """xc7: a product of <= 6 input bits is one LUT6 per product bit (feature pk)."""
-    from lowbit.cost_models.units import lut_packed, mac_cost
-
-    f = mult_features("int3", "int3", target="xilinx")
-    assert f["pk"] == 6 and f["pp"] == f["csa"] == f["cpa"] == f["sgn"] == 0
-    assert mult_features("int3", "int3")["pk"] == 0           # gate structure otherwise
-    assert mult_features("int3", "int3", target="gates") == mult_features("int3", "int3")
-    assert mult_features("int3", "int3", target="ice40")["pk"] == 0
-    assert mult_features("int4", "int3", target="xilinx")["pk"] == 0   # 7 inputs
-    assert mult_features("int4", "int4", target="xilinx") == mult_features("int4", "int4")
-    # minifloat significand products: E5M2 is 3x3 (packed), E4M3 4x4 (not)
-    e = mult_features("fp8_e5m2", "fp8_e5m2", target="xilinx")
+    f = unit_features("int_mul", a="uint3", b="uint3", target="xc7")
+    assert f["pk"] == 6 and f["pp"] == f["csa"] == f["cpa"] == 0
+    assert unit_features("int_mul", a="uint3", b="uint3")["pk"] == 0
+    assert unit_features("int_mul", a="uint3", b="uint3", target="ice40")["pk"] == 0
+    assert unit_features("int_mul", a="uint4", b="uint3", target="xc7")["pk"] == 0  # 7 inputs
+    e = unit_features("fp_mul", a="fp8_e5m2", b="fp8_e5m2", target="xc7")
     assert e["pk"] == 6 and e["pp"] == 0 and e["shl"] > 0 and e["neg"] > 0
-    assert mult_features("fp8_e4m3", "fp8_e4m3", target="xilinx")["pk"] == 0
-    assert lut_packed(3, 3, "xilinx") and not lut_packed(3, 3, None)
+    assert unit_features("fp_mul", a="fp8_e4m3", b="fp8_e4m3", target="xc7")["pk"] == 0
+    assert lut_packed(3, 3, "xc7") and not lut_packed(3, 3, None)
     assert not lut_packed(2, 2, "ice40")
-    # mac_cost uses the target's features: a 3x3 MAC on xc7 has no array / correction
-    m = mac_cost("int3", target="xilinx")
-    assert m["features"]["pk"] == 6 and m["features"]["csa"] == 0
-    assert mac_cost("int3", target="gates")["features"]["csa"] == 4
-    assert unit_features("int_mac", target="xilinx", bits_a=3, bits_b=3, signed=True,
-                         acc_bits=14)["pk"] == 6
 
 
 def test_block_formats_amortise_scale_logic():
-    mx = mac_cost("mxfp4")
-    assert mx["cost"] > 0 and mx["ff"] < 2      # one fp32 accumulator shared by 32 lanes
-    assert mac_cost("nvfp4")["cost"] > mx["cost"]   # UE4M3 scale multiply vs E8M0 add
-    assert mac_cost("mxfp4", lanes=64)["cost"] < mac_cost("mxfp4", lanes=8)["cost"]
-    assert mac_cost("int8")["dsp48"] == 1 and mac_cost("int4")["dsp48"] == 0
+    mx = mac_cost("mxfp4", "mxfp4", "fp32")
+    assert mx["cost"] > 0 and mx["lanes"] == 32
+    assert mac_cost("nvfp4", "nvfp4", "fp32")["cost"] > mx["cost"]  # UE4M3 multiply vs E8M0 add

@@ -53,9 +53,9 @@ def test_nvfp4_dot_random_and_fraction_check():
     r = cosim("nvfp4_dot", n=3000, sim="fast", seed=5)
     assert (r.vectors, r.mismatches) == (3000, 0), str(r)
     # independent Fraction check of a few vectors
-    from lowbit.hw.units import UNITS
+    from lowbit.hw.units import UNITS, unit_params
     rng = np.random.default_rng(2)
-    v = UNITS["nvfp4_dot"].vectors(50, rng, False, k=16)
+    v = UNITS["nvfp4_dot"].vectors(50, rng, False, **unit_params("nvfp4_dot", k=16))
     build_unit("nvfp4_dot")
     outs = list(pyrtl.working_block().wirevector_subset(pyrtl.Output))
     got = simulate(outs, v)["dot"]
@@ -73,7 +73,7 @@ def test_nvfp4_dot_random_and_fraction_check():
         assert abs(Fraction(float(g)) - exact) <= abs(exact) * Fraction(1, 2 ** 24), i
 
 
-@pytest.mark.parametrize("df", ["os", "ws"])
+@pytest.mark.parametrize("df", ["OS", "WS"])
 @pytest.mark.parametrize("R,C,M,N,K", [(2, 2, 3, 3, 3), (4, 4, 8, 8, 8), (3, 2, 5, 7, 4), (4, 3, 9, 6, 11)])
 def test_systolic_cycles_match_formula(df, R, C, M, N, K):
     assert systolic_cycles(R, C, M, N, K, df) == systolic_cycles_formula(R, C, M, N, K, df)
@@ -81,10 +81,10 @@ def test_systolic_cycles_match_formula(df, R, C, M, N, K):
 
 def test_systolic_hand_counts():
     # OS 4x4, one tile, K=8: 1 clear + (8+4+4-2) compute + 1 read = 16
-    assert systolic_cycles_formula(4, 4, 4, 4, 8, "os") == 16
-    assert systolic_cycles(4, 4, 4, 4, 8, "os") == 16
+    assert systolic_cycles_formula(4, 4, 4, 4, 8, "OS") == 16
+    assert systolic_cycles(4, 4, 4, 4, 8, "OS") == 16
     # WS 4x4, one tile, M=8: 4 load + (8+4+4-2) compute + 1 read = 19
-    assert systolic_cycles(4, 4, 8, 4, 4, "ws") == 19
+    assert systolic_cycles(4, 4, 8, 4, 4, "WS") == 19
 
 
 @pytest.mark.parametrize("unit", ["systolic_os", "systolic_ws"])
@@ -96,6 +96,6 @@ def test_systolic_gemm_cosim(unit):
 def test_systolic_extreme_values():
     A = np.full((5, 9), -128)
     B = np.full((9, 6), -128)
-    for df in ("os", "ws"):
+    for df in ("OS", "WS"):
         got, _ = run_gemm(A, B, 4, 4, df)
         assert np.array_equal(got, A @ B)

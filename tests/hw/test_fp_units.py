@@ -13,8 +13,8 @@ import pytest
 
 from lowbit.formats import decode, get_format
 from lowbit.hw.cosim import cosim, simulate
-from lowbit.hw.fpmul import product_frac_bits, product_width
 from lowbit.hw.units import build_unit
+from lowbit.hw.widths import product_frac_bits, product_width
 
 
 @pytest.mark.parametrize("fa,fb,n", [("fp4_e2m1", "fp4_e2m1", 256), ("fp8_e4m3", "fp8_e4m3", 65536),
@@ -74,10 +74,10 @@ def _rne_fraction(x: Fraction, f) -> float:
 
 @pytest.mark.parametrize("fa,fc", [("fp8_e5m2", "fp16"), ("fp8_e4m3", "bf16"), ("fp8_e5m2", "fp32")])
 def test_fp_fma_against_fractions(fa, fc):
-    from lowbit.hw.units import UNITS
+    from lowbit.hw.units import UNITS, unit_params
     u = UNITS["fp_fma"]
     rng = np.random.default_rng(1)
-    v = u.vectors(3000, rng, False, a=fa, b=fa, acc=fc)
+    v = u.vectors(3000, rng, False, **unit_params("fp_fma", a=fa, b=fa, acc=fc))
     build_unit("fp_fma", a=fa, b=fa, acc=fc)
     outs = list(pyrtl.working_block().wirevector_subset(pyrtl.Output))
     got = np.array(simulate(outs, v, "fast")["y"], dtype=np.int64)
@@ -165,7 +165,7 @@ def test_fp_mac_matches_sim_accum_model():
 
 @pytest.mark.parametrize("fa", ["fp8_e4m3", "fp8_e5m2", "fp4_e2m1"])
 def test_kulisch_mac(fa):
-    r = cosim("kulisch_mac", n=6000, sim="fast", a=fa, b=fa, n_acc=64)
+    r = cosim("kulisch_mac", n=6000, sim="fast", a=fa, b=fa, terms=64)
     assert r.mismatches == 0, str(r)
 
 

