@@ -2,10 +2,11 @@
 the accuracy each format reaches on a workload (van Baalen et al. 2023, "FP8 versus INT8 for
 efficient deep learning inference").
 
-Cost: per-MAC area (GE, 45 nm), energy (pJ, Horowitz-45nm anchored) and LUTs (xc7, iCE40) of
-``lowbit.cost_models`` for three accumulator architectures of the FP8 MAC -- an exact
-fixed-point (Kulisch) accumulator, an FP16 and an FP32 accumulator -- against the INT8 MAC with
-its integer accumulator (width from the Colbert bound for K = 1024). Accuracy: the workload with
+Cost: per-MAC area (GE), energy (pJ, Horowitz-45nm anchored) and LUTs (xc7, iCE40) of the
+lowbit.hw registry units priced by ``lowbit.cost_models.unit_cost.mac_cost`` for three
+accumulator architectures of the FP8 MAC -- an exact fixed-point (Kulisch) accumulator
+(``kulisch_mac``), an FP16 and an FP32 accumulator (``fp_mac``) -- against the INT8 MAC with its
+exact integer accumulator (``int_mac``, overflow-free for K = 1024). Accuracy: the workload with
 INT8 and FP8 operands (per-channel FP32 scales for both, ``_pc``) under the matching
 accumulator models (exact / fp16 / fp32; int8 always accumulates exactly in its integer
 register).
@@ -18,17 +19,14 @@ from pathlib import Path
 import numpy as np
 
 from lowbit.cost_models.energy import mac_energy
-from lowbit.cost_models.units import mac_cost
+from lowbit.cost_models.unit_cost import mac_cost
 from lowbit.sim.sweep.plots import save
 from lowbit.sim.workloads import get_workload
 
 from .common import cell, diff_cell, plt, run_points, write_markdown, write_table
 
-ARCHS = (("Kulisch (exact fixed-point)", {"arch": "fixed"}, {"arch": "auto"}, "exact"),
-         ("FP16 accumulator", {"arch": "float", "acc_fmt": "fp16"},
-          {"arch": "float", "acc_fmt": "fp16"}, "fp16"),
-         ("FP32 accumulator", {"arch": "float", "acc_fmt": "fp32"},
-          {"arch": "float", "acc_fmt": "fp32"}, "fp32"))
+ARCHS = (("Kulisch (exact fixed-point)", "exact"), ("FP16 accumulator", "fp16"),
+         ("FP32 accumulator", "fp32"))
 FP8 = ("fp8_e4m3", "fp8_e5m2")
 CLAIM = ("van Baalen et al. (arXiv 2303.17951): in dedicated hardware the FP8 formats are "
          "50-180% less efficient than INT8 (cost ratio 1.5-2.8x), the accumulator being part "
@@ -36,17 +34,19 @@ CLAIM = ("van Baalen et al. (arXiv 2303.17951): in dedicated hardware the FP8 fo
          "helps networks with strong outliers (transformers).")
 
 
+def _costs(f: str, acc: str) -> dict:
+    return {"ge": mac_cost(f, f, acc, target="gates")["cost"], "pj": mac_energy(f, f, acc)["pj"],
+            "lx": mac_cost(f, f, acc, target="xc7")["cost"],
+            "li": mac_cost(f, f, acc, target="ice40")["cost"]}
+
+
 def cost_rows() -> list[dict]:
-    i8 = {"ge": mac_cost("int8")["cost"], "pj": mac_energy("int8")["pj"],
-          "lx": mac_cost("int8", target="xilinx")["cost"],
-          "li": mac_cost("int8", target="ice40")["cost"]}
+    i8 = _costs("int8", "exact")
     rows = [{"arch": "INT8, integer accumulator", "fmt": "int8", **i8, "r_ge": 1.0, "r_pj": 1.0,
              "r_lx": 1.0, "r_li": 1.0}]
-    for name, kw, ekw, _ in ARCHS:
+    for name, acc in ARCHS:
         for f in FP8:
-            c = {"ge": mac_cost(f, **kw)["cost"], "pj": mac_energy(f, **ekw)["pj"],
-                 "lx": mac_cost(f, target="xilinx", **kw)["cost"],
-                 "li": mac_cost(f, target="ice40", **kw)["cost"]}
+            c = _costs(f, acc)
             rows.append({"arch": name, "fmt": f, **c,
                          **{f"r_{k}": c[k] / i8[k] for k in ("ge", "pj", "lx", "li")}})
     return rows
@@ -64,7 +64,7 @@ def run(out: Path, workload: str = "tinylm", workers=None) -> dict:
             for r in crow]
     t_cost = write_table(out, "cost", head, body, "llrrrrrrrl")
     fmts = ["int8_pc", "fp8_e4m3_pc", "fp8_e5m2_pc"]
-    accs = [a[3] for a in ARCHS]
+    accs = [a[1] for a in ARCHS]
     r = run_points(workload, fmts, accs, ["rtn"], out, workers)
     pts = r["points"]
     task = get_workload(workload).metric_name
@@ -81,8 +81,8 @@ def run(out: Path, workload: str = "tinylm", workers=None) -> dict:
     png = _plot(out, crow)
     md = write_markdown(out, f"FP8 vs INT8: MAC cost per accumulator architecture ({workload})", [
         f"Command: `lowbit experiment fp8-vs-int8 --workload {workload}`. Per-MAC costs from "
-        "`lowbit.cost_models` (Yosys-calibrated unit models, 45 nm / Horowitz energies); the INT8 "
-        "MAC accumulates in an integer register of the Colbert-bound width for K = 1024.",
+        "`lowbit.cost_models` (Yosys-calibrated models of the lowbit.hw units, Horowitz "
+        "energies); the INT8 MAC accumulates in an exact integer register for K = 1024.",
         t_cost, f"Accuracy on {workload} (95% bootstrap intervals; `*` = significant paired "
         "difference):", t_acc, "**Paper's claim.** " + CLAIM,
         "**Here.** The FP8/INT8 ratio depends on the accumulator: " + "; ".join(

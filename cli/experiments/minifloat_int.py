@@ -5,9 +5,9 @@ Integers on FPGAs").
 Every format is scaled the same way (FP32 scale per output channel for the weights, per token
 for the activations: ``<element>_pc``), W and A in the same format, RTN, exact accumulation.
 Minifloats: all ExMy with M >= 1 at each width (finite-only, subnormals, as OCP FP6 / FP4; the
-8-bit E4M3 is OCP's). Cost: LUTs per MAC from the Yosys-calibrated unit models
-(``lowbit.cost_models.units.mac_cost``, AMD 7-series ``xilinx`` LUT6 and Lattice ``ice40``
-LUT4 targets), scalar MAC into the accumulator the model assumes for the pair.
+8-bit E4M3 is OCP's). Cost: LUTs per MAC of the lowbit.hw unit for the pair and the experiment's
+accumulator (``lowbit.cost_models.unit_cost.mac_cost``, AMD 7-series ``xc7`` LUT6 and Lattice
+``ice40`` LUT4 targets; ``exact``: Kulisch MAC for minifloats, exact integer MAC for ints).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lowbit.cost_models.units import mac_cost
+from lowbit.cost_models.unit_cost import mac_cost
 from lowbit.formats import resolve
 from lowbit.sim.sweep.plots import save
 from lowbit.sim.workloads import get_workload
@@ -73,8 +73,8 @@ def run(out: Path, workload: str = "tinylm", accum: str = "exact", workers=None)
     for f in fmts:
         m = pts[(f, accum, "rtn")]["metrics"][task]
         el = f[:-3]
-        lut_x = mac_cost(f, target="xilinx")["cost"]
-        lut_i = mac_cost(f, target="ice40")["cost"]
+        lut_x = mac_cost(f, f, accum, target="xc7")["cost"]
+        lut_i = mac_cost(f, f, accum, target="ice40")["cost"]
         recs.append({"fmt": f, "el": el, "bits": resolve(el).bits, "m": m, "lut_x": lut_x,
                      "lut_i": lut_i, "grid": _grid_note(el)})
     hib = ref.higher_is_better
