@@ -14,7 +14,8 @@ from functools import lru_cache
 import numpy as np
 
 from lowbit.formats import _kernel as K
-from lowbit.formats._lut import gather
+from lowbit.formats import chunking as C
+from lowbit.formats._lut import code_table, gather
 
 ELEMENT_KINDS = ("float", "int")
 GATHER_MIN = 4096
@@ -181,6 +182,19 @@ def value_table(fmt) -> np.ndarray | None:
     return t
 
 
+@lru_cache(maxsize=128)
+def value_by_index(fmt, P_bytes: bytes, src_bits: int, dtype: str) -> np.ndarray:
+    """The value (``dtype``) of every index of the rounding table for parameter vector P:
+    ``value_table(fmt)[code_table[i]]``, NaN where the table holds an error sentinel (one gather
+    instead of two on the quantize fast path)."""
+    _, codes = code_table(fmt, P_bytes, src_bits)
+    vals = value_table(fmt)
+    ok = codes < vals.shape[0]
+    out = np.where(ok, vals[np.where(ok, codes, 0)], np.nan).astype(dtype)
+    out.setflags(write=False)
+    return out
+
+
 def check_codes(codes, fmt, argname: str = "codes") -> np.ndarray:
     """``codes`` as an integer array whose values are codes of ``fmt`` (TypeError for a
     non-integer dtype, ValueError for a value outside ``0 .. 2**bits - 1``)."""
@@ -193,16 +207,49 @@ def check_codes(codes, fmt, argname: str = "codes") -> np.ndarray:
     return c
 
 
-def decode_codes(codes, fmt) -> np.ndarray:
-    """float64 values of the element codes ``codes`` (any shape) in ``fmt`` (NaN codes -> NaN)."""
+DECODE_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
+
+
+@lru_cache(maxsize=256)
+def _typed_table(fmt, dtype: str) -> np.ndarray | None:
+    t = value_table(fmt)
+    if t is None:
+        return None
+    t = t.astype(dtype)
+    t.setflags(write=False)
+    return t
+
+
+def decode_codes(codes, fmt, dtype=np.float64) -> np.ndarray:
+    """Values of the element codes ``codes`` (any shape) in ``fmt`` (NaN codes -> NaN), as
+    float64 (default) or float32 (each value rounded once). Memory: the result (formats of at
+    most 16 bits gather from a value table; wider ones decode in pieces of ``CHUNK_ELEMS``)."""
+    dtype = np.dtype(dtype)
+    if dtype not in DECODE_DTYPES:
+        raise ValueError(f"dtype must be float64 or float32, got {dtype}")
     c = check_codes(codes, fmt)
-    lut = value_table(fmt)
-    if lut is not None:
-        if c.size < GATHER_MIN:
-            return lut[c.astype(np.intp)]
-        out = np.empty(c.size, np.float64)
-        gather(np.ascontiguousarray(c).reshape(-1), lut, out)
-        return out.reshape(c.shape)
+    lut = _typed_table(fmt, dtype.str)
+    if lut is not None and c.size < GATHER_MIN:
+        return lut[c.astype(np.intp)]
+    flat = np.ascontiguousarray(c).reshape(-1)
+    out = np.empty(flat.shape[0], dtype)
+    P = None if lut is not None or fmt.kind == "int" else kernel_params(fmt)
+
+    def piece(s):
+        part, dst = flat[s:s + C.CHUNK_ELEMS], out[s:s + C.CHUNK_ELEMS]
+        if lut is not None:
+            gather.serial(part, lut, dst)
+        elif P is None:
+            dst[:] = _int_values(part, fmt)
+        elif dtype == np.float64:
+            K.decode_kernel.serial(part, P, dst)
+        else:
+            tmp = np.empty(part.shape[0], np.float64)
+            K.decode_kernel.serial(part, P, tmp)
+            dst[:] = tmp
+
+    C.run_pieces(piece, range(0, flat.shape[0], C.CHUNK_ELEMS))
+    return out.reshape(c.shape)
     flat = np.ascontiguousarray(c).reshape(-1)
     if fmt.kind == "int":
         return _int_values(flat, fmt).reshape(c.shape)

@@ -2,7 +2,9 @@
 
 numba's parallel launch costs tens of microseconds to milliseconds on a busy machine, which
 dominates small calls (a GPTQ column, one block); below ``PARALLEL_MIN`` elements the serial
-twin runs instead. Both twins are cached on disk under distinct names.
+twin runs instead. Both twins are cached on disk under distinct names. The serial twin releases
+the GIL (``nogil=True``): the chunked conversions run it on several pieces at once from a thread
+pool (:func:`lowbit.formats.chunking.run_pieces`).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ class DualKernel:
         twin.__qualname__ = fn.__qualname__ + "_serial"
         twin.__module__ = fn.__module__
         twin.__doc__ = fn.__doc__
-        self.serial = njit(cache=True)(twin)
+        self.serial = njit(cache=True, nogil=True)(twin)
         self.__doc__ = fn.__doc__
         self.__name__ = fn.__name__
 

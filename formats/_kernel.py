@@ -6,7 +6,13 @@ the value is rounded ONCE to the target grid with integer arithmetic - no interm
 rounding, so float64 inputs are never double-rounded through float32.
 
 Parameters travel as one int64 vector ``P`` (see ``P_*`` indices) built by
-:func:`lowbit.formats.convert.kernel_params`.
+:func:`lowbit.formats._codec.kernel_params`.
+
+Stochastic rounding draws its random integer for element ``i`` from a counter-based generator,
+:func:`random_bits`: the top ``sr_bits`` bits of SplitMix64 (Steele, Lea & Flood, OOPSLA 2014)
+of ``key + (i + 1) * 0x9E3779B97F4A7C15``, ``key`` a 64-bit integer drawn once per conversion
+from the user's seed. The stream is a function of the element's index only, so it does not
+depend on how the input is split into chunks or threads.
 """
 
 from __future__ import annotations
@@ -64,9 +70,14 @@ NK_NONE, NK_IEEE, NK_FN, NK_FNUZ = range(4)
 NANK_OF_SCHEME = {None: NK_NONE, "ieee": NK_IEEE, "fn": NK_FN, "fnuz": NK_FNUZ}
 """``P_NANK`` code of each ``FloatFormat.nan`` scheme."""
 
-ERR_OVERFLOW = np.uint32(0xFFFFFFFF)
-ERR_NAN = np.uint32(0xFFFFFFFE)
-ERR_NEG = np.uint32(0xFFFFFFFD)
+ERR_OVERFLOW = np.int64(-1)
+ERR_NAN = np.int64(-2)
+ERR_NEG = np.int64(-3)
+"""Error sentinels returned by :func:`encode_one` (codes are int64; every code of a format of up
+to 32 bits is non-negative, so no sentinel is a code)."""
+TABLE_ERR_MIN = np.int64(0xFFFFFFFD)
+"""Lookup tables store codes as uint32 (formats of at most 8 bits): the sentinels wrap to
+0xFFFFFFFF / 0xFFFFFFFE / 0xFFFFFFFD, so an entry ``>= TABLE_ERR_MIN`` is an error."""
 
 
 @njit(cache=True, inline="always")
@@ -163,8 +174,8 @@ def _round_sig(sig, sh, neg, mode, rnd, srbits, lsb_flip=0):
 @njit(cache=True)
 def _overflow_code(P, neg, mode):
     ovf = P[P_OVF]
-    sbit = np.uint32(1) << np.uint32(P[P_EBITS] + P[P_MBITS]) if P[P_SIGNED] else np.uint32(0)
-    sgn = sbit if neg else np.uint32(0)
+    sbit = np.int64(1) << np.int64(P[P_EBITS] + P[P_MBITS]) if P[P_SIGNED] else np.int64(0)
+    sgn = sbit if neg else np.int64(0)
     if ovf == O_ERROR:
         return ERR_OVERFLOW
     if ovf == O_NONSAT:
@@ -172,14 +183,14 @@ def _overflow_code(P, neg, mode):
         to_max = mode == R_RTZ or (mode == R_RUP and neg) or (mode == R_RDOWN and not neg)
         if not to_max:
             if P[P_INF]:
-                return sgn | np.uint32(P[P_INFCODE])
+                return sgn | np.int64(P[P_INFCODE])
             if P[P_NANK] == NK_FNUZ:
-                return np.uint32(P[P_NANCODE])
+                return np.int64(P[P_NANCODE])
             if P[P_NANK] != NK_NONE:
-                return sgn | np.uint32(P[P_NANCODE])
+                return sgn | np.int64(P[P_NANCODE])
     if not P[P_SIGNED] and neg:
-        return np.uint32(0)  # +0, or 2^emin (code 0) for a format without zero
-    return sgn | np.uint32(P[P_MAXCODE])
+        return np.int64(0)  # +0, or 2^emin (code 0) for a format without zero
+    return sgn | np.int64(P[P_MAXCODE])
 
 
 @njit(cache=True)
@@ -189,12 +200,12 @@ def _negative_unsigned_code(P, mode):
     otherwise ``"error"`` raises, ``"nonsat"`` gives NaN where the format has one, and
     ``"saturate"`` / ``"propagate"`` give +0."""
     if mode == R_RTZ or mode == R_RUP:
-        return np.uint32(0)
+        return np.int64(0)
     if P[P_OVF] == O_ERROR:
         return ERR_NEG
     if P[P_OVF] == O_NONSAT and P[P_NANK] != NK_NONE:
-        return np.uint32(P[P_NANCODE])
-    return np.uint32(0)
+        return np.int64(P[P_NANCODE])
+    return np.int64(0)
 
 
 @njit(cache=True)
@@ -205,12 +216,12 @@ def _nan_code(P, neg):
         if pol == NI_ERROR:
             return ERR_NAN
         if pol == NI_ZERO:
-            return np.uint32(0)
-        return np.uint32(P[P_MAXCODE])
+            return np.int64(0)
+        return np.int64(P[P_MAXCODE])
     if nk == NK_FNUZ or not P[P_SIGNED]:
-        return np.uint32(P[P_NANCODE])
-    sbit = np.uint32(1) << np.uint32(P[P_EBITS] + P[P_MBITS])
-    return (sbit if neg else np.uint32(0)) | np.uint32(P[P_NANCODE])
+        return np.int64(P[P_NANCODE])
+    sbit = np.int64(1) << np.int64(P[P_EBITS] + P[P_MBITS])
+    return (sbit if neg else np.int64(0)) | np.int64(P[P_NANCODE])
 
 
 @njit(cache=True)
@@ -233,14 +244,14 @@ def encode_one(u, SM, SE, shift, P, rnd):
             if P[P_OVF] == O_ERROR:
                 return ERR_OVERFLOW
             if P[P_OVF] == O_WRAP or P[P_OVF] == O_SAT_ZERO:
-                return np.uint32(0)  # AP_WRAP: Inf = 2^1024 has no low bits; AP_SAT_ZERO: 0
+                return np.int64(0)  # AP_WRAP: Inf = 2^1024 has no low bits; AP_SAT_ZERO: 0
             q = P[P_QMIN] if neg else P[P_QMAX]
             if neg and P[P_OVF] == O_SAT_SYM and P[P_SIGNED]:
                 q = -P[P_QMAX]
-            return np.uint32(q & ((1 << ebits) - 1))
+            return np.int64(q & ((1 << ebits) - 1))
         if P[P_INF] and (signed or not neg) and P[P_OVF] != O_SATURATE:
-            sbit = np.uint32(1) << np.uint32(ebits + mbits) if signed else np.uint32(0)
-            return (sbit if neg else np.uint32(0)) | np.uint32(P[P_INFCODE])
+            sbit = np.int64(1) << np.int64(ebits + mbits) if signed else np.int64(0)
+            return (sbit if neg else np.int64(0)) | np.int64(P[P_INFCODE])
         if P[P_OVF] == O_ERROR:
             return ERR_OVERFLOW
         if P[P_OVF] == O_NONSAT and P[P_NANK] != NK_NONE:
@@ -268,8 +279,8 @@ def encode_one(u, SM, SE, shift, P, rnd):
         if P[P_OVF] == O_ERROR:
             return ERR_NEG
         if P[P_OVF] == O_NONSAT and P[P_NANK] != NK_NONE:
-            return np.uint32(P[P_NANCODE])
-        return np.uint32(0)  # 2^emin (code 0)
+            return np.int64(P[P_NANCODE])
+        return np.int64(0)  # 2^emin (code 0)
     if P[P_KIND] == KIND_INT:
         return _encode_int(sig, E, lb, neg, P, rnd)
     emin = P[P_EMIN]
@@ -290,7 +301,7 @@ def encode_one(u, SM, SE, shift, P, rnd):
     n = _round_sig(sig, qexp - E, neg, mode, rnd, P[P_SRBITS], flip)
     if n == 0:
         if not P[P_ZERO]:
-            return np.uint32(0)
+            return np.int64(0)
         return _zero_code(P, neg)
     one = np.uint64(1) << np.uint64(mbits)
     if lb < emin and not (P[P_SUBN] and P[P_ZERO]):
@@ -313,9 +324,9 @@ def encode_one(u, SM, SE, shift, P, rnd):
         return _negative_unsigned_code(P, mode)
     if over:
         return _overflow_code(P, neg, mode)
-    code = np.uint32((field << mbits) | mant)
+    code = np.int64((field << mbits) | mant)
     if signed and neg:
-        code |= np.uint32(1) << np.uint32(ebits + mbits)
+        code |= np.int64(1) << np.int64(ebits + mbits)
     return code
 
 
@@ -324,13 +335,13 @@ def _zero_code(P, neg):
     if not P[P_ZERO]:
         # no zero (E8M0): a zero input is NaN under nonsat (ml_dtypes), min under saturate
         if P[P_OVF] == O_NONSAT and P[P_NANK] != NK_NONE:
-            return np.uint32(P[P_NANCODE])
+            return np.int64(P[P_NANCODE])
         if P[P_OVF] == O_ERROR:
             return ERR_OVERFLOW
-        return np.uint32(0)
+        return np.int64(0)
     if neg and P[P_SIGNED] and P[P_NANK] != NK_FNUZ and P[P_KIND] == KIND_FLOAT:
-        return np.uint32(1) << np.uint32(P[P_EBITS] + P[P_MBITS])
-    return np.uint32(0)
+        return np.int64(1) << np.int64(P[P_EBITS] + P[P_MBITS])
+    return np.int64(0)
 
 
 @njit(cache=True)
@@ -349,7 +360,7 @@ def _encode_int(sig, E, lb, neg, P, rnd):
                                                        P[P_SRBITS])
         if neg:
             n = ~n + np.uint64(1)
-        return np.uint32(n & np.uint64((1 << bits) - 1))
+        return np.int64(n & np.uint64((1 << bits) - 1))
     if lb - qexp > 40:
         n = np.uint64(1) << np.uint64(41)
     else:
@@ -362,32 +373,51 @@ def _encode_int(sig, E, lb, neg, P, rnd):
         if P[P_OVF] == O_ERROR:
             return ERR_OVERFLOW
         if P[P_OVF] == O_SAT_ZERO:
-            return np.uint32(0)
+            return np.int64(0)
         q = P[P_QMAX] if q > P[P_QMAX] else qmin
-    return np.uint32(q & ((1 << bits) - 1))
+    return np.int64(q & ((1 << bits) - 1))
+
+
+GOLDEN_GAMMA = np.uint64(0x9E3779B97F4A7C15)
+
+
+@njit(cache=True, inline="always")
+def random_bits(key, index, srbits):
+    """Uniform random integer in ``[0, 2**srbits)`` for element ``index`` (see the module
+    docstring): the top ``srbits`` bits of SplitMix64's output for counter ``index``."""
+    z = key + (np.uint64(index) + np.uint64(1)) * GOLDEN_GAMMA
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z = z ^ (z >> np.uint64(31))
+    return z >> np.uint64(64 - srbits)
 
 
 @dual_kernel
-def encode_kernel(u, SM, SE, shift, rowlen, P, rnd, out):
-    """Encode a flat array of bit patterns ``u``; element ``i`` uses ``shift[i // rowlen]``."""
+def encode_kernel(u, SM, SE, shift, rowlen, P, key, offset, out):
+    """Encode a flat array of bit patterns ``u``: element ``i`` is divided by
+    ``2**shift[i // rowlen]`` and, under a stochastic rounding, draws the random integer of
+    index ``offset + i`` (:func:`random_bits` with ``key``)."""
     n = u.shape[0]
-    use_rnd = rnd.shape[0] == n
+    stochastic = P[P_ROUND] >= R_SR
+    srbits = P[P_SRBITS]
     for i in prange(n):
-        r = rnd[i] if use_rnd else np.uint64(0)
+        r = random_bits(key, offset + i, srbits) if stochastic else np.uint64(0)
         out[i] = encode_one(np.uint64(u[i]), SM, SE, shift[i // rowlen], P, r)
 
 
 @dual_kernel
-def quantize_kernel(u, SM, SE, shift, rowlen, P, rnd, lut, codes_out, vals_out):
-    """Encode and decode through ``lut`` in one pass; errors keep their sentinel code."""
+def quantize_kernel(u, SM, SE, shift, rowlen, P, key, offset, lut, codes_out, vals_out):
+    """:func:`encode_kernel` and decode through ``lut`` in one pass; errors keep their
+    sentinel code (value NaN)."""
     n = u.shape[0]
-    use_rnd = rnd.shape[0] == n
+    stochastic = P[P_ROUND] >= R_SR
+    srbits = P[P_SRBITS]
     nl = lut.shape[0]
     for i in prange(n):
-        r = rnd[i] if use_rnd else np.uint64(0)
+        r = random_bits(key, offset + i, srbits) if stochastic else np.uint64(0)
         c = encode_one(np.uint64(u[i]), SM, SE, shift[i // rowlen], P, r)
         codes_out[i] = c
-        if c < nl:
+        if 0 <= c < nl:
             vals_out[i] = lut[c]
         else:
             vals_out[i] = np.nan

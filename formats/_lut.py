@@ -68,69 +68,133 @@ def code_table(fmt, P_bytes: bytes, src_bits: int = 32) -> tuple[int, np.ndarray
     SM, SE = SOURCE_BITS[src_bits]
     idx = np.arange(1 << (1 + SE + k + 1), dtype=np.uint64)
     u = ((idx >> np.uint64(1)) << np.uint64(SM - k)) | (idx & np.uint64(1))
-    codes = np.empty(u.shape[0], dtype=np.uint32)
-    K.encode_kernel(u, SM, SE, np.zeros(1, np.int64), u.shape[0], P, np.zeros(0, np.uint64),
-                    codes)
+    exact = np.empty(u.shape[0], dtype=np.int64)
+    K.encode_kernel(u, SM, SE, np.zeros(1, np.int64), u.shape[0], P, np.uint64(0), 0, exact)
+    codes = exact.astype(np.uint32)  # error sentinels wrap to >= K.TABLE_ERR_MIN
     codes.setflags(write=False)
     return k, codes
 
 
+@njit(cache=True, inline="always")
+def table_index(v, sh, mask):
+    """Index of the source bit pattern ``v``: sign, exponent and kept mantissa bits, sticky."""
+    return (np.int64(v >> sh) << 1) | np.int64((v & mask) != 0)
+
+
 @dual_kernel
-def lut_encode(u, SM, k, table, out):
-    sh = np.uint64(SM - k)
-    mask = (np.uint64(1) << sh) - np.uint64(1)
+def lut_encode(u, sh, mask, table, out):
+    """``out[i] = table[index(u[i])]`` (``out`` of any unsigned dtype); returns the number of
+    error sentinels met (their ``out`` entries are not meaningful)."""
+    nbad = 0
     for i in prange(u.shape[0]):
-        v = np.uint64(u[i])
-        idx = ((v >> sh) << np.uint64(1)) | np.uint64((v & mask) != 0)
-        out[i] = table[idx]
+        c = table[table_index(u[i], sh, mask)]
+        out[i] = c
+        if c >= K.TABLE_ERR_MIN:
+            nbad += 1
+    return nbad
 
 
 @dual_kernel
-def lut_quantize(u, SM, k, table, values, codes_out, out):
-    sh = np.uint64(SM - k)
-    mask = (np.uint64(1) << sh) - np.uint64(1)
-    nv = values.shape[0]
+def lut_values(u, sh, mask, vtab, out):
+    """``out[i] = vtab[index(u[i])]`` (``_codec.value_by_index``); returns the number of NaNs
+    written (a NaN input or NaN code, or an error sentinel)."""
+    nnan = 0
     for i in prange(u.shape[0]):
-        v = np.uint64(u[i])
-        idx = ((v >> sh) << np.uint64(1)) | np.uint64((v & mask) != 0)
-        c = table[idx]
-        codes_out[i] = c
-        out[i] = values[c] if c < nv else np.nan
+        v = vtab[table_index(u[i], sh, mask)]
+        out[i] = v
+        if v != v:
+            nnan += 1
+    return nnan
 
 
 @dual_kernel
-def lut_block_encode(u, nrows, rowlen, shift, k, table, P, values, codes_out, vals_out):
-    """Table-driven rounding of float32 rows each divided by ``2**shift[row]`` (exact).
+def lut_block_encode(u, nrows, rowlen, shift, bad, k, table, P, values, codes_out, vals_out):
+    """Table-driven rounding of float32 rows each divided by ``2**shift[row]`` (exact); returns
+    the number of error sentinels met (their ``codes_out`` entries are not meaningful).
 
     The power-of-two scale is applied by moving the exponent field when the scaled value stays
     a normal float32 (then the table index is in range by construction: sign, 8 exponent bits,
-    ``k`` mantissa bits and the sticky bit). Every other input - an fp32 subnormal, Inf or NaN, or a scaled
-    exponent at or below 0 or at or above 255 - goes through the generic exact kernel
-    (``_kernel.encode_one`` with the same shift), so no index is ever formed outside the table.
-    ``vals_out`` (float32, may be empty) receives ``element_value * 2**shift``.
+    ``k`` mantissa bits and the sticky bit). Every other input - an fp32 subnormal, Inf or NaN,
+    or a scaled exponent at or below 0 or at or above 255 - goes through the generic exact
+    kernel (``_kernel.encode_one`` with the same shift), so no index is ever formed outside the
+    table. A row with ``bad[row]`` (it held NaN / Inf) gets codes 0 and values NaN.
+    ``codes_out`` (any unsigned dtype) and ``vals_out`` (float32) may be empty; ``vals_out``
+    receives ``element_value * 2**shift`` rounded once to float32.
     """
     sh = np.uint32(23 - k)
     mask = np.uint32((1 << (23 - k)) - 1)
-    want = vals_out.shape[0] == u.shape[0]
+    want_codes = codes_out.shape[0] == u.shape[0]
+    want_vals = vals_out.shape[0] == u.shape[0]
     nv = values.shape[0]
+    nbad = 0
     for r in prange(nrows):
         e = shift[r]
         scale = np.ldexp(np.float64(1.0), e)
         for j in range(rowlen):
             i = r * rowlen + j
+            if bad[r]:
+                if want_codes:
+                    codes_out[i] = 0
+                if want_vals:
+                    vals_out[i] = np.nan
+                continue
             v = u[i]
             ex = np.int64((v >> np.uint32(23)) & np.uint32(0xFF))
             ne = ex - e
             if ex == 0 and (v & np.uint32(0x7FFFFF)) == 0:
-                c = table[(v >> sh) << np.uint32(1)]  # +-0
+                c = np.int64(table[(v >> sh) << np.uint32(1)])  # +-0
             elif ex == 0 or ex == 255 or ne <= 0 or ne >= 255:
                 c = K.encode_one(np.uint64(v), 23, 8, e, P, np.uint64(0))
             else:
                 vv = (v & np.uint32(0x807FFFFF)) | (np.uint32(ne) << np.uint32(23))
-                c = table[((vv >> sh) << np.uint32(1)) | np.uint32((v & mask) != 0)]
-            codes_out[i] = c
-            if want:
-                vals_out[i] = values[c] * scale if c < nv else np.nan
+                c = np.int64(table[((vv >> sh) << np.uint32(1)) | np.uint32((v & mask) != 0)])
+            ok = 0 <= c < nv
+            if not ok:
+                nbad += 1
+            if want_codes:
+                codes_out[i] = c if ok else 0
+            if want_vals:
+                vals_out[i] = values[c] * scale if ok else np.nan
+    return nbad
+
+
+@dual_kernel
+def lut_scaled_encode(x, nrows, rowlen, div, s, ts, bad, k, table, values, y, yb, codes_out,
+                      vals_out):
+    """Table-driven rounding of the rows of ``x`` (float32 or float64) each divided by
+    ``div[row]`` in float64 (``fl64(x / div)``, the block engine's definition for non-power-of-
+    two scales) through the float64-source ``table``; ``y`` is a float64 scratch of ``x``'s
+    length and ``yb`` the same memory viewed as uint64. Returns the number of error sentinels.
+    A ``bad`` row gets codes 0 and values NaN; ``vals_out`` (may be empty) receives
+    ``(values[code] * s[row]) * ts`` computed in float64 as ``QuantizedTensor.dequantize`` does,
+    then stored in its dtype."""
+    sh = np.uint64(52 - k)
+    mask = (np.uint64(1) << sh) - np.uint64(1)
+    want_codes = codes_out.shape[0] == x.shape[0]
+    want_vals = vals_out.shape[0] == x.shape[0]
+    nv = values.shape[0]
+    nbad = 0
+    for r in prange(nrows):
+        d = div[r]
+        for j in range(rowlen):
+            i = r * rowlen + j
+            y[i] = np.float64(x[i]) / d
+        for j in range(rowlen):
+            i = r * rowlen + j
+            if bad[r]:
+                if want_codes:
+                    codes_out[i] = 0
+                if want_vals:
+                    vals_out[i] = np.nan
+                continue
+            c = table[table_index(yb[i], sh, mask)]
+            if c >= K.TABLE_ERR_MIN:
+                nbad += 1
+            if want_codes:
+                codes_out[i] = c
+            if want_vals:
+                vals_out[i] = (values[c] * s[r]) * ts if c < nv else np.nan
+    return nbad
 
 
 @dual_kernel

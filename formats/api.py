@@ -68,10 +68,11 @@ def quantize(x, fmt, rounding=None, overflow=None, nan_input="error",
     return vals.astype(out_dtype, copy=False)
 
 
-def decode(codes, fmt=None):
-    """float64 values of ``codes`` (NaN codes -> NaN). Accepts a QuantizedTensor too."""
+def decode(codes, fmt=None, dtype=np.float64):
+    """Values of ``codes`` (NaN codes -> NaN) as float64 (default) or float32 (``dtype``; each
+    value rounded once). Accepts a QuantizedTensor too (its :meth:`dequantize`)."""
     if isinstance(codes, QuantizedTensor):
-        return codes.dequantize()
+        return codes.dequantize(dtype)
     if fmt is None:
         raise TypeError("decode(codes, fmt) needs fmt (a format or its name) unless codes is a "
                         "QuantizedTensor")
@@ -79,4 +80,4 @@ def decode(codes, fmt=None):
     if fmt.kind == "block":
         raise TypeError("decode(codes, block_format) needs a QuantizedTensor; "
                         "use encode(x, fmt).dequantize()")
-    return decode_codes(codes, fmt)
+    return decode_codes(codes, fmt, dtype)

@@ -5,258 +5,242 @@ Steps (OCP MX v1.0 section 6.3 for the MX formats; NVFP4 per the TE / torchao re
 1. Lay the tensor out as ``(n_blocks, k)`` rows (:class:`BlockLayout`), zero-padding a ragged tail.
 2. Per block: NaN or Inf anywhere -> the block's scale is NaN (torchao: non-finite amax gives
    scale 0xFF) and its element codes are 0; the whole block decodes to NaN.
-3. Scale from the finite amax by ``scale_rule``:
-   power-of-two rules (floor / ceil / rceil / even) -> exponent clamped to the scale format;
-   ``"amax"`` -> ``s = amax / element.max`` (``/ tensor_scale``) rounded RNE (saturating) into the
-   scale format (UE4M3 for NVFP4; a nonzero block never gets scale 0: it is raised to the
-   smallest positive scale); ``"mse"`` -> the candidate (power-of-two exponents floor-1..floor+2,
-   or amax scales times 1, 0.95, ..., 0.5) with the least block MSE; a callable gets
-   ``(amax, element)`` and returns scale values.
+3. Scale from the block's finite amax by ``scale_rule`` (:mod:`lowbit.formats.block_scales`).
 4. Elements: ``P_i = round(V_i / X)`` with one rounding. Power-of-two scales are applied exactly
-   inside the rounding kernel (exponent shift); other scales divide in float64 first (exact to
-   well below the element grid for float32 inputs). Values beyond the element max saturate
-   (OCP MX 6.3: "clamped to +-max"), unless ``overflow`` says otherwise.
-5. NVFP4 two-level scaling (``tensor_scale=True``): ``S = amax_tensor / (element.max *
-   scale.max)`` in FP32 (6 * 448 for NVFP4), 1.0 when the tensor is all zero; block scales are
-   computed from ``amax_block / element.max / S``.
+   inside the rounding kernel (exponent shift); other scales divide in float64 first
+   (``fl64(V_i / (s * S))``, exact to well below the element grid for float32 inputs).
+   Values beyond the element max saturate (OCP MX 6.3: "clamped to +-max"), unless ``overflow``
+   says otherwise; ``overflow="error"`` tests the scaled value and names the block.
+
+Memory: the tensor is read in pieces of whole rows (:meth:`BlockLayout.row_chunks`, about
+:data:`lowbit.formats.chunking.CHUNK_ELEMS` elements) and each piece's codes / values go straight
+to the output, so a conversion needs its input, its output and a few pieces. A format whose
+block scales depend on other blocks (tensor scale, callable rule) or rows longer than a piece
+(per-tensor, long per-channel rows) take one statistics pass first. Results do not depend on the
+piece size (``tests/formats/test_chunking.py``). A strided input is copied once to C order.
+
+Fast paths (each proved equal to the exact kernel, see :mod:`lowbit.formats._lut`): float32
+input with power-of-two scales rounds through the element's table with the scale applied as an
+exponent shift; general scales divide in float64 and round through the float64-source table.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from lowbit.formats import _kernel as K
+from lowbit.formats import chunking as C
 from lowbit.formats._codec import kernel_params, value_table
-from lowbit.formats._kernel import STOCHASTIC_ROUNDING
-from lowbit.formats._lut import code_table, lut_block_encode, lut_width, row_amax_f32
+from lowbit.formats._lut import code_table, lut_block_encode, lut_scaled_encode, lut_width
 from lowbit.formats.block_format import BlockFormat
-from lowbit.formats.convert import (
-    as_float_bits,
-    check_errors,
-    code_dtype,
-    encode_element,
-    quantize_element,
-    rounding_mode,
-    run_encode,
+from lowbit.formats.block_scales import (
+    RowStats,
+    ScalePlan,
+    block_plan,
+    needs_all_blocks,
+    scale_codes,
+    tensor_scale,
 )
-from lowbit.formats.layout import BlockLayout
+from lowbit.formats.convert import check_errors, code_dtype, run_encode, value_dtype
+from lowbit.formats.layout import BlockLayout, RowChunk
 from lowbit.formats.qtensor import QuantizedTensor
-from lowbit.formats.scale_rules import POW2_RULES, exponent_range, pow2_exponent
 
-_MSE_FACTORS = np.linspace(1.0, 0.5, 11)
+_NO_CODES = np.zeros(0, np.uint8)
+_NO_VALUES = np.zeros(0, np.float32)
 
 
-def encode_blocks(x, fmt: BlockFormat, axis=-1, rounding="rne", overflow="saturate",
-                  nan_input="error", subnormal_output="keep", seed=None, sr_bits=32,
-                  _values_out=None) -> QuantizedTensor:
-    """Quantize ``x`` to the block format; see the module docstring for the algorithm.
+def check_blocked_axis(layout: BlockLayout, fmt: BlockFormat, axis) -> None:
+    """ValueError when 1-D blocks of more than one element would run along a length-1 axis of
+    a tensor with more elements (every block would hold one element: almost surely the wrong
+    axis)."""
+    bs = fmt.block_size
+    if isinstance(bs, int) and bs != 1 and layout.shape[layout.axis] == 1 and layout.numel > 1:
+        bpe = fmt.element.bits + fmt.scale_bits
+        raise ValueError(f"axis={axis} of shape {layout.shape} has length 1: {fmt.name} blocks "
+                         f"along it would hold one element each ({bpe} bits per element); pass "
+                         f"the axis to block along (axis= one of the dimensions longer than 1)")
 
-    ``_values_out`` (internal): a list that receives the dequantized values as rows when the
-    table-driven fast path ran (saves a decode pass in ``quantize``).
-    """
-    rounding = rounding_mode(rounding)
-    xa = np.asarray(x)
-    as_float_bits(xa[:0] if xa.ndim else xa)  # dtype check with a clear error
-    if xa.dtype == np.float16:
-        xa = xa.astype(np.float32)
-    layout = BlockLayout.make(xa.shape, fmt.block_size, axis)
-    rows = layout.to_rows(xa)
-    nb, k = rows.shape
-    el = fmt.element
-    if rows.dtype == np.float32 and rows.size:
-        amax = np.empty(nb, np.float64)
-        bad_block = np.empty(nb, np.bool_)
-        row_amax_f32(rows.reshape(-1).view(np.uint32), nb, k, amax, bad_block)
-    else:
-        bad_block = ~np.isfinite(rows).all(axis=1)
-        amax = (np.abs(np.where(bad_block[:, None], 0, rows)).max(axis=1).astype(np.float64)
-                if k else np.zeros(nb))
-    if bad_block.any():
-        rows = np.where(bad_block[:, None], 0, rows).astype(rows.dtype)
-    kw = dict(rounding=rounding, overflow=overflow, nan_input=nan_input,
-              subnormal_output=subnormal_output, seed=seed, sr_bits=sr_bits)
 
-    tensor_scale = None
-    if fmt.tensor_scale:
-        t_amax = float(amax.max()) if nb else 0.0
-        denom = float(el.max) * float(fmt.scale.max if fmt.scale is not None else 1.0)
-        tensor_scale = float(np.float32(t_amax / denom)) if t_amax > 0 else 1.0
-        if tensor_scale == 0.0:
-            tensor_scale = float(np.finfo(np.float32).smallest_subnormal)
+class _Run:
+    """One conversion: format, policies, outputs and the per-block results."""
 
-    zero_point = None
-    rule = fmt.scale_rule
-    if not fmt.symmetric:
-        codes, scales, zero_point = _encode_asym(rows, fmt, kw)
-        scale_codes = None
-    elif isinstance(rule, str) and (rule in POW2_RULES or (rule == "mse" and _pow2_scale(fmt))):
-        if rule == "mse":
-            e = _mse_pow2(rows, amax, fmt, kw)
+    def __init__(self, x, fmt, axis, want_codes, want_values, policies):
+        self.fmt, self.el = fmt, fmt.element
+        self.layout = BlockLayout.make(x.shape, fmt.block_size, axis)
+        check_blocked_axis(self.layout, fmt, axis)
+        self.x = x if x.flags.c_contiguous else x.copy(order="C")
+        p = dict(policies)
+        seed = C.check_seed(p.pop("seed", None))
+        self.kw = p
+        self.stochastic = p["rounding"] in K.STOCHASTIC_ROUNDING
+        self.kw["key"] = C.stochastic_key(seed) if self.stochastic else np.uint64(0)
+        nb = self.layout.n_blocks
+        self.codes = np.empty(x.shape, code_dtype(self.el)) if want_codes else None
+        self.values = np.empty(x.shape, value_dtype(x.dtype)) if want_values else None
+        self.scales = np.empty(nb)
+        self.bad = np.zeros(nb, bool)
+        self.zp = None if fmt.symmetric else np.zeros(nb, np.int64)
+        self.ts = None
+        self.P = kernel_params(self.el, p["rounding"], p["overflow"], p["nan_input"],
+                               p["subnormal_output"], p["sr_bits"])
+        o = p["overflow"]
+        self.could_fail = o == "error" or (p["nan_input"] == "error" and not self.el.has_nan) or (
+            self.el.kind == "float" and not self.el.signed)
+
+    # ---- driver ---------------------------------------------------------------------------
+    def run(self):
+        lay, fmt = self.layout, self.fmt
+        k = lay.k
+        piece = C.CHUNK_ELEMS
+        if fmt.scale_rule == "mse":
+            piece = max(piece, k)  # candidates are scored on whole blocks
+        asym = not fmt.symmetric
+        stats = None
+        if needs_all_blocks(fmt) or k > piece or fmt.block_size is None:
+            stats = RowStats.empty(lay.n_blocks, asym)
+            parts = C.run_pieces(lambda ch: (ch.r0, RowStats.of(C.native(ch.rows), asym)),
+                                 lay.row_chunks(self.x, piece))
+            for r0, part in parts:  # in row order: column pieces of one row combine exactly
+                stats.merge(r0, part)
+            if fmt.tensor_scale:
+                self.ts = tensor_scale(stats.amax, fmt)
+        plan_all = None
+        if stats is not None and fmt.scale_rule != "mse":
+            plan_all = block_plan(stats, fmt, self.ts)
+
+        def one(ch):
+            rows = C.native(ch.rows)
+            st = stats.rows(ch.r0, ch.r1) if stats is not None else RowStats.of(rows, asym)
+            if st.bad.any():
+                rows = np.where(st.bad[:, None], 0, rows).astype(rows.dtype)
+            if plan_all is not None:
+                plan = plan_all.rows(ch.r0, ch.r1)
+            else:
+                plan = block_plan(st, fmt, self.ts, rows, self.kw, ch.r0 * k, k)
+            self._encode(ch, rows, st.bad, plan)
+            self.scales[ch.r0:ch.r1] = plan.scales
+            self.bad[ch.r0:ch.r1] = st.bad
+            if self.zp is not None:
+                self.zp[ch.r0:ch.r1] = plan.zp
+
+        C.run_pieces(one, lay.row_chunks(self.x, piece))
+        return self
+
+    # ---- one piece ------------------------------------------------------------------------
+    def _encode(self, ch: RowChunk, rows, bad, plan: ScalePlan):
+        nr, kc = rows.shape
+        offset = ch.r0 * self.layout.k + ch.c0
+        bufs = []  # (buffer, output, written in place)
+        for out in (self.codes, self.values):
+            if out is None:
+                bufs.append((None, None, True))
+                continue
+            view = self.layout.direct_rows(out, ch)
+            bufs.append((np.empty((nr, kc), out.dtype), out, False) if view is None
+                        else (view, out, True))
+        cbuf, vbuf = bufs[0][0], bufs[1][0]
+        flat = rows.reshape(-1)
+        done = False
+        if not self.stochastic:
+            done = self._fast(flat, nr, kc, bad, plan, cbuf, vbuf, ch)
+        if not done:
+            self._exact(flat, nr, kc, bad, plan, offset, cbuf, vbuf, ch)
+        for buf, out, in_place in bufs:
+            if not in_place:
+                self.layout.write_rows(out, RowChunk(ch.r0, ch.r1, ch.c0, ch.c1, buf, ch.full))
+
+    def _fast(self, flat, nr, kc, bad, plan, cbuf, vbuf, ch) -> bool:
+        el, o = self.el, self.kw["overflow"]
+        c_out = _NO_CODES if cbuf is None else cbuf.reshape(-1)
+        if plan.e is not None:
+            if flat.dtype != np.float32 or lut_width(el, 32, o) is None:
+                return False
+            kk, table = code_table(el, self.P.tobytes(), 32)
+            v_out = _NO_VALUES if vbuf is None else vbuf.reshape(-1)
+            if v_out.size and v_out.dtype != np.float32:
+                return False
+            nbad = lut_block_encode.serial(flat.view(np.uint32), nr, kc, plan.e.astype(np.int64), bad,
+                                    kk, table, self.P, value_table(el), c_out, v_out)
+        elif plan.zp is None and lut_width(el, 64, o) is not None:
+            kk, table = code_table(el, self.P.tobytes(), 64)
+            v_out = np.zeros(0, flat.dtype) if vbuf is None else vbuf.reshape(-1)
+            y = np.empty(flat.shape[0], np.float64)
+            ts = 1.0 if plan.ts is None else float(plan.ts)
+            nbad = lut_scaled_encode.serial(flat, nr, kc, plan.div, plan.s, ts, bad, kk, table,
+                                     value_table(el), y, y.view(np.uint64), c_out, v_out)
         else:
-            e = _clamp_exp(pow2_exponent(amax, rule, el), fmt)
-        if rows.dtype == np.float32 and rounding not in STOCHASTIC_ROUNDING and lut_width(el, 32, overflow) is not None:
-            codes = _lut_blocks(rows, e, el, kw, _values_out)
-        else:
-            codes, _ = run_encode(rows, el, shift=e, rowlen=max(k, 1), **kw)
-        scales = np.ldexp(1.0, e)
-        scale_codes = None
-    else:
-        if rule == "amax":
-            s = _amax_scale(amax, fmt, tensor_scale)
-        elif rule == "mse":
-            s = _mse_amax(rows, amax, fmt, tensor_scale, kw)
-        elif callable(rule):
-            s = _store_scale(np.asarray(rule(amax, el), dtype=np.float64).reshape(nb), fmt, amax)
-        else:
-            raise ValueError(f"scale_rule {rule!r} needs a power-of-two scale format")
-        codes = _encode_scaled(rows, s, tensor_scale, el, kw)
-        scales = s
-        scale_codes = None
-    if fmt.scale is not None:
-        scale_codes = _scale_codes(scales, fmt.scale)
-    if bad_block.any():
-        scales = np.where(bad_block, np.nan, scales)
-        codes = codes.reshape(nb, k)
-        codes[bad_block] = 0
-        if scale_codes is not None:
-            scale_codes = np.where(bad_block, fmt.scale.nan_code if fmt.scale.has_nan
-                                   else scale_codes, scale_codes)
-    code_rows = np.asarray(codes).reshape(nb, k)
-    return QuantizedTensor(
-        codes=layout.from_rows(code_rows.astype(code_dtype(el))),
-        scales=layout.scales_from_rows(scales.astype(np.float64)),
-        scale_codes=None if scale_codes is None else layout.scales_from_rows(
-            np.asarray(scale_codes).astype(np.uint8 if fmt.scale.bits <= 8 else np.uint16)),
-        tensor_scale=tensor_scale,
-        zero_point=None if zero_point is None else layout.scales_from_rows(zero_point),
-        format=fmt, axis=layout.axis)
+            return False
+        if nbad and self.could_fail:
+            self._raise_error(flat, nr, kc, plan, ch)
+        return True
+
+    def _scaled_input(self, flat, nr, kc, plan):
+        """(element inputs as the kernel sees them, per-row shift or None)."""
+        if plan.e is not None:
+            return flat, plan.e.astype(np.int64)
+        y = flat.astype(np.float64).reshape(nr, kc) / plan.div[:, None]
+        if plan.zp is not None:
+            y = y + plan.zp[:, None]
+        return y.reshape(-1), None
+
+    def _exact(self, flat, nr, kc, bad, plan, offset, cbuf, vbuf, ch):
+        src, shift = self._scaled_input(flat, nr, kc, plan)
+        codes, vals = run_encode(src, self.el, shift=shift, rowlen=max(kc, 1),
+                                 want_values=vbuf is not None, offset=offset, check=False,
+                                 **self.kw)
+        if self.could_fail and (codes[~np.repeat(bad, kc)] < 0).any():
+            self._raise_error(flat, nr, kc, plan, ch, codes)
+        if cbuf is not None:
+            cbuf[...] = np.where(bad[:, None], 0, codes.reshape(nr, kc))
+        if vbuf is not None:
+            v = vals.reshape(nr, kc)
+            if plan.e is not None:
+                v = np.ldexp(v, plan.e[:, None])
+            elif plan.zp is not None:
+                v = (v - plan.zp[:, None]) * plan.s[:, None]
+            else:
+                v = v * plan.s[:, None]
+                if plan.ts is not None:
+                    v = v * plan.ts
+            vbuf[...] = np.where(bad[:, None], np.nan, v)
+
+    def _raise_error(self, flat, nr, kc, plan, ch, codes=None):
+        src, shift = self._scaled_input(flat, nr, kc, plan)
+        if codes is None:
+            codes, _ = run_encode(src, self.el, shift=shift, rowlen=max(kc, 1), check=False,
+                                  **self.kw)
+        scales = plan.scales
+
+        def where(i):
+            r, c = divmod(i, kc)
+            scaled = float(flat[i]) / float(scales[r]) if plan.e is not None else float(src[i])
+            return (f"input {float(flat[i])!r} (element {ch.c0 + c} of block {ch.r0 + r} of "
+                    f"{self.layout.n_blocks}, block scale {float(scales[r])!r}) scaled to "
+                    f"{scaled!r}")
+
+        check_errors(codes, src, self.el, self.kw["overflow"], self.kw["nan_input"], where=where)
+
+    # ---- results --------------------------------------------------------------------------
+    def qtensor(self) -> QuantizedTensor:
+        lay, fmt = self.layout, self.fmt
+        scales = np.where(self.bad, np.nan, self.scales)
+        sc = None if fmt.scale is None else scale_codes(self.scales, self.bad, fmt.scale)
+        return QuantizedTensor(
+            codes=self.codes, scales=lay.scales_from_rows(scales),
+            scale_codes=None if sc is None else lay.scales_from_rows(sc),
+            tensor_scale=self.ts,
+            zero_point=None if self.zp is None else lay.scales_from_rows(self.zp),
+            format=fmt, axis=lay.axis)
 
 
-# ---- power-of-two scales --------------------------------------------------------------------
-def _lut_blocks(rows, e, el, kw, values_out):
-    """Table-driven element rounding with exact power-of-two block scaling (float32 rows)."""
-    P = kernel_params(el, kw["rounding"], kw["overflow"], kw["nan_input"],
-                      kw["subnormal_output"], kw["sr_bits"])
-    kk, table = code_table(el, P.tobytes())
-    nb, k = rows.shape
-    codes = np.empty(nb * k, np.uint32)
-    vals = np.empty(nb * k if values_out is not None else 0, np.float32)
-    lut_block_encode(rows.reshape(-1).view(np.uint32), nb, k, e.astype(np.int64), kk, table, P,
-                     value_table(el), codes, vals)
-    check_errors(codes, rows, el, kw["overflow"], kw["nan_input"])
-    if values_out is not None:
-        values_out.append(vals.reshape(nb, k))
-    return codes
+def encode_blocks(x, fmt: BlockFormat, axis=-1, **policies) -> QuantizedTensor:
+    """Quantize ``x`` to the block format; see the module docstring for the algorithm."""
+    xa = C.as_float_array(x)
+    return _Run(xa, fmt, axis, True, False, policies).run().qtensor()
 
 
-def _pow2_scale(fmt):
-    s = fmt.scale
-    return s is not None and s.mbits == 0
-
-
-def _clamp_exp(e, fmt):
-    lo, hi = exponent_range(fmt.scale)
-    return np.clip(e, lo, hi)
-
-
-def _scale_codes(scales, scale_fmt):
-    return encode_element(np.asarray(scales, dtype=np.float64), scale_fmt, overflow="saturate",
-                          nan_input="zero")
-
-
-def _mse_pow2(rows, amax, fmt, kw):
-    base = pow2_exponent(amax, "floor", fmt.element)
-    best_e = _clamp_exp(base, fmt)
-    best_err = None
-    k = rows.shape[1]
-    for d in (-1, 0, 1, 2):
-        e = _clamp_exp(base + d, fmt)
-        _, vals = run_encode(rows, fmt.element, shift=e, rowlen=max(k, 1), want_values=True,
-                             **kw)
-        err = ((np.ldexp(vals.reshape(rows.shape), e[:, None]) - rows) ** 2).sum(axis=1)
-        if best_err is None:
-            best_err = err
-            best_e = e
-        else:
-            better = err < best_err
-            best_err = np.where(better, err, best_err)
-            best_e = np.where(better, e, best_e)
-    return best_e
-
-
-# ---- general (non power-of-two) scales ------------------------------------------------------
-def _store_scale(s, fmt, amax):
-    """Round raw scales into the scale format (RNE, saturating); keep nonzero blocks nonzero."""
-    if fmt.scale is None:
-        q = s.astype(np.float32).astype(np.float64)
-        tiny = float(np.finfo(np.float32).smallest_subnormal)
-    else:
-        q = quantize_element(np.asarray(s, dtype=np.float64), fmt.scale, rounding="rne",
-                             overflow="saturate", nan_input="zero")
-        tiny = fmt.scale.min_subnormal
-    q = np.where((q == 0) & (amax > 0), tiny, q)
-    return q
-
-
-def _amax_scale(amax, fmt, tensor_scale):
-    s = amax / float(fmt.element.max)
-    if tensor_scale is not None:
-        s = s / tensor_scale
-    s = _store_scale(s, fmt, amax)
-    if fmt.scale is None:
-        s = np.where(amax > 0, s, 1.0)
-    return s
-
-
-def _encode_scaled(rows, s, tensor_scale, el, kw):
-    div = s * (tensor_scale if tensor_scale is not None else 1.0)
-    div = np.where(div == 0, 1.0, div)
-    y = rows.astype(np.float64) / div[:, None]
-    codes, _ = run_encode(y, el, **kw)
-    return codes
-
-
-def _mse_amax(rows, amax, fmt, tensor_scale, kw):
-    best_s, best_err = None, None
-    ts = tensor_scale if tensor_scale is not None else 1.0
-    for f in _MSE_FACTORS:
-        s = _store_scale(amax * f / float(fmt.element.max) / ts, fmt, amax)
-        if fmt.scale is None:
-            s = np.where(amax > 0, s, 1.0)
-        div = np.where(s == 0, 1.0, s) * ts
-        _, vals = run_encode(rows.astype(np.float64) / div[:, None], fmt.element,
-                             want_values=True, **kw)
-        err = ((vals.reshape(rows.shape) * div[:, None] - rows) ** 2).sum(axis=1)
-        if best_err is None:
-            best_s, best_err = s, err
-        else:
-            better = err < best_err
-            best_err = np.where(better, err, best_err)
-            best_s = np.where(better, s, best_s)
-    return best_s
-
-
-# ---- asymmetric INT ---------------------------------------------------------------------------
-def _encode_asym(rows, fmt, kw):
-    el = fmt.element
-    lo = np.minimum(rows.min(axis=1), 0.0).astype(np.float64)
-    hi = np.maximum(rows.max(axis=1), 0.0).astype(np.float64)
-    span = el.qmax - el.qmin
-    s = ((hi - lo) / span).astype(np.float32).astype(np.float64)
-    s = np.where(s > 0, s, 1.0)
-    zp = np.clip(np.rint(el.qmin - lo / s), el.qmin, el.qmax).astype(np.int64)
-    y = rows.astype(np.float64) / s[:, None] + zp[:, None]
-    codes, _ = run_encode(y, el, **kw)
-    return codes, s, zp
-
-
-def quantize_blocks(x, fmt: BlockFormat, axis=-1, **kw) -> np.ndarray:
-    """Dequantized values (float64, or float32 from the table-driven path) of ``x`` in ``fmt``."""
-    fast = []
-    qt = encode_blocks(x, fmt, axis=axis, _values_out=fast, **kw)
-    if not fast:
-        return qt.dequantize()
-    layout = qt.layout
-    vals = fast[0]
-    if np.isnan(qt.scales).any():
-        vals = np.where(np.isnan(layout.scales_to_rows(qt.scales))[:, None], np.nan, vals)
-    return layout.from_rows(vals)
+def quantize_blocks(x, fmt: BlockFormat, axis=-1, **policies) -> np.ndarray:
+    """Dequantized values of ``x`` in ``fmt`` (float32 for float16 / float32 input, float64 for
+    float64), equal to ``encode_blocks(x, fmt).dequantize()`` rounded once to that dtype."""
+    xa = C.as_float_array(x)
+    return _Run(xa, fmt, axis, False, True, policies).run().values

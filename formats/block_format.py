@@ -26,6 +26,7 @@ import numpy as np
 from lowbit.formats.float_format import FloatFormat
 from lowbit.formats.int_format import IntFormat
 from lowbit.formats.layout import BlockLayout
+from lowbit.formats.scale_rules import POW2_RULES
 
 SCALE_RULES = ("floor", "ceil", "rceil", "even", "mse", "amax")
 
@@ -60,6 +61,13 @@ class BlockFormat:
         if not callable(self.scale_rule) and self.scale_rule not in SCALE_RULES:
             raise ValueError(f"scale_rule must be one of {list(SCALE_RULES)} or a callable, "
                              f"got {self.scale_rule!r}")
+        pow2_scale = self.scale is not None and self.scale.mbits == 0
+        if self.tensor_scale and isinstance(self.scale_rule, str) and (
+                self.scale_rule in POW2_RULES or (self.scale_rule == "mse" and pow2_scale)):
+            raise ValueError(f"tensor_scale=True needs a scale_rule that divides by the tensor "
+                             f"scale ('amax', 'mse' over a non-power-of-two scale format, or a "
+                             f"callable), got {self.scale_rule!r}: a power-of-two block scale "
+                             f"times an FP32 tensor scale is not a power of two")
         if not self.symmetric and not isinstance(self.element, IntFormat):
             raise ValueError("symmetric=False (zero point) needs an IntFormat element")
         if not self.symmetric and self.element.signed:

@@ -12,10 +12,15 @@ Rounding (one rounding from the exact float16/32/64 input value):
 * ``"rto"`` round to odd (truncate, then set the LSB if inexact)
 * ``"rnz"`` nearest, ties toward zero; ``"rno"`` nearest, ties to odd code; ``"rnp"`` /
   ``"rnm"`` nearest, ties toward +Inf / -Inf (HLS ``AP_RND`` / ``AP_RND_MIN_INF``)
-* stochastic modes, seeded by ``seed`` (int or ``numpy.random.Generator``); element ``i`` (flat
-  C order) uses ``r_i``, the ``i``-th draw of ``rng.integers(0, 2**sr_bits, size=n,
-  dtype=uint64)``; ``f`` is the discarded fraction of an ulp (IEEE P3109 interim report v3.1
-  definitions as implemented by gfloat ``RoundMode``):
+* stochastic modes, seeded by ``seed`` (a non-negative int or a ``numpy.random.Generator``):
+  element ``i`` (flat C order for element formats; for block formats position ``r * k + c`` in
+  the row layout of :class:`~lowbit.formats.layout.BlockLayout`, padding included) uses the
+  random integer ``r_i`` in ``[0, 2**sr_bits)`` of :func:`lowbit.formats._kernel.random_bits`
+  (counter-based: SplitMix64 of ``key + (i + 1) * 0x9E3779B97F4A7C15``, top ``sr_bits`` bits,
+  ``key`` drawn once per call from ``seed``), so the result does not depend on chunking or
+  threads (it changed from the earlier ``rng.integers`` stream); ``f`` is the discarded
+  fraction of an ulp (IEEE P3109 interim report v3.1 definitions as implemented by gfloat
+  ``RoundMode``):
 
   - ``"stochastic"`` hardware style: round up iff ``floor(f * 2**sr_bits) + r >= 2**sr_bits``
     (``sr_bits`` random bits added below the LSB, then truncation; gfloat StochasticFastest)
@@ -57,17 +62,28 @@ from __future__ import annotations
 import numpy as np
 
 from lowbit.formats import _kernel as K
-from lowbit.formats._codec import ROUNDING_ALIASES, decode_codes, kernel_params, rounding_mode
-from lowbit.formats._codec import value_table as value_table
-from lowbit.formats._lut import code_table, lut_encode, lut_quantize, lut_width
+from lowbit.formats import chunking as C
+from lowbit.formats._codec import (
+    ROUNDING_ALIASES,
+    decode_codes,
+    kernel_params,
+    rounding_mode,
+    value_by_index,
+    value_table,
+)
+from lowbit.formats._lut import code_table, lut_encode, lut_values, lut_width
 from lowbit.formats.registry import resolve
 
 __all__ = ["ROUNDING_ALIASES", "rounding_mode", "rounding_table", "run_encode", "encode_element",
-           "quantize_element", "as_float_bits", "check_errors", "code_dtype", "check_renamed"]
+           "quantize_element", "convert_elements", "check_errors", "code_dtype",
+           "check_renamed"]
 
 RENAMED_KEYWORDS = {"nan": "nan_input", "subnormals": "subnormal_output"}
 """Old conversion keywords and their new names (``nan`` and ``subnormals`` also name format
 fields, ``FloatFormat.nan`` / ``FloatFormat.subnormals``, with another meaning)."""
+
+TABLE_MIN_FLOAT64 = 50_000
+"""float64 inputs use the (larger, 2**(k+13)-entry) table from this many elements on."""
 
 
 def check_renamed(kwargs: dict) -> None:
@@ -78,91 +94,77 @@ def check_renamed(kwargs: dict) -> None:
                             f"ambiguous with FloatFormat.{old}); pass {new}={kwargs[old]!r}")
 
 
-def as_float_bits(x):
-    """(flat bit-pattern array, SM, SE, float dtype) for a float16/32/64 array."""
-    x = np.asarray(x)
-    if x.dtype == np.float16:
-        x = x.astype(np.float32)
+def _bits(x: np.ndarray):
+    """(bit-pattern view, SM, SE) of a native 1-D float32 / float64 array."""
     if x.dtype == np.float32:
-        return np.ascontiguousarray(x).reshape(-1).view(np.uint32), 23, 8, np.float32
-    if x.dtype == np.float64:
-        return np.ascontiguousarray(x).reshape(-1).view(np.uint64), 52, 11, np.float64
-    raise TypeError(f"x must be a float16, float32 or float64 array, got dtype {x.dtype}")
+        return x.view(np.uint32), 23, 8
+    return x.view(np.uint64), 52, 11
 
 
-def _random_bits(n, seed, sr_bits):
-    if seed is None:
-        raise ValueError("stochastic rounding needs seed= (an int or a numpy.random.Generator)")
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-    return rng.integers(0, 1 << sr_bits, size=n, dtype=np.uint64)
-
-
-_EMPTY_RND = np.zeros(0, dtype=np.uint64)
 _ZERO_SHIFT = np.zeros(1, dtype=np.int64)
 
 
 def run_encode(x, fmt, rounding="rne", overflow="saturate", nan_input="error",
                subnormal_output="keep", seed=None, sr_bits=32, shift=None, rowlen=None,
-               want_values=False):
-    """Core element conversion over a flat view. Returns (codes uint32, values float64|None).
-
-    ``shift`` (int64 per row of ``rowlen`` elements) divides the input by ``2**shift`` exactly
-    before rounding (power-of-two block scales).
-    """
-    u, SM, SE, _ = as_float_bits(x)
+               want_values=False, key=None, offset=0, check=True):
+    """Exact conversion of one native 1-D float32 / float64 chunk ``x``: (codes int64, negative
+    for an error sentinel of :mod:`lowbit.formats._kernel`; values float64 or None). ``shift`` (int64 per row of ``rowlen`` elements) divides the input by
+    ``2**shift`` exactly before rounding (power-of-two block scales); under a stochastic
+    rounding element ``i`` draws random index ``offset + i`` with ``key`` (default: drawn from
+    ``seed``). ``check=False`` leaves error sentinels in the codes."""
+    u, SM, SE = _bits(x)
     rounding = rounding_mode(rounding)
     P = kernel_params(fmt, rounding, overflow, nan_input, subnormal_output, sr_bits)
+    if key is None:
+        key = C.stochastic_key(seed) if rounding in K.STOCHASTIC_ROUNDING else np.uint64(0)
     n = u.shape[0]
-    stochastic = rounding in K.STOCHASTIC_ROUNDING
-    rnd = _random_bits(n, seed, sr_bits) if stochastic else _EMPTY_RND
-    codes = np.empty(n, dtype=np.uint32)
-    vals = None
-    src_bits = 32 if SM == 23 else 64
-    if shift is None and not stochastic and lut_width(fmt, src_bits, overflow) is not None and (
-            SM == 23 or n > 50_000):
-        k, table = code_table(fmt, P.tobytes(), 32 if SM == 23 else 64)
-        if want_values:
-            vals = np.empty(n, dtype=np.float32 if SM == 23 else np.float64)
-            lut_quantize(u, SM, k, table, value_table(fmt).astype(vals.dtype), codes, vals)
-        else:
-            lut_encode(u, SM, k, table, codes)
-        check_errors(codes, x, fmt, overflow, nan_input)
-        return codes, vals
     if shift is None:
         shift, rowlen = _ZERO_SHIFT, max(n, 1)
+    codes = np.empty(n, dtype=np.int64)
+    vals = None
     lut = value_table(fmt) if want_values else None
     if want_values and lut is not None:
         vals = np.empty(n, dtype=np.float64)
-        K.quantize_kernel(u, SM, SE, shift, rowlen, P, rnd, lut, codes, vals)
+        K.quantize_kernel.serial(u, SM, SE, shift, rowlen, P, np.uint64(key), offset, lut, codes,
+                                 vals)
     else:
-        K.encode_kernel(u, SM, SE, shift, rowlen, P, rnd, codes)
-    check_errors(codes, x, fmt, overflow, nan_input)
+        K.encode_kernel.serial(u, SM, SE, shift, rowlen, P, np.uint64(key), offset, codes)
+    if check:
+        check_errors(codes, x, fmt, overflow, nan_input, offset=offset)
     if want_values and vals is None:
-        vals = decode_codes(codes, fmt)
+        ok = codes >= 0
+        vals = np.full(n, np.nan)
+        vals[ok] = decode_codes(codes[ok], fmt)
     return codes, vals
 
 
-def check_errors(codes, x, fmt, overflow, nan_input):
-    """Raise the ValueError an error sentinel code in ``codes`` stands for (the first one)."""
+def check_errors(codes, x, fmt, overflow, nan_input, offset=0, where=None):
+    """Raise the ValueError the first error sentinel in ``codes`` stands for. ``offset`` is the
+    flat index of ``codes[0]``; ``where(i)`` (optional) describes element ``i`` (block
+    formats: its block, scale and scaled value) instead of "input v at flat index i"."""
     could_fail = overflow == "error" or (nan_input == "error" and not fmt.has_nan) or (
         fmt.kind == "float" and not fmt.signed)
     if not could_fail:
         return
-    bad = codes >= K.ERR_NEG
+    codes = np.asarray(codes)
+    if codes.dtype == np.uint32:  # a lookup table's codes: sentinels wrapped to uint32
+        bad = codes >= K.TABLE_ERR_MIN
+    else:
+        bad = codes < 0
     if not bad.any():
         return
     i = int(np.argmax(bad))
-    xv = np.asarray(x).reshape(-1)[i]
-    c = codes[i]
+    c = int(codes[i]) - (1 << 32 if codes.dtype == np.uint32 else 0)
+    at = where(i) if where is not None else (
+        f"input {np.asarray(x).reshape(-1)[i]!r} at flat index {offset + i}")
     if c == K.ERR_NAN:
-        raise ValueError(f"NaN input at flat index {i} but {fmt.name} has no NaN and "
-                         f"nan_input='error'; pass nan_input='zero' or nan_input='max' "
-                         f"(allowed: {list(K.NAN_INPUT)})")
+        raise ValueError(f"NaN {at}: {fmt.name} has no NaN and nan_input='error'; pass "
+                         f"nan_input='zero' or nan_input='max' (allowed: {list(K.NAN_INPUT)})")
     if c == K.ERR_NEG:
-        raise ValueError(f"negative input {xv!r} at flat index {i} for unsigned format {fmt.name} "
-                         f"with overflow='error' (allowed: {list(K.OVERFLOW)})")
-    raise ValueError(f"input {xv!r} at flat index {i} overflows {fmt.name} (max {fmt.max!r}) "
-                     f"and overflow='error' (allowed: {list(K.OVERFLOW)})")
+        raise ValueError(f"negative {at} for unsigned format {fmt.name} with overflow='error' "
+                         f"(allowed: {list(K.OVERFLOW)})")
+    raise ValueError(f"{at} overflows {fmt.name} (max {fmt.max!r}) and overflow='error' "
+                     f"(allowed: {list(K.OVERFLOW)})")
 
 
 def rounding_table(fmt, rounding="rne", overflow="saturate", nan_input="error",
@@ -193,16 +195,77 @@ def code_dtype(fmt):
     return np.uint8 if fmt.bits <= 8 else (np.uint16 if fmt.bits <= 16 else np.uint32)
 
 
+def value_dtype(dtype) -> np.dtype:
+    """dtype of ``quantize``'s result for an input dtype: float64 for float64, else float32."""
+    return np.dtype(np.float64) if C.work_dtype(dtype) == np.float64 else np.dtype(np.float32)
+
+
+def convert_elements(x, fmt, want_codes=True, want_values=False, rounding="rne",
+                     overflow="saturate", nan_input="error", subnormal_output="keep", seed=None,
+                     sr_bits=32):
+    """Codes (``code_dtype(fmt)``) and / or values (:func:`value_dtype`) of a float array in an
+    element format, ``x``'s shape, computed in chunks of :data:`chunking.CHUNK_ELEMS`.
+
+    Fast path (deterministic rounding, formats of at most 8 bits, float32 input, or float64
+    from :data:`TABLE_MIN_FLOAT64` elements): one gather per element from the rounding table
+    (codes) or from the values of its entries (values), which :mod:`lowbit.formats._lut` proves
+    equal to the exact kernel; a chunk in which an error sentinel may hide is re-encoded to
+    raise the error. Otherwise the exact kernel per chunk."""
+    xa = C.as_float_array(x)
+    rounding = rounding_mode(rounding)
+    P = kernel_params(fmt, rounding, overflow, nan_input, subnormal_output, sr_bits)
+    stochastic = rounding in K.STOCHASTIC_ROUNDING
+    C.check_seed(seed)
+    key = C.stochastic_key(seed) if stochastic else np.uint64(0)
+    codes = np.empty(xa.shape, code_dtype(fmt)) if want_codes else None
+    vals = np.empty(xa.shape, value_dtype(xa.dtype)) if want_values else None
+    work = C.work_dtype(xa.dtype)
+    src_bits = 32 if work == np.float32 else 64
+    table = None
+    if not stochastic and lut_width(fmt, src_bits, overflow) is not None and (
+            src_bits == 32 or xa.size >= TABLE_MIN_FLOAT64):
+        k, table = code_table(fmt, P.tobytes(), src_bits)
+        SM = 23 if src_bits == 32 else 52
+        sh = np.uint32(SM - k) if src_bits == 32 else np.uint64(SM - k)
+        mask = (np.uint32 if src_bits == 32 else np.uint64)((1 << (SM - k)) - 1)
+        vtab = value_by_index(fmt, P.tobytes(), src_bits, vals.dtype.str) if want_values else None
+    could_fail = overflow == "error" or (nan_input == "error" and not fmt.has_nan) or (
+        fmt.kind == "float" and not fmt.signed)
+    cflat = codes.reshape(-1) if want_codes else None
+    vflat = vals.reshape(-1) if want_values else None
+    pol = dict(rounding=rounding, overflow=overflow, nan_input=nan_input,
+               subnormal_output=subnormal_output, sr_bits=sr_bits)
+
+    def piece(item):
+        start, chunk = item
+        n = chunk.shape[0]
+        if table is not None:
+            u = _bits(chunk)[0]
+            suspect = 0
+            if want_codes:
+                suspect += lut_encode.serial(u, sh, mask, table, cflat[start:start + n])
+            if want_values:
+                suspect += lut_values.serial(u, sh, mask, vtab, vflat[start:start + n])
+            if suspect and could_fail:  # find and raise the error, if there is one
+                c32 = np.empty(n, np.uint32)
+                lut_encode.serial(u, sh, mask, table, c32)
+                check_errors(c32, chunk, fmt, overflow, nan_input, offset=start)
+            return
+        c64, v64 = run_encode(chunk, fmt, **pol, want_values=want_values, key=key, offset=start)
+        if want_codes:
+            cflat[start:start + n] = c64
+        if want_values:
+            vflat[start:start + n] = v64
+
+    C.run_pieces(piece, C.c_order_chunks(xa))
+    return codes, vals
+
+
 def encode_element(x, fmt, **policies) -> np.ndarray:
     """Codes of a float array in an element format (``code_dtype(fmt)``, ``x``'s shape)."""
-    xa = np.asarray(x)
-    codes, _ = run_encode(xa, fmt, **policies)
-    return codes.astype(code_dtype(fmt)).reshape(xa.shape)
+    return convert_elements(x, fmt, want_codes=True, **policies)[0]
 
 
 def quantize_element(x, fmt, **policies) -> np.ndarray:
-    """Values of a float array rounded to an element format (float64, or float32 from the
-    float32 table path), ``x``'s shape."""
-    xa = np.asarray(x)
-    _, vals = run_encode(xa, fmt, want_values=True, **policies)
-    return vals.reshape(xa.shape)
+    """Values of a float array rounded to an element format (:func:`value_dtype`)."""
+    return convert_elements(x, fmt, want_codes=False, want_values=True, **policies)[1]

@@ -198,6 +198,10 @@ class FloatFormat:
 
     @property
     def min_normal(self) -> float:
+        """Smallest positive normal magnitude ``2**emin`` (IEEE 754 ``b**emin``): values below
+        it are subnormal multiples of :attr:`min_subnormal`. It exceeds :attr:`max` when the
+        format has no finite normal binade (IEEE-style E1: its only finite binade is the
+        subnormal one)."""
         return math.ldexp(1.0, self.emin)
 
     @property
@@ -209,8 +213,18 @@ class FloatFormat:
 
     @property
     def eps(self) -> float:
-        """Distance from 1.0 to the next larger value, ``2**-mbits``."""
-        return math.ldexp(1.0, -self.mbits)
+        """Distance from 1.0 to the next larger finite value of the format: ``2**-mbits`` when
+        1.0 lies in a normal binade below the max; the subnormal spacing (or the step to
+        ``min_normal`` without subnormals) when 1.0 is below ``min_normal``; ``inf`` when no
+        finite value exceeds 1.0."""
+        if self.max <= 1.0:
+            return math.inf
+        if 1.0 >= self.min_normal:
+            return math.ldexp(1.0, -self.mbits)
+        if self.subnormals and self.zero and self.mbits > 0:
+            q = self.min_subnormal
+            return (math.floor(1.0 / q) + 1) * q - 1.0
+        return self.min_normal - 1.0
 
     @property
     def num_codes(self) -> int:
@@ -218,9 +232,14 @@ class FloatFormat:
 
     @property
     def num_finite(self) -> int:
-        """Number of codes that decode to a finite value (both zeros counted)."""
-        v = self.values()
-        return int(np.count_nonzero(np.isfinite(v)))
+        """Number of codes that decode to a finite value (both zeros counted): all codes less
+        the NaN codes (``ieee``: every nonzero mantissa of the top binade, per sign; ``fn``: one
+        per sign, all of it without Inf; ``fn``: one per sign; ``fnuz``: the negative-zero code)
+        and the Inf codes (one per sign)."""
+        signs = 2 if self.signed else 1
+        infs = signs if self.inf else 0
+        nans = {"ieee": signs * (1 << self.mbits) - infs, "fn": signs, "fnuz": 1, None: 0}
+        return self.num_codes - nans[self.nan] - infs
 
     @property
     def nan_code(self) -> int:

@@ -69,12 +69,32 @@ def pack(codes, fmt, order: str = "low_first") -> np.ndarray:
     return out
 
 
+def _byte_buffer(buf) -> np.ndarray:
+    """``buf`` as a flat uint8 array: bytes-like objects, or integer arrays whose values are
+    bytes (0..255); TypeError / ValueError otherwise (no silent wrap or truncation)."""
+    if isinstance(buf, (bytes, bytearray, memoryview)):
+        return np.frombuffer(buf, dtype=np.uint8)
+    a = np.asarray(buf)
+    if a.dtype.kind not in "iu":
+        raise TypeError(f"buf must be bytes or an integer array of byte values, got dtype "
+                        f"{a.dtype}")
+    if a.size and (int(a.min()) < 0 or int(a.max()) > 255):
+        raise ValueError(f"buf must hold byte values 0..255, got values in "
+                         f"{int(a.min())}..{int(a.max())}")
+    return a.astype(np.uint8, copy=False).reshape(-1)
+
+
 def unpack(buf, fmt, count: int, order: str = "low_first") -> np.ndarray:
     """Inverse of :func:`pack`: ``count`` codes (uint8/uint16/uint32) from packed bytes."""
     if order not in PACK_ORDERS:
         raise ValueError(f"order must be one of {list(PACK_ORDERS)}, got {order!r}")
+    if isinstance(count, (bool, np.bool_)) or not isinstance(count, (int, np.integer)):
+        raise TypeError(f"count must be an integer, got {count!r} ({type(count).__name__})")
+    if count < 0:
+        raise ValueError(f"count must be >= 0, got {count}")
+    count = int(count)
     b = _bits(fmt)
-    buf = np.asarray(buf, dtype=np.uint8).reshape(-1)
+    buf = _byte_buffer(buf)
     need = packed_nbytes(count, fmt)
     if buf.size < need:
         raise ValueError(f"buffer holds {buf.size} bytes, {need} needed for {count} codes")

@@ -20,11 +20,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lowbit.formats import chunking as C
 from lowbit.formats._codec import check_codes, decode_codes
 from lowbit.formats.block_format import BlockFormat
 from lowbit.formats.float_format import FloatFormat
 from lowbit.formats.int_format import IntFormat
-from lowbit.formats.layout import BlockLayout
+from lowbit.formats.layout import BlockLayout, RowChunk
 from lowbit.formats.pack import pack, packed_nbytes, unpack
 
 MAGIC = b"LBQT"
@@ -113,19 +114,35 @@ class QuantizedTensor:
         """Element values before scaling (float64, shape ``shape``)."""
         return decode_codes(self.codes, self.format.element)
 
-    def dequantize(self) -> np.ndarray:
-        """float64 values ``element * block_scale * tensor_scale`` (``(element - zero_point) *
-        block_scale`` for asymmetric INT); each product is exact in float64 for every lowbit
-        block format (element and scale significands of at most 24 bits together)."""
+    def dequantize(self, dtype=np.float64) -> np.ndarray:
+        """Values ``element * block_scale * tensor_scale`` (``(element - zero_point) *
+        block_scale`` for asymmetric INT), each product computed in float64 (exact for every
+        lowbit block format: element and scale significands of at most 24 bits together) and
+        stored in ``dtype`` (float64, or float32: one rounding). Computed in pieces of
+        :data:`lowbit.formats.chunking.CHUNK_ELEMS` elements (memory: the codes and the
+        result)."""
+        dtype = np.dtype(dtype)
+        if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+            raise ValueError(f"dtype must be float32 or float64, got {dtype}")
         lay = self.layout
-        vals = lay.to_rows(decode_codes(self.codes, self.format.element))
+        out = np.empty(self.shape, dtype)
         s = lay.scales_to_rows(self.scales)
-        if self.zero_point is not None:
-            vals = vals - lay.scales_to_rows(self.zero_point)[:, None]
-        out = vals * s[:, None]
-        if self.tensor_scale is not None:
-            out = out * self.tensor_scale
-        return lay.from_rows(out)
+        zp = None if self.zero_point is None else lay.scales_to_rows(self.zero_point)
+        codes = self.codes if self.codes.flags.c_contiguous else self.codes.copy(order="C")
+        for ch in lay.row_chunks(codes, C.CHUNK_ELEMS):
+            v = decode_codes(ch.rows, self.format.element)
+            if zp is not None:
+                v = v - zp[ch.r0:ch.r1, None]
+            v = v * s[ch.r0:ch.r1, None]
+            if self.tensor_scale is not None:
+                v = v * self.tensor_scale
+            direct = lay.direct_rows(out, ch)
+            if direct is not None:
+                direct[...] = v
+            else:
+                lay.write_rows(out, RowChunk(ch.r0, ch.r1, ch.c0, ch.c1, v.astype(dtype),
+                                             ch.full))
+        return out
 
     @property
     def numel(self) -> int:

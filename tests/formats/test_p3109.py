@@ -11,7 +11,15 @@ import pytest
 from gfloat.formats import format_info_p3109
 from lowbit_formats_ref import same_values
 
-from lowbit.formats import FloatFormat, decode, encode, get_format, list_formats, quantize
+from lowbit.formats import (
+    FloatFormat,
+    decode,
+    encode,
+    get_format,
+    list_formats,
+    quantize,
+    stochastic_bits,
+)
 from lowbit.formats.float_format import p3109
 
 SIGNED, UNSIGNED = gfloat.Signedness.Signed, gfloat.Signedness.Unsigned
@@ -187,13 +195,13 @@ SR = {"stochastic": gfloat.RoundMode.StochasticFastest,
                                   "p3109_k8p7sf"])
 def test_stochastic_modes_match_gfloat_bit_for_bit(name, mode, sr_bits):
     """The P3109 stochastic roundings, fed the same random integers: lowbit draws element i's
-    bits as the i-th value of ``default_rng(seed).integers(0, 2**sr_bits, n, uint64)``."""
+    bits as ``stochastic_bits(seed, n, sr_bits)[i]`` (counter-based, see lowbit.formats.chunking)."""
     f = get_format(name)
     fi = _gf(*f.p3109_params)
     rng = np.random.default_rng(1)
     x = np.repeat(_points(f, rng, 200), 3)
     x = x[np.isfinite(x) & ~(np.signbit(x) & ~f.signed)]
-    bits = np.random.default_rng(77).integers(0, 1 << sr_bits, size=x.size, dtype=np.uint64)
+    bits = stochastic_bits(77, x.size, sr_bits)
     for overflow in ("saturate", "nonsat"):
         exp = gfloat.round_ndarray(fi, x, SR[mode], sat=overflow == "saturate",
                                    srbits=bits.astype(np.int64), srnumbits=sr_bits)

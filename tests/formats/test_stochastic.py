@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from lowbit_formats_ref import SPECS, finite_grid, ref_floor_frac, ref_round, ref_sr_prob, ref_sr_up
 
-from lowbit.formats import IntFormat, encode, get_format, quantize
+from lowbit.formats import IntFormat, encode, get_format, quantize, stochastic_bits
 
 N = 200_000
 
@@ -118,7 +118,7 @@ SR_MODES = ["stochastic", "stochastic_fast", "stochastic_rne", "stochastic_rno",
                                           ("bf16", 5), ("int8", 3), ("fp6_e3m2", 12)])
 def test_stochastic_decisions_exact(name, mode, sr_bits):
     """Every element's up/down decision against the exact Fraction definition, fed the documented
-    random stream (element i uses the i-th draw of integers(0, 2**sr_bits, n, uint64))."""
+    random stream (element i uses stochastic_bits(seed, n, sr_bits)[i])."""
     fmt = get_format(name)
     rng = np.random.default_rng(11)
     if isinstance(fmt, IntFormat):
@@ -133,7 +133,7 @@ def test_stochastic_decisions_exact(name, mode, sr_bits):
                             rng.uniform(0, s.max, 200)])
         x = np.concatenate([x, -x])
     x = np.repeat(x, 4)
-    r = np.random.default_rng(5).integers(0, 1 << sr_bits, size=x.size, dtype=np.uint64)
+    r = stochastic_bits(5, x.size, sr_bits)
     got = quantize(x, fmt, rounding=mode, seed=5, sr_bits=sr_bits)
     for i in range(x.size):
         if isinstance(fmt, IntFormat):  # grid step 1: magnitude floor and its fraction

@@ -1,0 +1,122 @@
+"""Conversions run in pieces of ``chunking.CHUNK_ELEMS`` elements (bounded memory); the result
+must not depend on the piece size: bit-identical codes, scales and values for tiny pieces (every
+row split across pieces, per-tensor and per-channel rows read in column pieces), including
+stochastic rounding, whose random integer is a function of the element's index."""
+
+import numpy as np
+import pytest
+
+from lowbit.formats import chunking, decode, encode, get_format, quantize, stochastic_bits
+
+BLOCKS = ["mxfp4", "mxfp8_e4m3", "mxfp6_e2m3", "nvfp4", "mxint8", "bfp4", "int8_pt", "int8_pc",
+          "int4_g128", "int4_g128_asym", "int8_pc_asym"]
+ELEMENTS = ["fp8_e4m3", "fp4_e2m1", "bf16", "int8", "e8m0", "fp16", "int32"]
+
+
+def _same(a, b):
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    if a.dtype.kind == "f":
+        an, bn = np.isnan(a), np.isnan(b)
+        return np.array_equal(an, bn) and np.array_equal(a[~an].view(f"u{a.itemsize}"),
+                                                          b[~bn].view(f"u{b.itemsize}"))
+    return np.array_equal(a, b)
+
+
+def _data(shape, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    n = int(np.prod(shape))
+    x = rng.standard_normal(n) * np.exp2(rng.integers(-12, 12, n))
+    if n > 8:
+        x[rng.choice(n, n // 8, replace=False)] = rng.choice(
+            [0.0, -0.0, 1e-42, 3e38, -6.0, 2.0**-140], n // 8)
+    return x.astype(dtype).reshape(shape)
+
+
+def _run_all(fn, sizes=(5, 16, 97)):
+    base = fn()
+    old = chunking.CHUNK_ELEMS
+    try:
+        for n in sizes:
+            chunking.CHUNK_ELEMS = n
+            yield base, fn()
+    finally:
+        chunking.CHUNK_ELEMS = old
+
+
+@pytest.mark.parametrize("name", ELEMENTS)
+@pytest.mark.parametrize("rounding", ["rne", "rtz", "stochastic", "stochastic_rne"])
+def test_element_results_do_not_depend_on_chunks(name, rounding):
+    for dtype in (np.float32, np.float64, np.float16, ">f4"):
+        x = _data((7, 45), dtype, 1)
+        views = [x, x[:, ::2], x.T, x[3]]
+        for v in views:
+            def fn():
+                kw = dict(rounding=rounding, seed=3, nan_input="zero")
+                return encode(v, name, **kw), quantize(v, name, **kw)
+            for (c0, q0), (c1, q1) in _run_all(fn):
+                assert _same(c0, c1) and _same(q0, q1), (name, rounding, dtype, v.shape)
+
+
+@pytest.mark.parametrize("name", BLOCKS)
+@pytest.mark.parametrize("rounding", ["rne", "stochastic"])
+def test_block_results_do_not_depend_on_chunks(name, rounding):
+    fmt = get_format(name)
+    shapes = [((6, 100), -1), ((6, 100), 0), ((3, 40, 5), 1), ((2, 3, 70), -1)]
+    if isinstance(fmt.block_size, tuple):
+        shapes = [((40, 35), -1), ((2, 20, 33), -1)]
+    for dtype in (np.float32, np.float64):
+        for shape, axis in shapes:
+            x = _data(shape, dtype, 2)
+            x.reshape(-1)[7] = np.nan  # one NaN block
+
+            def fn():
+                kw = dict(rounding=rounding, seed=11, axis=axis)
+                qt = encode(x, fmt, **kw)
+                return qt, quantize(x, fmt, **kw)
+            for (qa, va), (qb, vb) in _run_all(fn):
+                where = (name, rounding, np.dtype(dtype).name, shape, axis)
+                assert _same(qa.codes, qb.codes), where
+                assert _same(qa.scales, qb.scales), where
+                assert qa.tensor_scale == qb.tensor_scale, where
+                assert _same(va, vb), where
+                assert _same(qa.dequantize(), qb.dequantize()), where
+                if rounding == "rne":  # quantize == decode(encode), rounded once to x's dtype
+                    assert _same(va, decode(qa).astype(va.dtype)), where
+
+
+@pytest.mark.parametrize("rule", ["mse", "even", "ceil"])
+def test_scale_rules_do_not_depend_on_chunks(rule):
+    from dataclasses import replace
+    for base in ("mxfp4", "int4_g32", "nvfp4"):
+        if rule != "mse" and base == "nvfp4":
+            continue
+        fmt = replace(get_format(base), scale_rule=rule, name=None)
+        x = _data((5, 96), np.float32, 4)
+        for (a, _), (b, _) in _run_all(lambda fmt=fmt: (encode(x, fmt), None)):
+            assert _same(a.codes, b.codes) and _same(a.scales, b.scales), (base, rule)
+
+
+def test_stochastic_stream_is_the_documented_one():
+    """Element i of a stochastic conversion uses stochastic_bits(seed, n, sr_bits)[i]: with
+    sr_bits=1 every inexact value rounds up exactly where that bit is 1."""
+    x = np.full(1000, 1.0 + 2.0**-5, np.float32)  # between fp8_e4m3 1.0 and 1.125
+    q = quantize(x, "fp8_e4m3", rounding="stochastic", seed=9, sr_bits=1)
+    r = stochastic_bits(9, x.size, sr_bits=1)
+    # up iff floor(f * 2) + r >= 2, f = 0.25: up iff r >= 2 never; use f = 0.5 instead
+    assert np.all(q == 1.0)
+    x = np.full(1000, 1.0625, np.float32)  # f = 0.5
+    q = quantize(x, "fp8_e4m3", rounding="stochastic", seed=9, sr_bits=1)
+    assert np.array_equal(q == 1.125, r == 1)
+    assert 400 < int(r.sum()) < 600
+
+
+def test_generator_seeds_advance_and_int_seeds_repeat():
+    x = np.full(256, 1.0625, np.float32)
+    g = np.random.default_rng(1)
+    a = encode(x, "fp8_e4m3", rounding="stochastic", seed=g)
+    b = encode(x, "fp8_e4m3", rounding="stochastic", seed=g)
+    assert not np.array_equal(a, b)
+    assert np.array_equal(encode(x, "fp8_e4m3", rounding="stochastic", seed=5),
+                          encode(x, "fp8_e4m3", rounding="stochastic", seed=5))
