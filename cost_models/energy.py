@@ -136,12 +136,16 @@ def _feature_energy(f: dict) -> float:
     return e
 
 
-def mac_energy(fa, fb, acc, terms: int = 1024, node_nm: float = 45.0) -> dict:
+def mac_energy(fa, fb, acc, terms: int = 1024, node_nm: float = 45.0,
+               multiplier="exact") -> dict:
     """Energy per MAC (pJ) of ``fa x fb`` accumulated in ``acc`` (required: the architecture),
     scaled to ``node_nm``. Returns ``{"pj", "arch"}`` (``arch``: the registry unit and its
-    parameters, see module docstring)."""
-    unit, p, lanes = mac_unit(fa, fb, acc, terms)
-    if unit == "fp_mac":
+    parameters, see module docstring). ``multiplier="lmul"``: the L-Mul product is one
+    integer add of ``ebits + mbits + 2`` bits (:func:`e_add`) instead of :func:`e_fp_mul`."""
+    unit, p, lanes = mac_unit(fa, fb, acc, terms, multiplier=multiplier)
+    if unit == "lmul_mac":
+        e = e_add(p["a"].ebits + p["a"].mbits + 2) + e_fp_add(p["acc"].fmt.mbits)
+    elif unit == "fp_mac":
         e = e_fp_mul(max(p["a"].mbits, p["b"].mbits)) + e_fp_add(p["acc"].fmt.mbits)
     else:
         e = _feature_energy(unit_features(unit, **p)) / lanes

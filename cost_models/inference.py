@@ -22,6 +22,7 @@ import numpy as np
 
 from lowbit.formats import BlockFormat, IntFormat, resolve
 from lowbit.formats.accum import parse_accum
+from lowbit.formats.multiplier import parse_multiplier
 from lowbit.hw.widths import acc_width
 from lowbit.sim.workloads import get_workload
 
@@ -29,17 +30,26 @@ from .array import ArrayConfig, gemm_model, layers_to_gemm
 from .energy import dram_pj_per_byte, mac_energy, scale_area, sram_pj_per_byte
 from .unit_cost import mac_cost, mac_operand
 
-__all__ = ["split_spec", "evaluate_format", "workload_layers"]
+__all__ = ["split_spec", "spec_multiplier", "evaluate_format", "workload_layers"]
 
 
 def split_spec(spec: str) -> tuple[str, str]:
-    """'w/a' -> (w, a); 'f' -> (f, f). Validates both names."""
-    parts = str(spec).split("/")
+    """'w/a' -> (w, a); 'f' -> (f, f). Validates both names. A multiplier suffix ``@MUL``
+    (see :func:`spec_multiplier`) is allowed and ignored here."""
+    parts = str(spec).partition("@")[0].split("/")
     if len(parts) not in (1, 2) or not all(parts):
-        raise ValueError(f"--formats: bad format spec {spec!r}; expected NAME or WFMT/AFMT")
+        raise ValueError(f"--formats: bad format spec {spec!r}; expected NAME, WFMT/AFMT, "
+                         "optionally @MUL")
     w, a = (parts[0], parts[0]) if len(parts) == 1 else (parts[0], parts[1])
     resolve(w, arg="--formats"), resolve(a, arg="--formats")
     return w, a
+
+
+def spec_multiplier(spec: str) -> str:
+    """The multiplier model of a format spec ``W[/A][@MUL]`` (``"exact"`` without a suffix;
+    the sweep's spelling, :mod:`lowbit.sim.sweep.points`)."""
+    mul = str(spec).partition("@")[2]
+    return parse_multiplier(mul or "exact").name
 
 
 def _tensor_scale_bits(f) -> float:
@@ -83,10 +93,11 @@ def evaluate_format(spec: str, layers, cfg: ArrayConfig = ArrayConfig(), acc="ex
                      wf.bits_per_element, af.bits_per_element, psb, g["a_unique"],
                      _tensor_scale_bits(af), _tensor_scale_bits(wf))
     net["name"] = g["name"]
-    em = mac_energy(w, a, accm, terms=terms, node_nm=node_nm)["pj"]
-    mc = mac_cost(w, a, accm, target=target, terms=terms)
-    mc_s = mac_cost(w, a, accm, target="sky130", terms=terms)
-    mc_g = mac_cost(w, a, accm, target="gates", terms=terms)
+    mul = spec_multiplier(spec)
+    em = mac_energy(w, a, accm, terms=terms, node_nm=node_nm, multiplier=mul)["pj"]
+    mc = mac_cost(w, a, accm, target=target, terms=terms, multiplier=mul)
+    mc_s = mac_cost(w, a, accm, target="sky130", terms=terms, multiplier=mul)
+    mc_g = mac_cost(w, a, accm, target="gates", terms=terms, multiplier=mul)
     buf_avg = float(np.mean(cfg.buffers))
     e_sram = sram_pj_per_byte(buf_avg, node_nm)
     e_dram = dram_pj_per_byte(node_nm)

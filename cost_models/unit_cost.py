@@ -33,6 +33,7 @@ from pathlib import Path
 
 from lowbit.formats import BlockFormat, FloatFormat, IntFormat, resolve
 from lowbit.formats.accum import parse_accum
+from lowbit.formats.multiplier import parse_multiplier
 from lowbit.hw.features import FEATURES
 from lowbit.hw.units import UNITS, param_text, unit_features, unit_params
 
@@ -112,11 +113,22 @@ def mac_operand(f):
     return f.element if isinstance(f, BlockFormat) and f.scale is None else f
 
 
-def mac_unit(fa, fb, acc, terms: int = 1024, stages: int = 1) -> tuple[str, dict, int]:
+def mac_unit(fa, fb, acc, terms: int = 1024, stages: int = 1,
+             multiplier="exact") -> tuple[str, dict, int]:
     """Registry unit, parameters and lanes (MACs per evaluation) that implement ``fa x fb``
-    accumulated in ``acc`` (see module docstring). ValueError names unsupported pairs."""
+    accumulated in ``acc`` (see module docstring) with the products of ``multiplier`` (a
+    model of :mod:`lowbit.formats.multiplier`; L-Mul: the ``lmul_mac`` unit, float operands
+    and a float accumulator). ValueError names unsupported combinations."""
     a, b = (mac_operand(resolve(f, arg=n)) for f, n in ((fa, "fa"), (fb, "fb")))
     accm = parse_accum(acc)
+    mul = parse_multiplier(multiplier)
+    if not mul.is_exact:
+        if not (isinstance(a, FloatFormat) and isinstance(b, FloatFormat)
+                and accm.kind == "float"):
+            raise ValueError(f"multiplier={mul.name}: lowbit.hw has an {mul.name} MAC for float "
+                             f"element formats with a float accumulator (lmul_mac); got "
+                             f"{a.name} x {b.name}, acc={accm.name}")
+        return "lmul_mac", {"a": a, "b": b, "acc": accm, "stages": stages, "mul": mul.name}, 1
     if isinstance(a, BlockFormat) or isinstance(b, BlockFormat):
         if not (isinstance(a, BlockFormat) and isinstance(b, BlockFormat) and a == b):
             raise ValueError(f"fa={a.name}, fb={b.name}: block formats need the same block "
@@ -139,12 +151,14 @@ def mac_unit(fa, fb, acc, terms: int = 1024, stages: int = 1) -> tuple[str, dict
     raise ValueError(f"fa={a.name}, fb={b.name}: mixed integer x float MACs have no hw unit")
 
 
-def mac_cost(fa, fb, acc, target: str = "gates", terms: int = 1024, stages: int = 1) -> dict:
+def mac_cost(fa, fb, acc, target: str = "gates", terms: int = 1024, stages: int = 1,
+             multiplier="exact") -> dict:
     """Per-MAC cost of ``fa x fb`` accumulated in ``acc`` on ``target`` (no default
-    architecture: ``acc`` is required). Returns :func:`unit_cost`'s dict with the unit's total
+    architecture: ``acc`` is required) with products of ``multiplier`` (default exact).
+    Returns :func:`unit_cost`'s dict with the unit's total
     in ``unit_total``, ``lanes`` and ``cost`` / ``ff`` / ``features`` per MAC, plus ``arch``:
     the unit and its parameters, as every report row prints it."""
-    unit, p, lanes = mac_unit(fa, fb, acc, terms, stages)
+    unit, p, lanes = mac_unit(fa, fb, acc, terms, stages, multiplier)
     r = unit_cost(unit, target, **p)
     r["arch"] = f"{unit}({r['params_text']})"
     r["unit_total"], r["lanes"] = r["cost"], lanes

@@ -25,7 +25,7 @@ import numpy as np
 
 from lowbit.formats import decode, resolve
 from lowbit.formats.accum import Exact, FloatAccum, IntAccum, parse_accum
-from lowbit.hw import features, fpmac, fpmul, intmac, reference
+from lowbit.hw import features, fpmac, fpmul, intmac, lmul, reference
 from lowbit.hw.unit import Pipe, Unit, inp, mask, out
 from lowbit.hw.vectors import acc_operands, all_pairs, random_codes
 from lowbit.hw.widths import acc_width, product_width
@@ -162,6 +162,29 @@ def _e_fp_mul(v, a, b, **_):
             "inf": inf.astype(np.int64)}
 
 
+# ---------------------------------------------------------------- L-Mul multiplier
+def _chk_lmul_mul(a="fp8_e4m3", b="fp8_e4m3", mul="lmul", **_):
+    p = _chk_fp_mul(a, b)
+    name = lmul.check_multiplier(mul, p["a"], p["b"])
+    if name == "exact":
+        raise ValueError("--mul=exact: lmul_mul is the L-Mul unit (lmul, lmul_l<k>); use fp_mul "
+                         "for the exact product")
+    return {**p, "mul": name}
+
+
+def _b_lmul_mul(a, b, mul, **_):
+    p = lmul.lmul_multiply(inp("a", a.bits), inp("b", b.bits), a, b, mul)
+    out("p", p.fixed)
+    out("nan", p.is_nan)
+    out("inf", p.is_inf)
+
+
+def _e_lmul_mul(v, a, b, mul, **_):
+    fixed, nan, inf, _ = reference.product_fixed(v["a"], v["b"], a, b, mul)
+    return {"p": mask(fixed, lmul.lmul_width(a, b) + 1), "nan": nan.astype(np.int64),
+            "inf": inf.astype(np.int64)}
+
+
 # ---------------------------------------------------------------- float-accumulator MACs
 def _float_acc(acc, unit):
     acc = parse_accum(acc)
@@ -199,10 +222,20 @@ def _chk_fp_mac(a="fp8_e4m3", b="fp8_e4m3", acc="fp32", stages=1, **_):
             "stages": check_stages(stages)}
 
 
-def _b_fp_mac(a, b, acc, stages, **_):
+def _chk_lmul_mac(a="fp8_e4m3", b="fp8_e4m3", acc="fp32", stages=1, mul="lmul", **_):
+    p = _chk_fp_mac(a, b, acc, stages)
+    m = lmul.check_multiplier(mul, p["a"], p["b"])
+    if m == "exact":
+        raise ValueError("--mul=exact: lmul_mac is the L-Mul MAC (lmul, lmul_l<k>); use fp_mac "
+                         "for exact products")
+    return {**p, "mul": m}
+
+
+def _b_fp_mac(a, b, acc, stages, mul="exact", **_):
     out("acc", fpmac.fp_mac(inp("a", a.bits), inp("b", b.bits), a, b, acc.fmt,
                             clr=inp("clr", 1), en=inp("en", 1), overflow=acc.overflow,
-                            pipe=Pipe(_cuts("fp_mac")(stages))))
+                            pipe=Pipe(_cuts("fp_mac")(stages)),
+                            multiply=lmul.product_generator(mul)))
 
 
 def _v_fp_mac(n, rng, exhaustive, a, b, **_):
@@ -213,7 +246,7 @@ def _v_fp_mac(n, rng, exhaustive, a, b, **_):
     return v
 
 
-def _e_fp_mac(v, a, b, acc, **_):
+def _e_fp_mac(v, a, b, acc, mul="exact", **_):
     A, B = v["a"].reshape(-1, SEG), v["b"].reshape(-1, SEG)
     en = v["en"].reshape(-1, SEG).astype(bool)
     st = np.zeros(A.shape[0], dtype=np.int64)
@@ -222,7 +255,7 @@ def _e_fp_mac(v, a, b, acc, **_):
         res[:, k] = st                           # register value before this cycle's update
         base = np.zeros_like(st) if k == 0 else st
         st = np.where(en[:, k], reference.fma_codes(A[:, k], B[:, k], base, a, b, acc.fmt,
-                                                   acc.overflow), base)
+                                                   acc.overflow, mul), base)
     res = res.ravel()
     res[::SEG] = np.concatenate([[0], st[:-1]])  # first cycle of a segment shows the previous one
     return {"acc": res}
@@ -285,6 +318,10 @@ DEFS = [
     Unit("fp_mul", "fp mult", "exact minifloat multiplier -> signed fixed point + NaN/Inf flags",
          _b_fp_mul, _v_fp_mul, _e_fp_mul, features.fp_mul, dict(a="fp8_e4m3", b="fp8_e4m3"),
          check=_chk_fp_mul),
+    Unit("lmul_mul", "fp mult", "L-Mul approximate multiplier (Luo & Sun 2024): one integer "
+         "adder over the bit fields -> signed fixed point + NaN/Inf flags", _b_lmul_mul,
+         _v_fp_mul, _e_lmul_mul, features.lmul_mul, dict(a="fp8_e4m3", b="fp8_e4m3", mul="lmul"),
+         check=_chk_lmul_mul),
     Unit("fp_fma", "fp MAC", "combinational MAC step RNE(c + a*b) in the float accumulator",
          _b_fp_fma, _v_fp_fma, _e_fp_fma, features.fp_fma,
          dict(a="fp8_e4m3", b="fp8_e4m3", acc="fp32"), check=_chk_fp_fma),
@@ -292,6 +329,10 @@ DEFS = [
          _b_fp_mac, _v_fp_mac, _e_fp_mac, features.fp_mac,
          dict(a="fp8_e4m3", b="fp8_e4m3", acc="fp32", stages=1), True, _chk_fp_mac,
          MAC_STAGES, _cuts("fp_mac")),
+    Unit("lmul_mac", "fp MAC", "registered float-accumulator MAC whose product is L-Mul "
+         "(lmul_mul) instead of the exact product", _b_fp_mac, _v_fp_mac, _e_fp_mac,
+         features.fp_mac, dict(a="fp8_e4m3", b="fp8_e4m3", acc="fp32", stages=1, mul="lmul"),
+         True, _chk_lmul_mac, MAC_STAGES, _cuts("fp_mac")),
     Unit("kulisch_mac", "Kulisch", "registered exact fixed-point (Kulisch) minifloat MAC",
          _b_kulisch, _v_kulisch, _e_kulisch, features.kulisch_mac,
          dict(a="fp8_e4m3", b="fp8_e4m3", acc="exact", terms=1024, stages=1), True,

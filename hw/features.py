@@ -42,6 +42,8 @@ Each ``<unit>(**params, target=None)`` function takes the unit's checked paramet
 from __future__ import annotations
 
 from lowbit.formats import FloatFormat
+from lowbit.formats.multiplier import parse_multiplier
+from lowbit.hw.lmul import lmul_width
 from lowbit.hw.widths import acc_width, ceil_log2, operand_format, product_width
 
 FEATURES = ("pp", "csa", "tree", "ks", "lx", "cpa", "sxt", "add", "acc", "shl", "mux", "neg", "lzc",
@@ -167,8 +169,37 @@ def fp_product(a, b, target=None, fixed: bool = True) -> dict:
     return d
 
 
+def lmul_product(a, b, target=None, fixed: bool = True) -> dict:
+    """L-Mul product (:func:`lowbit.hw.lmul.lmul_multiply`): ONE adder over the exponent and
+    mantissa fields plus the constant (``e + m + 2`` bits), exponent-zero detection for the
+    flush-to-zero operands and NaN / Inf decode (comparator bits, priced as ``add``) - no
+    significand product - and, when ``fixed``, the shift of ``(2^m + M) << m`` into the
+    fixed-point word, special / zero zeroing and the conditional negate."""
+    d = zero()
+    add(d, add=a.ebits + a.mbits + 2 + a.ebits + b.ebits)
+    special = any(f.has_nan or f.has_inf for f in (a, b))
+    if special:
+        add(d, add=a.ebits + b.ebits)
+    if fixed:
+        w = lmul_width(a, b)
+        add(d, shl=shifter_mux(2 * a.mbits + 1, _span(a) + _span(b) + 1, w) + w,
+            neg=w + 1)
+    return d
+
+
+def multiplier_product(a, b, mul="exact", target=None, fixed: bool = True) -> dict:
+    """Features of the product generator of multiplier model ``mul`` (exact or L-Mul)."""
+    if parse_multiplier(mul).is_exact:
+        return fp_product(a, b, target, fixed)
+    return lmul_product(a, b, target, fixed)
+
+
 def fp_mul(a, b, target=None, **_) -> dict:
     return fp_product(a, b, target)
+
+
+def lmul_mul(a, b, target=None, **_) -> dict:
+    return lmul_product(a, b, target)
 
 
 def kulisch_mac(a, b, terms, target=None, **_) -> dict:
@@ -187,8 +218,10 @@ def fp_fma(a, b, acc, target=None, **_) -> dict:
     return fp_adder(fp_product(a, b, target, fixed=False), acc.fmt, _sig(a) + _sig(b))
 
 
-def fp_mac(a, b, acc, target=None, **_) -> dict:
-    return fp_fma(a, b, acc, target)
+def fp_mac(a, b, acc, mul="exact", target=None, **_) -> dict:
+    if parse_multiplier(mul).is_exact:
+        return fp_fma(a, b, acc, target)
+    return fp_adder(lmul_product(a, b, target, fixed=False), acc.fmt, 2 * a.mbits + 1)
 
 
 def dot(elem, k: int, scale: str, target=None) -> dict:

@@ -59,9 +59,10 @@ def kulisch_mac(a, b, fmt_a, fmt_b, width: int, clr=None, en=None, name: str = "
     return acc, fnan, fpi, fni
 
 
-def fp_fma_step(a, b, c, fmt_a, fmt_b, acc_fmt, overflow: str = "ieee"):
-    """Combinational ``RNE(c + a*b)`` in ``acc_fmt`` (see module docstring); returns the code."""
-    return fp_add_product(fp_multiply(a, b, fmt_a, fmt_b), c, fmt_a, fmt_b, acc_fmt, overflow)
+def fp_fma_step(a, b, c, fmt_a, fmt_b, acc_fmt, overflow: str = "ieee", multiply=fp_multiply):
+    """Combinational ``RNE(c + a*b)`` in ``acc_fmt`` (see module docstring); returns the code.
+    ``multiply``: the product generator (``fp_multiply``, or ``lowbit.hw.lmul``'s L-Mul)."""
+    return fp_add_product(multiply(a, b, fmt_a, fmt_b), c, fmt_a, fmt_b, acc_fmt, overflow)
 
 
 def fp_add_product(p, c, fmt_a, fmt_b, acc_fmt, overflow: str = "ieee"):
@@ -92,14 +93,15 @@ def fp_add_product(p, c, fmt_a, fmt_b, acc_fmt, overflow: str = "ieee"):
 
 
 def fp_mac(a, b, fmt_a, fmt_b, acc_fmt, clr=None, en=None, overflow: str = "ieee",
-           name: str = "acc_q", pipe: Pipe | None = None):
+           name: str = "acc_q", pipe: Pipe | None = None, multiply=fp_multiply):
     """Registered float-accumulator MAC (one fused, RNE-rounded add per cycle); returns the
     accumulator register (``acc_fmt.bits`` wide code). ``pipe`` cut points ``"decode"`` and
     ``"product"`` (:func:`~lowbit.hw.fpmul.fp_multiply`); the accumulate loop (align, add,
-    normalise, round) stays in one cycle -- it is a recurrence."""
+    normalise, round) stays in one cycle -- it is a recurrence. ``multiply``: the product
+    generator (``fp_multiply``, or ``lowbit.hw.lmul``'s L-Mul: same Product fields)."""
     pipe = pipe or Pipe()
     fc = as_float_format(acc_fmt)
-    p = fp_multiply(a, b, fmt_a, fmt_b, pipe=pipe)
+    p = multiply(a, b, fmt_a, fmt_b, pipe=pipe)
     clr, en = _ctrl(pipe, clr, en)
     pipe.check_done()
     acc = pyrtl.Register(fc.bits, name=name)

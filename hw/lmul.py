@@ -20,7 +20,7 @@ from __future__ import annotations
 import pyrtl
 
 from lowbit.formats.multiplier import LMul, parse_multiplier
-from lowbit.hw.fpmul import Product, as_float_format, fp_decode
+from lowbit.hw.fpmul import Product, as_float_format, fp_decode, fp_multiply
 
 
 def lmul_model(multiplier) -> LMul:
@@ -76,3 +76,28 @@ def lmul_multiply(a, b, fmt_a, fmt_b, multiplier="lmul", pipe=None) -> Product:
     magx = mag.zero_extended(W + 1)
     fixed = pyrtl.select(sign, (~magx + 1)[:W + 1], magx)
     return Product(sign, sig, exp, mag, fixed, flushed, is_nan, is_inf)
+
+
+def check_multiplier(mul, fa, fb) -> str:
+    """Canonical name of multiplier ``mul`` for a unit with operands ``fa`` x ``fb``:
+    ``"exact"`` or an L-Mul model that can multiply them (ValueError naming ``--mul``)."""
+    try:
+        m = parse_multiplier(mul)
+        if not m.is_exact:
+            lmul_model(m).check(fa, fb)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"--mul={mul!r}: {exc}") from None
+    return m.name
+
+
+def product_generator(mul="exact"):
+    """The product generator of multiplier model ``mul``: :func:`fp_multiply` for ``"exact"``,
+    :func:`lmul_multiply` bound to the L-Mul model otherwise (both ``(a, b, fa, fb, pipe=None)
+    -> Product``)."""
+    m = parse_multiplier(mul)
+    if m.is_exact:
+        return fp_multiply
+
+    def multiply(a, b, fmt_a, fmt_b, pipe=None):
+        return lmul_multiply(a, b, fmt_a, fmt_b, m, pipe=pipe)
+    return multiply

@@ -14,6 +14,7 @@ import math
 import numpy as np
 
 from lowbit.formats import IntFormat, decode, encode, resolve
+from lowbit.formats.multiplier import parse_multiplier
 from lowbit.hw.widths import product_frac_bits
 
 
@@ -100,13 +101,11 @@ def round_ints(ns, S: int, fmt, zero_sign=None, overflow: str = "ieee"):
                   overflow="saturate" if overflow == "saturate" else "nonsat").astype(np.int64)
 
 
-def product_fixed(a, b, fa, fb):
-    """(fixed, nan, inf): exact products ``a*b * 2**F`` as Python ints (0 for NaN/Inf)."""
+def product_fixed(a, b, fa, fb, mul=None):
+    """(fixed, nan, inf): products ``a*b * 2**F`` as Python ints (0 for NaN/Inf); ``mul``: a
+    multiplier model of :mod:`lowbit.formats.multiplier` (default exact)."""
     fa, fb = _fmt(fa), _fmt(fb)
-    va = decode(np.asarray(a), fa)
-    vb = decode(np.asarray(b), fb)
-    with np.errstate(invalid="ignore"):
-        p = va * vb                      # exact: <= 2*(mbits+1) significant bits
+    p = parse_multiplier(mul).products(np.asarray(a), fa, np.asarray(b), fb)  # exact values
     nan = np.isnan(p)
     inf = np.isinf(p)
     F = product_frac_bits(fa, fb)
@@ -114,15 +113,14 @@ def product_fixed(a, b, fa, fb):
     return fixed, nan, inf, p
 
 
-def fma_codes(a, b, c, fa, fb, fc, overflow: str = "ieee"):
+def fma_codes(a, b, c, fa, fb, fc, overflow: str = "ieee", mul=None):
     """Reference of :func:`lowbit.hw.fpmac.fp_fma_step`: codes of RNE(c + a*b) in ``fc``
-    (``overflow`` of a finite sum: "ieee" or "saturate", as ``FloatAccum.overflow``)."""
+    (``overflow`` of a finite sum: "ieee" or "saturate", as ``FloatAccum.overflow``); ``mul``:
+    the multiplier model giving ``a*b`` (default exact)."""
     fa, fb, fc = _fmt(fa), _fmt(fb), _fmt(fc)
-    va = decode(np.asarray(a), fa)
-    vb = decode(np.asarray(b), fb)
     vc = decode(np.asarray(c), fc)
+    p = parse_multiplier(mul).products(np.asarray(a), fa, np.asarray(b), fb)
     with np.errstate(invalid="ignore"):
-        p = va * vb
         s = vc + p                      # only used for the special cases
     special = ~np.isfinite(p) | ~np.isfinite(vc)
     S = 1100

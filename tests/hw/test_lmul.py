@@ -7,7 +7,7 @@ import pytest
 
 from lowbit.formats import get_format
 from lowbit.formats.multiplier import LMul
-from lowbit.hw.cosim import simulate
+from lowbit.hw.cosim import cosim, simulate
 from lowbit.hw.lmul import lmul_multiply, lmul_width
 
 
@@ -42,3 +42,25 @@ def test_lmul_unit_matches_emulator_exhaustively(fname, multiplier):
     bad = (np.array(got["p"], dtype=object) != exp) | (np.array(got["nan"]) != nan) | (
         np.array(got["inf"]) != inf)
     assert not bad.any(), f"{fname}: {int(bad.sum())} of {len(A)} pairs differ"
+
+
+def test_registry_units_cosim():
+    """The registry's lmul_mul unit on all 65,536 e4m3 pairs, and the float-accumulator MAC
+    with the L-Mul product (fp32, and a pipelined bf16 MAC) against the emulator's model."""
+    r = cosim("lmul_mul", exhaustive=True, sim="compiled", a="fp8_e4m3", b="fp8_e4m3")
+    assert (r.vectors, r.mismatches) == (65536, 0), str(r)
+    for acc, stages in (("fp32", 1), ("bf16", 3)):
+        r = cosim("lmul_mac", n=2000, sim="compiled", a="fp8_e4m3", b="fp8_e4m3", acc=acc,
+                  stages=stages)
+        assert r.vectors > 1900 and r.mismatches == 0, str(r)
+
+
+def test_registry_errors():
+    with pytest.raises(ValueError, match="use fp_mul"):
+        cosim("lmul_mul", n=10, mul="exact")
+    with pytest.raises(ValueError, match="same exponent and mantissa widths"):
+        cosim("lmul_mac", n=10, a="fp8_e4m3", b="fp8_e5m2")
+    with pytest.raises(ValueError, match="--mul"):
+        cosim("lmul_mac", n=10, mul="booth")
+    with pytest.raises(ValueError, match="use fp_mac"):
+        cosim("lmul_mac", n=10, mul="exact")
