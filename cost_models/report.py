@@ -21,7 +21,7 @@ from lowbit.sim.workloads import get_workload, list_workloads
 from .array import ArrayConfig
 from .calibrate import family_table
 from .energy import mac_energy
-from .inference import evaluate_format, split_spec, workload_layers
+from .inference import evaluate_format, spec_multiplier, split_spec, workload_layers
 from .plots import pareto_plots
 from .pnr import load_pnr
 from .unit_cost import METRIC, TARGETS, load_calibration, mac_cost
@@ -42,9 +42,12 @@ COMPARISON = (("int8", "exact"), ("int8", "int32"), ("fp8_e4m3", "exact"), ("fp8
 
 def canonical_spec(spec: str) -> str:
     """``W/A`` or ``F`` with every part resolved to its canonical registry name (aliases such as
-    ``mxfp8`` -> ``mxfp8_e4m3``); ``W/W`` -> ``W``."""
-    parts = [resolve(x).name for x in str(spec).split("/")]
-    return parts[0] if len(set(parts)) == 1 else "/".join(parts)
+    ``mxfp8`` -> ``mxfp8_e4m3``); ``W/W`` -> ``W``; a multiplier suffix ``@MUL`` is kept in its
+    canonical spelling and dropped when exact."""
+    parts = [resolve(x).name for x in str(spec).partition("@")[0].split("/")]
+    out = parts[0] if len(set(parts)) == 1 else "/".join(parts)
+    mul = spec_multiplier(spec)
+    return out if mul == "exact" else f"{out}@{mul}"
 
 
 def read_sweep(path, workload: str | None = None) -> dict:

@@ -41,3 +41,10 @@ def test_evaluate_format_with_lmul():
     lm = evaluate_format("fp8_e4m3@lmul", layers, acc="fp32")["totals"]
     assert "mul=lmul" in lm["arch"] and "mul" not in ex["arch"]
     assert lm["mac_ge"] < ex["mac_ge"]
+
+
+def test_report_joins_multiplier_specs():
+    from lowbit.cost_models.report import canonical_spec
+
+    assert canonical_spec("mxfp8@LMUL") == "mxfp8_e4m3@lmul"
+    assert canonical_spec("e4m3/e4m3@exact") == "fp8_e4m3"
