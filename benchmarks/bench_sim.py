@@ -36,7 +36,7 @@ def run(n=128, k=1024, m=128, threads=1, reps=3):
 
     from lowbit.formats.accum import parse_accum
     from lowbit.sim.gemm import gemm_nt
-    from lowbit.sim.qconfig import prepare
+    from lowbit.sim.operands import prepare
 
     if threads:
         numba.set_num_threads(threads)

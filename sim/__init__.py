@@ -12,9 +12,9 @@
 from lowbit.formats.accum import AccumModel, Exact, FloatAccum, IntAccum, parse_accum
 from lowbit.sim.gemm import qconv2d, qlinear, qlinear_prequant, qmatmul
 from lowbit.sim.mxdot import mx_dot, mx_matmul
-from lowbit.sim.qconfig import QuantConfig
+from lowbit.sim.qconfig import QuantConfig, make_config
 
 __all__ = [
-    "QuantConfig", "AccumModel", "Exact", "FloatAccum", "IntAccum", "parse_accum",
+    "QuantConfig", "make_config", "AccumModel", "Exact", "FloatAccum", "IntAccum", "parse_accum",
     "qmatmul", "qlinear", "qlinear_prequant", "qconv2d", "mx_dot", "mx_matmul",
 ]

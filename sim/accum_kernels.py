@@ -1,14 +1,22 @@
 """numba GEMM kernels, one per accumulator model: ``out[i, j] = acc_k A[i, k] * Bt[j, k]``.
 
+These are the REFERENCE kernels: one straightforward loop nest per accumulator model, written
+for clarity, not speed.  The fast paths of :mod:`lowbit.sim.fastpath` are tested bit for bit
+against them, and ``LOWBIT_SLOW_GEMM=1`` makes the engine use only these.
+
 All kernels take ``A`` (N, K) and ``Bt`` (M, K) C-contiguous float64 (or int64 for the integer
 register) and return (N, M) float64.  Rows of ``out`` run in parallel (``prange``); within a row
 the dot products follow the accumulator's stated order exactly, so results are deterministic
-and independent of the thread count.  Float format parameters ``fp = (mbits, emin, maxv, ovf,
-minnorm, ftz)`` are described in :mod:`lowbit.sim.accum_round`.
+and independent of the thread count.  Float format parameters ``fp`` are a
+:class:`~lowbit.sim.accum_round.FloatParams` named tuple.
 
-``twoprod=1`` makes the kernels carry each product as an exact pair ``hi + lo`` (Dekker) for
+``twoprod=True`` makes the kernels carry each product as an exact pair ``hi + lo`` (Dekker) for
 operands whose significands together exceed 53 bits; otherwise products ``a*b`` are exact
 float64 values by construction (the caller checks the significand budget).
+
+Call the Python wrappers (:func:`gemm_exact`, :func:`gemm_chunk`, :func:`block_gemm_exact`,
+:func:`block_gemm_round`, :func:`block_gemm_int`) with keyword arguments; the ``_``-prefixed
+numba kernels take the mode flags positionally.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from numba import njit, prange
 
 from .accum_round import (
     MSUM_CAP,
+    FloatParams,
     msum_add,
     msum_finalize,
     round_fmt,
@@ -25,9 +34,13 @@ from .accum_round import (
     two_sum,
 )
 
+# placeholder rounding parameters for the kernels' exact modes (never read there)
+_NO_ROUNDING = FloatParams(mbits=52, emin=-1022, maxv=np.inf, ovf=np.inf, minnorm=2.0**-1022,
+                           ftz=0, emax=1023)
+
 
 @njit(parallel=True, cache=True)
-def gemm_seq(A, Bt, mbits, emin, maxv, ovf, minnorm, ftz):
+def gemm_seq(A, Bt, fp):
     """Sequential FMA-style accumulation: acc = RNE(acc + a_k*b_k), k = 0..K-1 (exact products)."""
     N, K = A.shape
     M = Bt.shape[0]
@@ -47,13 +60,13 @@ def gemm_seq(A, Bt, mbits, emin, maxv, ovf, minnorm, ftz):
             for k in range(K):
                 ak = a[k]
                 s, e = two_sum(c0, ak * b0[k])
-                c0 = round_fmt(s, e, mbits, emin, maxv, ovf, minnorm, ftz)
+                c0 = round_fmt(s, e, fp)
                 s, e = two_sum(c1, ak * b1[k])
-                c1 = round_fmt(s, e, mbits, emin, maxv, ovf, minnorm, ftz)
+                c1 = round_fmt(s, e, fp)
                 s, e = two_sum(c2, ak * b2[k])
-                c2 = round_fmt(s, e, mbits, emin, maxv, ovf, minnorm, ftz)
+                c2 = round_fmt(s, e, fp)
                 s, e = two_sum(c3, ak * b3[k])
-                c3 = round_fmt(s, e, mbits, emin, maxv, ovf, minnorm, ftz)
+                c3 = round_fmt(s, e, fp)
             out[i, j] = c0
             out[i, j + 1] = c1
             out[i, j + 2] = c2
@@ -64,14 +77,14 @@ def gemm_seq(A, Bt, mbits, emin, maxv, ovf, minnorm, ftz):
             c0 = 0.0
             for k in range(K):
                 s, e = two_sum(c0, a[k] * b0[k])
-                c0 = round_fmt(s, e, mbits, emin, maxv, ovf, minnorm, ftz)
+                c0 = round_fmt(s, e, fp)
             out[i, j] = c0
             j += 1
     return out
 
 
 @njit(parallel=True, cache=True)
-def gemm_pairwise(A, Bt, mbits, emin, maxv, ovf, minnorm, ftz):
+def gemm_pairwise(A, Bt, fp):
     """Adder tree: level-wise RNE(x[2t] + x[2t+1]) over exact products; odd tail moves up."""
     N, K = A.shape
     M = Bt.shape[0]
@@ -86,13 +99,13 @@ def gemm_pairwise(A, Bt, mbits, emin, maxv, ovf, minnorm, ftz):
                 out[i, j] = 0.0
                 continue
             if n == 1:
-                out[i, j] = round_fmt(buf[0], 0.0, mbits, emin, maxv, ovf, minnorm, ftz)
+                out[i, j] = round_fmt(buf[0], 0.0, fp)
                 continue
             while n > 1:
                 h = n // 2
                 for t in range(h):
                     s, e = two_sum(buf[2 * t], buf[2 * t + 1])
-                    buf[t] = round_fmt(s, e, mbits, emin, maxv, ovf, minnorm, ftz)
+                    buf[t] = round_fmt(s, e, fp)
                 if n % 2 == 1:
                     buf[h] = buf[n - 1]
                     n = h + 1
@@ -102,10 +115,22 @@ def gemm_pairwise(A, Bt, mbits, emin, maxv, ovf, minnorm, ftz):
     return out
 
 
+def gemm_exact(A, Bt, *, twoprod: bool):
+    """The Exact model: the exact dot products (Shewchuk expansion sum), correctly rounded once
+    to float64; non-finite products propagate."""
+    return _gemm_chunk(A, Bt, max(A.shape[1], 1), twoprod, False, _NO_ROUNDING)
+
+
+def gemm_chunk(A, Bt, *, chunk: int, twoprod: bool, fp: FloatParams):
+    """``acc = RNE_fp(acc + exact sum of chunk products)`` per chunk of ``chunk`` products
+    (chunk=1: exact-FMA steps)."""
+    return _gemm_chunk(A, Bt, int(chunk), twoprod, True, fp)
+
+
 @njit(parallel=True, cache=True)
-def gemm_chunk(A, Bt, chunk, twoprod, do_round, mbits, emin, maxv, ovf, minnorm, ftz):
+def _gemm_chunk(A, Bt, chunk, twoprod, do_round, fp):
     """acc = RNE(acc + exact sum of ``chunk`` products) per chunk (chunk=1: exact-FMA steps).
-    ``do_round=0`` with ``chunk >= K``: the Exact model - the exact dot product (Shewchuk
+    ``do_round=False`` with ``chunk >= K``: the Exact model - the exact dot product (Shewchuk
     expansion sum), correctly rounded once to float64; non-finite products propagate."""
     N, K = A.shape
     M = Bt.shape[0]
@@ -137,7 +162,7 @@ def gemm_chunk(A, Bt, chunk, twoprod, do_round, mbits, emin, maxv, ovf, minnorm,
                     continue
                 hi, rs = msum_finalize(parts, n)
                 if do_round:
-                    acc = round_fmt(hi, rs, mbits, emin, maxv, ovf, minnorm, ftz)
+                    acc = round_fmt(hi, rs, fp)
                 else:
                     acc = hi
             out[i, j] = acc
@@ -157,17 +182,31 @@ def _int_step(acc, p, lo, hi, span, sat):
     return acc
 
 
+BLOCK_SUM_EXACT = 0  # across blocks: exact expansion sum, one rounding to float64
+BLOCK_SUM_ROUND = 1  # across blocks: acc = RNE_fmt(acc + term), one rounding per block
+
+
+def block_gemm_exact(Pa, Sa, Pw, Sw, *, block_len: int, plain: bool):
+    """Block dot products summed exactly across blocks, correctly rounded once to float64."""
+    return _block_gemm(Pa, Sa, Pw, Sw, int(block_len), BLOCK_SUM_EXACT, plain, _NO_ROUNDING)
+
+
+def block_gemm_round(Pa, Sa, Pw, Sw, *, block_len: int, plain: bool, fp: FloatParams):
+    """Block dot products accumulated in K order with one RNE_fp rounding per block."""
+    return _block_gemm(Pa, Sa, Pw, Sw, int(block_len), BLOCK_SUM_ROUND, plain, fp)
+
+
 @njit(parallel=True, cache=True)
-def block_gemm(Pa, Sa, Pw, Sw, bs, mode, plain, mbits, emin, maxv, ovf, minnorm, ftz):
+def _block_gemm(Pa, Sa, Pw, Sw, bs, mode, plain, fp):
     """Block-scaled dot products (OCP MX v1.0 section 6 structure).
 
     Pa (N, nb*bs), Pw (M, nb*bs): element values; Sa (N, nb), Sw (M, nb): block scales.
-    Per block b the inner sum sum_i Pa*Pw is EXACT: ``plain=1`` - a float64 running sum, exact
-    because the caller proved that every partial sum is a fixed-point number of <= 53 bits;
-    ``plain=0`` - every product is scaled exactly (Dekker) and fed into an expansion sum.
-    The block term (Sa*Sw) * inner is carried exactly as hi + lo.  Across blocks:
-    mode 0 -> exact expansion sum, result correctly rounded to float64;
-    mode 1 -> acc = RNE_fmt(acc + term) with ONE rounding per block, blocks in K order.
+    Per block b the inner sum sum_i Pa*Pw is EXACT: ``plain=True`` - a float64 running sum,
+    exact because the caller proved that every partial sum is a fixed-point number of <= 53
+    bits; ``plain=False`` - every product is scaled exactly (Dekker) and fed into an expansion
+    sum.  The block term (Sa*Sw) * inner is carried exactly as hi + lo.  Across blocks:
+    ``mode=BLOCK_SUM_EXACT`` -> exact expansion sum, result correctly rounded to float64;
+    ``mode=BLOCK_SUM_ROUND`` -> acc = RNE_fmt(acc + term), ONE rounding per block, K order.
     """
     N, Kp = Pa.shape
     M = Pw.shape[0]
@@ -177,15 +216,15 @@ def block_gemm(Pa, Sa, Pw, Sw, bs, mode, plain, mbits, emin, maxv, ovf, minnorm,
         parts = np.empty(MSUM_CAP)
         ip = np.empty(MSUM_CAP)
         for j in range(M):
-            n = 0  # length of `parts` (mode 0: whole dot product)
+            n = 0  # length of `parts` (BLOCK_SUM_EXACT: whole dot product)
             acc = 0.0
             special = 0.0
             for b in range(nb):
                 k0 = b * bs
                 sc = Sa[i, b] * Sw[j, b]
-                buf = parts if mode == 0 else ip
-                m = n if mode == 0 else 0
-                if mode == 1 and acc != 0.0:
+                buf = parts if mode == BLOCK_SUM_EXACT else ip
+                m = n if mode == BLOCK_SUM_EXACT else 0
+                if mode == BLOCK_SUM_ROUND and acc != 0.0:
                     ip[0] = acc
                     m = 1
                 kk = k0
@@ -205,22 +244,28 @@ def block_gemm(Pa, Sa, Pw, Sw, bs, mode, plain, mbits, emin, maxv, ovf, minnorm,
                     m = msum_add(buf, m, hi)
                     if lo != 0.0:
                         m = msum_add(buf, m, lo)
-                if mode == 0:
+                if mode == BLOCK_SUM_EXACT:
                     n = m
                 elif abs(acc) < np.inf:
                     h, rs = msum_finalize(ip, m)
-                    acc = round_fmt(h, rs, mbits, emin, maxv, ovf, minnorm, ftz)
+                    acc = round_fmt(h, rs, fp)
             if special != 0.0 or special != special:
-                out[i, j] = special if mode == 0 else acc + special
-            elif mode == 0:
+                out[i, j] = special if mode == BLOCK_SUM_EXACT else acc + special
+            elif mode == BLOCK_SUM_EXACT:
                 out[i, j] = msum_finalize(parts, n)[0]
             else:
                 out[i, j] = acc
     return out
 
 
+def block_gemm_int(Ia, Sa, Iw, Sw, *, block_len: int, bits: int, saturate: bool, unit: float):
+    """Integer-register block dot products (see :func:`_block_gemm_int`); one block of length K
+    with unit scales is the plain integer-register GEMM."""
+    return _block_gemm_int(Ia, Sa, Iw, Sw, int(block_len), int(bits), bool(saturate), float(unit))
+
+
 @njit(parallel=True, cache=True)
-def block_gemm_int(Ia, Sa, Iw, Sw, bs, bits, sat, unit):
+def _block_gemm_int(Ia, Sa, Iw, Sw, bs, bits, sat, unit):
     """Integer inner sums per block in a ``bits``-bit register (restarting at 0 per block):
     acc = wrap/saturate(acc + a_k*b_k) after every add; then the exact sum over blocks of
     (Sa*Sw*unit) * register, correctly rounded to float64.  Ia, Iw int64.  One block of

@@ -17,11 +17,12 @@
   algorithm of CPython's ``math.fsum``) in a caller-provided partials buffer; finalisation
   returns ``(RN64(exact), sign(exact - RN64(exact)))``, i.e. exactly what :func:`round_fmt` needs.
 
-Format parameters (see :func:`lowbit.sim.quantizers._formats.float_params`): ``mbits`` stored mantissa bits,
-``emin`` exponent of the smallest normal binade (1 - bias), ``maxv`` largest finite value,
-``ovf`` value returned on overflow (``inf``, ``nan`` or ``maxv``), ``minnorm = 2**emin``,
-``ftz`` (1: the format has no subnormals; results below ``minnorm`` flush to signed zero after
-rounding with an unbounded exponent range).  Overflow is decided IEEE-style: round with an
+Format parameters: one :class:`FloatParams` value (from :func:`float_params`), passed to the
+numba kernels as a named tuple: ``mbits`` stored mantissa bits, ``emin`` exponent of the
+smallest normal binade (1 - bias), ``maxv`` largest finite value, ``ovf`` value returned on
+overflow (``inf``, ``nan`` or ``maxv``), ``minnorm = 2**emin``, ``ftz`` (1: the format has no
+subnormals; results below ``minnorm`` flush to signed zero after rounding with an unbounded
+exponent range), ``emax = floor(log2(maxv))``.  Overflow is decided IEEE-style: round with an
 unbounded exponent, overflow if the rounded magnitude exceeds ``maxv`` (so E4M3 464 -> 448,
 465 -> overflow).  Non-finite ``s`` is returned unchanged.
 
@@ -33,6 +34,7 @@ disk by numba, whose cache only tracks the kernel's own file: after editing THIS
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 from llvmlite import ir
@@ -40,6 +42,36 @@ from numba import njit, types
 from numba.extending import intrinsic
 
 MSUM_CAP = 96  # partials buffer length: > (2098 exponent span / 53) + slack
+FLOAT_OVERFLOW_POLICIES = ("ieee", "saturate")
+
+
+class FloatParams(NamedTuple):
+    """Rounding parameters of a float accumulator format (see module docstring)."""
+
+    mbits: int
+    emin: int
+    maxv: float
+    ovf: float
+    minnorm: float
+    ftz: int
+    emax: int
+
+
+def float_params(fmt, overflow: str = "ieee") -> FloatParams:
+    """:class:`FloatParams` of float format ``fmt`` for the accumulator rounding kernels.
+    overflow: ``"ieee"`` -> Inf if the format has Inf, else NaN if it has NaN, else saturate;
+    ``"saturate"`` -> +-max."""
+    maxv = float(fmt.max)
+    minnorm = float(fmt.min_normal)
+    if overflow == "saturate":
+        ovf = maxv
+    elif overflow == "ieee":
+        ovf = np.inf if fmt.has_inf else (np.nan if fmt.has_nan else maxv)
+    else:
+        raise ValueError(f"overflow={overflow!r}; allowed: {', '.join(FLOAT_OVERFLOW_POLICIES)}")
+    return FloatParams(mbits=int(fmt.mbits), emin=int(round(math.log2(minnorm))), maxv=maxv,
+                       ovf=float(ovf), minnorm=minnorm, ftz=0 if fmt.subnormals else 1,
+                       emax=math.floor(math.log2(maxv)))
 
 
 @intrinsic
@@ -68,6 +100,27 @@ def bits_f64(typingctx, x):
     return sig, codegen
 
 
+@intrinsic
+def prefer_wide_vectors(typingctx):
+    """Call first thing in a numba function whose loops should vectorise with the widest
+    vectors the CPU has (512-bit on AVX-512 machines; LLVM's default preference for such CPUs
+    is 256-bit).  Adds the LLVM function attribute ``"prefer-vector-width"="512"`` to the
+    enclosing function - a tuning hint only: it never changes results and is ignored by CPUs
+    without 512-bit vectors.  (llvmlite validates attribute names against a fixed list that
+    lacks string attributes, so the set is extended directly; if that ever fails, the hint is
+    skipped.)"""
+    sig = types.int64()
+
+    def codegen(context, builder, signature, args):
+        try:
+            set.add(builder.function.attributes, '"prefer-vector-width"="512"')
+        except Exception:  # noqa: BLE001 - a tuning hint must never break compilation
+            pass
+        return ir.Constant(ir.IntType(64), 0)
+
+    return sig, codegen
+
+
 @njit(cache=True, inline="always")
 def two_sum(a, b):
     s = a + b
@@ -91,8 +144,9 @@ def two_prod(a, b):
 
 
 @njit(cache=True, inline="always")
-def round_fmt(s, r, mbits, emin, maxv, ovf, minnorm, ftz):
-    """Correct RNE rounding of the exact value ``s + r`` (``s = RN64``) to the target format.
+def round_fmt(s, r, fp):
+    """Correct RNE rounding of the exact value ``s + r`` (``s = RN64``) to the target format
+    ``fp`` (:class:`FloatParams`).
 
     Branch-light: (1) if ``r != 0`` replace ``s`` by the float64 round-to-ODD of the exact value
     (the neighbour of ``s`` toward ``r`` when ``s`` has an even last bit) - round-to-odd to
@@ -100,6 +154,8 @@ def round_fmt(s, r, mbits, emin, maxv, ovf, minnorm, ftz):
     Melquiond 2008); (2) RNE to a multiple of the target quantum ``q`` with the magic-constant
     trick ``(s + 1.5*2**52*q) - 1.5*2**52*q``, ``q = 2**(max(E, emin) - mbits)`` built from the
     exponent bits (subnormal targets clamp E at emin; ``ftz`` formats do not clamp and flush).
+    E is capped at ``emax + 1``: every magnitude >= 2**(emax+1) overflows, and the cap keeps
+    ``1.5*2**52*q`` finite for float64 sums near the top of the float64 range.
     """
     bits = f64_bits(s)
     expo = bits & 0x7FF0000000000000
@@ -111,18 +167,21 @@ def round_fmt(s, r, mbits, emin, maxv, ovf, minnorm, ftz):
         else:
             bits -= 1
         s = bits_f64(bits)
-    emin_f = np.int64(emin + 1023) << 52
-    if ftz != 0:
+    emin_f = np.int64(fp.emin + 1023) << 52
+    if fp.ftz != 0:
         if expo < emin_f - (np.int64(1) << 52):
             return math.copysign(0.0, s)
     elif expo < emin_f:
         expo = emin_f
-    q = bits_f64(expo - (np.int64(mbits) << 52))
+    cap_f = np.int64(fp.emax + 1 + 1023) << 52
+    if expo > cap_f:
+        expo = cap_f
+    q = bits_f64(expo - (np.int64(fp.mbits) << 52))
     c = q * 6755399441055744.0  # 1.5 * 2**52 * q
     mag = (abs(s) + c) - c
-    if mag > maxv:
-        mag = ovf
-    elif ftz != 0 and mag < minnorm:
+    if mag > fp.maxv:
+        mag = fp.ovf
+    elif fp.ftz != 0 and mag < fp.minnorm:
         mag = 0.0
     return math.copysign(mag, s)
 
@@ -180,12 +239,3 @@ def msum_finalize(partials, n):
     if k == 0:
         return hi, 0.0
     return hi, (1.0 if partials[k - 1] > 0.0 else -1.0)
-
-
-@njit(cache=True)
-def round_array(x, mbits, emin, maxv, ovf, minnorm, ftz):
-    """Elementwise single RNE rounding of a float64 array to a float format (flat copy)."""
-    out = np.empty_like(x)
-    for i in range(x.size):
-        out[i] = round_fmt(x[i], 0.0, mbits, emin, maxv, ovf, minnorm, ftz)
-    return out

@@ -28,18 +28,17 @@ import numpy as np
 from lowbit.formats.accum import parse_accum
 
 from .checks import real_array
-from .gemm import _block_gemm, block_path_ok
-from .qconfig import Operand, _elem_grid, _scale_bits, prepare
-from .quantizers._formats import resolve
+from .engine import block_path_ok, gemm_nt
+from .operands import Operand, element_grid, prepare, resolve, scale_sig_bits
 
 
 def mx_matmul(a, b, fmt_a, fmt_b=None, accum="fp32") -> np.ndarray:
     """``a @ b`` with a: (N, K) and b: (K, M) quantised to block formats along K, then
     multiplied per the MX dot rules above.  ``fmt_b`` defaults to ``fmt_a``."""
-    fa = resolve(fmt_a)
-    fb = resolve(fmt_a if fmt_b is None else fmt_b)
+    fa = resolve(fmt_a, "fmt_a")
+    fb = resolve(fmt_a if fmt_b is None else fmt_b, "fmt_b")
     acc = parse_accum(accum)
-    if not block_path_ok(None, None, acc):
+    if not block_path_ok(acc):
         raise ValueError(f"mx_matmul: accum {acc.name!r} must be exact, int*, or a sequential "
                          "un-chunked float accumulator")
     a = real_array(a, "mx_matmul", "a", min_ndim=1)
@@ -51,7 +50,7 @@ def mx_matmul(a, b, fmt_a, fmt_b=None, accum="fp32") -> np.ndarray:
         return np.zeros((a.shape[0], b.shape[1]))
     A = prepare(a, fa)
     B = prepare(b.T, fb)
-    return _block_gemm(A, B, acc)
+    return gemm_nt(A, B, acc, dot="block")
 
 
 def mx_dot(a, b, fmt_a, fmt_b=None, accum="fp32") -> float:
@@ -70,12 +69,16 @@ def mx_dot_encoded(Pa, Xa, Pb, Xb, block_size, elem_a, elem_b=None, accum="fp32"
 
     Pa (N, K) / Pb (M, K): element VALUES (decoded, before scaling), K a multiple of
     ``block_size``; Xa (N, K//block_size) / Xb (M, ...): decoded block scales; ``elem_a`` /
-    ``elem_b``: element formats (for the exactness analysis).  Returns (N, M) float64 =
-    ``ts_a * ts_b * DotGeneral``.
+    ``elem_b``: element formats (for the exactness analysis); ``scale_fmt``: format of the
+    scales (``None``: FP32).  Returns (N, M) float64 = ``ts_a * ts_b * DotGeneral``.
     """
-    ea = resolve(elem_a)
-    eb = resolve(elem_a if elem_b is None else elem_b)
+    ea = resolve(elem_a, "elem_a")
+    eb = resolve(elem_a if elem_b is None else elem_b, "elem_b")
+    sfmt = resolve(scale_fmt, "scale_fmt")
     acc = parse_accum(accum)
+    if not block_path_ok(acc):
+        raise ValueError(f"mx_dot_encoded: accum {acc.name!r} must be exact, int*, or a "
+                         "sequential un-chunked float accumulator")
 
     def op(P, X, e, t):
         P = np.ascontiguousarray(np.atleast_2d(P), dtype=np.float64)
@@ -83,8 +86,11 @@ def mx_dot_encoded(Pa, Xa, Pb, Xb, block_size, elem_a, elem_b=None, accum="fp32"
         if P.shape[1] != X.shape[1] * block_size:
             raise ValueError(f"element shape {P.shape} does not match scales {X.shape} x "
                              f"block_size {block_size}")
-        sb, lsb, pmax = _elem_grid(e)
-        return Operand(e, P, P, X, float(t), int(block_size), True,
-                       sb + _scale_bits(resolve(scale_fmt)), lsb, pmax)
+        sb, lsb, pmax = element_grid(e)
+        vals = (P.reshape(P.shape[0], -1, block_size) * (X * t)[:, :, None]).reshape(P.shape)
+        return Operand(fmt=e, values=vals, elements=P, scales=X, tensor_scale=float(t),
+                       block_len=int(block_size), is_block=True,
+                       sig_bits=sb + scale_sig_bits(sfmt), lsb=lsb, pmax=pmax)
 
-    return _block_gemm(op(Pa, Xa, ea, tensor_scale_a), op(Pb, Xb, eb, tensor_scale_b), acc)
+    return gemm_nt(op(Pa, Xa, ea, tensor_scale_a), op(Pb, Xb, eb, tensor_scale_b), acc,
+                   dot="block")

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._formats import block_len_along_k, kind, resolve
+from ..operands import block_len_along_k, resolve
 from .gptq import gptq_quantize
 from .hadamard import block_hadamard
 from .smoothquant import smoothquant_scales
@@ -120,7 +120,7 @@ def rotation_block(spec: QuantizerSpec, w_fmt, K: int) -> int | None:
     if b == 0:
         b = DEFAULT_ROTATION
         f = resolve(w_fmt)
-        if f is not None and kind(f) == "block":
+        if f is not None and f.kind == "block":
             g = block_len_along_k(f, K, "hadamard")
             if g < K and g & (g - 1) == 0:
                 b = g
@@ -131,10 +131,14 @@ def rotation_block(spec: QuantizerSpec, w_fmt, K: int) -> int | None:
 class LayerQuant:
     """A layer prepared by a quantiser: the float weight after transforms ``w`` (M, K), the
     quantised weight values ``values`` (GPTQ result) or None (RTN by the GEMM operand
-    preparation), and the input transform (``x / in_scale``, then the rotation)."""
+    preparation) with the block ``scales`` (M, n_groups; per-tensor scale included) and
+    ``tensor_scale`` GPTQ used, and the input transform (``x / in_scale``, then the
+    rotation)."""
 
     w: np.ndarray
     values: np.ndarray | None = None
+    scales: np.ndarray | None = None
+    tensor_scale: float = 1.0
     in_scale: np.ndarray | None = None
     rotation: int | None = None
     notes: list = field(default_factory=list)
@@ -176,6 +180,8 @@ def quantize_layer(w2d, calib_x, w_fmt, spec, name: str = "layer") -> LayerQuant
                 x = block_hadamard(x, b, axis=-1)
     lq.w = w
     if spec.method != "rtn" and w_fmt is not None:
-        lq.values = np.asarray(gptq_quantize(w, x, w_fmt, scale_search=spec.method == "mrgptq"),
-                               np.float64)
+        values, info = gptq_quantize(w, x, w_fmt, scale_search=spec.method == "mrgptq",
+                                     return_info=True)
+        lq.values = np.asarray(values, np.float64)
+        lq.scales, lq.tensor_scale = info.get("scales"), float(info.get("tensor_scale", 1.0))
     return lq

@@ -15,10 +15,18 @@ Algorithm (paper Alg. 1 + the reference implementation):
    reordered (by their summed ``H_jj``) and columns inside each block by ``H_jj``, so every block
    stays a contiguous group of the original layout (MX / NVFP4 / INT-group blocks are fixed by the
    format).
-3. ``U = chol(H^-1)`` (upper Cholesky factor of the inverse, via ``cho_factor`` / ``cho_solve``).
-4. Lazy batches of ``blocksize`` columns (rounded up to a multiple of the format block); inside a
-   batch, column by column: quantise ``q = RTN(w_col)``, ``err = (w_col - q) / U_jj``,
-   ``W[:, j:] -= err U_j,j:`` inside the batch; after the batch, one GEMM updates the rest.
+3. ``U = chol(H^-1)``, the upper Cholesky factor of the inverse, as the reference implementation
+   computes it (``cholesky``, ``cholesky_inverse``, ``cholesky(upper=True)``): LAPACK ``potrf``,
+   ``potri``, ``potrf``.
+4. Lazy batches of ``blocksize`` columns (rounded up to a multiple of the format block), split
+   into sub-batches of ``SUB_BLOCK`` columns (a second level of the same lazy update); inside a
+   sub-batch, column by column: quantise ``q = RTN(w_col)``, ``err = (w_col - q) / U_jj``,
+   ``W[:, j:] -= err U_j,j:`` inside the sub-batch; after a sub-batch one GEMM updates the rest
+   of the batch, after a batch one GEMM updates the rest of the matrix.  Every column receives
+   the same updates as in Alg. 1, summed in a different order (GEMMs instead of one column at a
+   time); a group's scale is computed when all its columns are up to date (sub-batches are
+   aligned with the format's groups).  The weights are held transposed (K, M) so that a column
+   is a contiguous row.
 5. Scales: for block formats the block scale of a group is computed by the format's own rule
    (:mod:`lowbit.sim.quantizers.scales`) on the UPDATED weights of the whole group when its first
    column is reached; the columns are then rounded under that scale.  Per-channel (block -1)
@@ -38,11 +46,11 @@ Algorithm (paper Alg. 1 + the reference implementation):
 from __future__ import annotations
 
 import numpy as np
-from scipy.linalg import cho_factor, cho_solve, cholesky
+from scipy.linalg import lapack
 
 import lowbit.formats as lf
 
-from ._formats import block_len_along_k, kind, quantize_elem, resolve
+from ..operands import block_len_along_k, quantize_elem, resolve
 from .scales import (
     block_scales,
     quantize_with_scales,
@@ -51,9 +59,34 @@ from .scales import (
     tensor_scale,
 )
 
+SUB_BLOCK = 32  # columns per inner lazy batch (see module docstring, step 4)
+
+
+def inverse_cholesky(H: np.ndarray) -> np.ndarray:
+    """Upper Cholesky factor ``U`` of ``H^-1`` (``H^-1 = U^T U``) for symmetric positive definite
+    ``H``: LAPACK ``potrf`` (H = R^T R), ``potri`` (H^-1 from R), ``potrf`` again.  ValueError if
+    H (after dampening) is not positive definite."""
+    R, info = lapack.dpotrf(H, lower=0, clean=1)
+    if info == 0:
+        Hinv, info = lapack.dpotri(R, lower=0)
+    if info == 0:
+        U, info = lapack.dpotrf(Hinv, lower=0, clean=1)
+    if info != 0:
+        raise ValueError(f"gptq: the dampened Hessian is not positive definite (LAPACK info "
+                         f"{info}); raise percdamp")
+    return U
+
+
+def _sub_block(g: int, K: int) -> int:
+    """Inner batch length compatible with group length ``g``: every group either starts a
+    sub-batch or lies inside one (``g`` a multiple of it, or it a multiple of ``g``)."""
+    if g >= K or g <= 1 or g % SUB_BLOCK == 0 or SUB_BLOCK % g == 0:
+        return SUB_BLOCK
+    return g
+
 
 def _group_len(fmt, K):
-    return block_len_along_k(fmt, K, "GPTQ") if kind(fmt) == "block" else 1
+    return block_len_along_k(fmt, K, "GPTQ") if fmt.kind == "block" else 1
 
 
 def _asym_params(blk, fmt):
@@ -143,14 +176,14 @@ def _gptq(w, calib_x, fmt, blocksize, percdamp, act_order, return_info, H, scale
     M, K = W.shape
     if f is None:
         return (W, {}) if return_info else W
-    asym = kind(f) == "block" and not getattr(f, "symmetric", True)
+    asym = f.kind == "block" and not f.symmetric
     H = hessian(calib_x, K) if H is None else np.array(H, dtype=np.float64, copy=True)
     dead = np.diag(H) == 0
     H[dead, dead] = 1.0
     W[:, dead] = 0.0
 
     g = _group_len(f, K)
-    is_block = kind(f) == "block"
+    is_block = f.kind == "block"
     elem = f.element if is_block else f
     T = tensor_scale(W, f) if is_block and not asym else 1.0
     ngroups = -(-K // g)
@@ -176,13 +209,14 @@ def _gptq(w, calib_x, fmt, blocksize, percdamp, act_order, return_info, H, scale
 
     damp = percdamp * float(np.mean(np.diag(H)))
     H[np.diag_indices(K)] += damp
-    Hinv = cho_solve(cho_factor(H, lower=False), np.eye(K))
-    U = cholesky((Hinv + Hinv.T) / 2, lower=False)
+    U = inverse_cholesky(H)
 
     B = max(int(blocksize), 1)
     if g > 1 and g < K:
         B = -(-B // g) * g
-    Q = np.zeros_like(W)
+    b2 = min(_sub_block(g, K), B)
+    WT = np.ascontiguousarray(W.T)  # (K, M): row c is column c of the permuted W
+    QT = np.zeros_like(WT)
     S_cur = None
     # per-channel / per-tensor scales at column 0 (W unchanged there)
     Sg = np.zeros((M, ngroups)) if is_block else None
@@ -207,39 +241,41 @@ def _gptq(w, calib_x, fmt, blocksize, percdamp, act_order, return_info, H, scale
     losses = np.zeros(M)
     for i1 in range(0, K, B):
         i2 = min(i1 + B, K)
-        W1 = W[:, i1:i2].copy()
-        Q1 = np.zeros_like(W1)
-        E1 = np.zeros_like(W1)
-        U1 = U[i1:i2, i1:i2]
-        for i in range(i2 - i1):
-            col = i1 + i
-            if is_block and g < K and starts[col]:
-                n = int(np.sum(grp[col:] == grp[col]))  # group columns (contiguous, <= g)
-                blk = np.zeros((M, g))
-                blk[:, :n] = W1[:, i:i + n]
-                if search:
-                    S_cur, Z_cur = _search_scales(blk, n, f, T, elem, U1[i:i + n, i:i + n],
-                                                  grid), None
-                else:
-                    S_cur, Z_cur = group_params(blk)
-                Sg[:, grp[col]] = S_cur
+        ET = np.empty((i2 - i1, M))  # scaled errors of the batch's columns
+        for j1 in range(i1, i2, b2):
+            j2 = min(j1 + b2, i2)
+            for col in range(j1, j2):
+                if is_block and g < K and starts[col]:
+                    n = int(np.sum(grp[col:] == grp[col]))  # group columns (contiguous, <= g)
+                    blk = np.zeros((M, g))
+                    blk[:, :n] = WT[col:col + n].T
+                    if search:
+                        S_cur, Z_cur = _search_scales(blk, n, f, T, elem,
+                                                      U[col:col + n, col:col + n], grid), None
+                    else:
+                        S_cur, Z_cur = group_params(blk)
+                    Sg[:, grp[col]] = S_cur
+                    if asym:
+                        Zg[:, grp[col]] = Z_cur
+                wcol = WT[col]
                 if asym:
-                    Zg[:, grp[col]] = Z_cur
-            wcol = W1[:, i]
-            if asym:
-                q = _asym_quant(wcol, S_cur, Z_cur, elem)
-            elif is_block:
-                q = quantize_with_scales(wcol, S_cur, elem)
-            else:
-                q = quantize_elem(wcol, elem)
-            Q1[:, i] = q
-            dd = U1[i, i]
-            err = (wcol - q) / dd
-            losses += (wcol - q) ** 2 / dd**2 / 2
-            W1[:, i:] -= np.outer(err, U1[i, i:])
-            E1[:, i] = err
-        Q[:, i1:i2] = Q1
-        W[:, i2:] -= E1 @ U[i1:i2, i2:]
+                    q = _asym_quant(wcol, S_cur, Z_cur, elem)
+                elif is_block:
+                    q = quantize_with_scales(wcol, S_cur, elem)
+                else:
+                    q = quantize_elem(wcol, elem)
+                QT[col] = q
+                dd = U[col, col]
+                err = (wcol - q) / dd
+                losses += (wcol - q) ** 2 / dd**2 / 2
+                if col + 1 < j2:
+                    WT[col + 1:j2] -= np.outer(U[col, col + 1:j2], err)
+                ET[col - i1] = err
+            if j2 < i2:  # the sub-batch's errors -> the rest of the batch
+                WT[j2:i2] -= U[j1:j2, j2:i2].T @ ET[j1 - i1:j2 - i1]
+        if i2 < K:  # the batch's errors -> the rest of the matrix
+            WT[i2:] -= U[i1:i2, i2:].T @ ET
+    Q = QT.T
     Qo = Q[:, inv]
     if return_info:
         return Qo, {"perm": perm, "loss": float(losses.sum()), "damp": damp,

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._formats import kind, quantize_elem, resolve
+from ..operands import prepare, quantize_elem, resolve
 from .scales import (
     block_scales,
     quantize_with_scales,
@@ -98,13 +98,11 @@ def rtn_quantize(x, fmt, axis=-1, method="amax", granularity="channel", percenti
     xm = np.moveaxis(x, axis, -1)
     shp = xm.shape
     x2d = xm.reshape(-1, shp[-1])
-    if kind(f) == "block":
-        if not getattr(f, "symmetric", True):
+    if f.kind == "block":
+        if not f.symmetric:
             if method != "amax":
                 raise ValueError(f"{f.name}: scale search needs a symmetric block format")
-            from .scales import rtn_format
-
-            q = rtn_format(x2d, f)
+            q = prepare(x2d, f).values
         elif method == "none":
             q = _block_rtn(x2d, f, "amax", percentile, grid)
         else:

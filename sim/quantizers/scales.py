@@ -14,28 +14,25 @@ import dataclasses
 
 import numpy as np
 
-from ._formats import block_decompose, kind, quantize_elem, resolve
+from ..operands import block_decompose, quantize_elem, resolve
 
 
 def element_format(fmt):
     """Element format of a block format, or the format itself."""
-    return fmt.element if kind(fmt) == "block" else fmt
+    return fmt.element if fmt.kind == "block" else fmt
 
 
 def tensor_scale(x2d, fmt) -> float:
     """The per-tensor (second-level) scale the format assigns to ``x2d`` (1.0 if none)."""
-    if kind(fmt) != "block" or not getattr(fmt, "tensor_scale", False):
+    if fmt.kind != "block" or not fmt.tensor_scale:
         return 1.0
     return float(block_decompose(np.asarray(x2d, dtype=np.float64), fmt)[2])
 
 
 def _without_tensor_scale(fmt):
-    if not getattr(fmt, "tensor_scale", False):
+    if not fmt.tensor_scale:
         return fmt
-    kw = {"tensor_scale": False}
-    if "name" in {f.name for f in dataclasses.fields(fmt)}:
-        kw["name"] = f"{fmt.name}_nots"
-    return dataclasses.replace(fmt, **kw)
+    return dataclasses.replace(fmt, tensor_scale=False, name=f"{fmt.name}_nots")
 
 
 def block_scales(x2d, fmt, T: float = 1.0) -> np.ndarray:
@@ -61,8 +58,9 @@ def scale_grid_for(fmt, grid=None) -> np.ndarray:
     up) and 0.50, 0.55, ..., 1.00 otherwise (clipping ratios)."""
     if grid is not None:
         return np.asarray(grid, dtype=np.float64)
-    sc = getattr(resolve(fmt), "scale", None)
-    pow2 = sc is not None and getattr(sc, "mbits", 1) == 0
+    f = resolve(fmt)
+    sc = f.scale if f is not None and f.kind == "block" else None
+    pow2 = sc is not None and sc.mbits == 0
     return np.array([0.5, 1.0, 2.0]) if pow2 else np.linspace(0.5, 1.0, 11)
 
 
@@ -80,10 +78,3 @@ def select_min(candidates):
         best_v = np.where(m.reshape(m.shape + (1,) * (v.ndim - m.ndim)), v, best_v)
         best_l = np.where(m, loss, best_l)
     return best_v, best_l
-
-
-def rtn_format(x2d, fmt) -> np.ndarray:
-    """Plain RTN of (R, K) ``x2d`` along K with the format's own rules (float64 result)."""
-    from ..qconfig import prepare
-
-    return prepare(x2d, resolve(fmt)).values

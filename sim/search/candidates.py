@@ -14,6 +14,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import lowbit.formats as lf
+from lowbit.sim.qconfig import make_config
+
 INT_ALIASES = {"int8": "int8_pc", "int4": "int4_pc"}
 
 DEFAULT_CANDIDATES = ("fp8_e4m3", "mxfp6_e2m3", "mxfp4", "nvfp4", "int8", "int4")
@@ -29,17 +32,13 @@ class Candidate:
 
     def config(self, accum: str = "exact"):
         """The :class:`QuantConfig` of a layer in this candidate."""
-        from lowbit.sim.workloads import make_config
-
         return make_config(self.weight, self.act, accum=accum)
 
 
 def _canon(name: str) -> str:
-    from lowbit.sim.workloads import resolve_format
-
     n = name.strip()
     n = INT_ALIASES.get(n.lower(), n)
-    resolve_format(n)  # ValueError listing the allowed names
+    lf.resolve(n)  # ValueError listing the allowed names
     return n
 
 

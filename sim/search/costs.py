@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+import lowbit.formats as lf
 from lowbit.cost_models.array import ArrayConfig
 from lowbit.cost_models.inference import evaluate_format
 
@@ -111,11 +112,8 @@ class CostTable:
 
 def element_bits(fmt) -> int:
     """Element (code) bits of a format name / object, scales excluded."""
-    from lowbit.sim.workloads import resolve_format
-
-    f = resolve_format(fmt)
-    el = getattr(f, "element", None)
-    return int((el if el is not None else f).bits)
+    f = lf.resolve(fmt)
+    return int((f.element if f.kind == "block" else f).bits)
 
 
 def storage_bits(fmt, shape) -> float:
@@ -124,9 +122,7 @@ def storage_bits(fmt, shape) -> float:
     Element formats: bits x M*K; block formats: ``BlockFormat.storage_bits`` (elements, one
     scale per block, zero points, per-tensor FP32 scale).
     """
-    from lowbit.sim.workloads import resolve_format
-
-    f = resolve_format(fmt)
+    f = lf.resolve(fmt)
     M, K = int(shape[0]), int(np.prod(shape[1:]))
     if f.kind != "block":
         return float(f.bits * M * K)

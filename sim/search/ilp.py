@@ -135,7 +135,10 @@ def make_assignment(choice, sens: np.ndarray, table: CostTable, **kw) -> Assignm
     return Assignment(fm, choice, s, costs, **kw)
 
 
-def _tie_pairs(ties, layers):
+def tie_pairs(ties, layers) -> list[tuple[int, int]]:
+    """Index pairs ``(i, j)`` of layers that must get the same candidate: for every tie group
+    (an iterable of layer names) its first layer paired with each of the others.  Unknown
+    names raise ValueError naming ``--tie`` and listing the layers."""
     idx = {n: i for i, n in enumerate(layers)}
     out = []
     for t in ties or ():
@@ -164,7 +167,7 @@ def _build(sens, table, budgets, ties, objective, extra_le=None):
     x = [[var(f"x_{i}_{j}") for j in range(F)] for i in range(L)]
     for i in range(L):
         prob += pulp.lpSum(x[i]) == 1, f"one_{i}"
-    for k, (a, b) in enumerate(_tie_pairs(ties, table.layers)):
+    for k, (a, b) in enumerate(tie_pairs(ties, table.layers)):
         for j in range(F):
             prob += x[a][j] == x[b][j], f"tie_{k}_{j}"
     used = {m for m in list(budgets) + [objective] + [k for k, _ in (extra_le or [])]}
@@ -322,7 +325,7 @@ def brute_force(sens, table: CostTable, budgets: dict, ties=()) -> tuple[float, 
     L, F = sens.shape
     grid = np.stack(np.meshgrid(*[np.arange(F)] * L, indexing="ij"), -1).reshape(-1, L)
     ok = np.ones(len(grid), bool)
-    for a, b in _tie_pairs(ties, table.layers):
+    for a, b in tie_pairs(ties, table.layers):
         ok &= grid[:, a] == grid[:, b]
     rows = np.arange(L)
     for m, bnd in budgets.items():

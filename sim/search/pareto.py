@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from .costs import CostTable
-from .ilp import Assignment, InfeasibleBudgetError, _tie_pairs, make_assignment, solve
+from .ilp import Assignment, InfeasibleBudgetError, make_assignment, solve, tie_pairs
 
 
 def _groups(table: CostTable, ties) -> list[list[int]]:
@@ -28,7 +28,7 @@ def _groups(table: CostTable, ties) -> list[list[int]]:
             a = parent[a]
         return a
 
-    for a, b in _tie_pairs(ties, table.layers):
+    for a, b in tie_pairs(ties, table.layers):
         parent[find(a)] = find(b)
     g: dict = {}
     for i in range(len(table.layers)):

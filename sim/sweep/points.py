@@ -13,6 +13,9 @@ from __future__ import annotations
 import itertools
 from dataclasses import asdict, dataclass
 
+import lowbit.formats as lf
+from lowbit.formats.accum import parse_accum
+
 from ..quantizers.compose import parse_quantizer
 
 SWEEP_VERSION = "sweep2"  # sweep2: per-sample metrics with bootstrap intervals
@@ -68,17 +71,15 @@ def split_list(values) -> list[str]:
 
 def validate_format(spec: str) -> str:
     """Check ``FMT`` or ``WFMT/AFMT`` against the format registry (ValueError otherwise)."""
-    from lowbit.sim.workloads._qexec import list_format_names, resolve_format
-
     parts = spec.split("/")
     if len(parts) > 2 or not all(parts):
         raise ValueError(f"--formats: bad entry {spec!r}; use FMT or WFMT/AFMT")
     for p in parts:
         try:
-            resolve_format(p)
+            lf.resolve(p)
         except (ValueError, KeyError) as exc:
             raise ValueError(
-                f"--formats: unknown format {p!r}; allowed: {', '.join(list_format_names())}"
+                f"--formats: unknown format {p!r}; allowed: {', '.join(lf.list_formats())}"
             ) from exc
     return spec
 
@@ -91,7 +92,6 @@ def build_points(workload: str, formats=None, accums=None, quantizers=None,
     quantizer) and the allowed values.
     """
     from lowbit.sim.workloads import get_workload
-    from lowbit.sim.workloads._qexec import ACCUMULATORS, check_accum
 
     wl = get_workload(workload)  # ValueError lists the workloads
     fmts = split_list(formats) or list(DEFAULT_FORMATS)
@@ -101,12 +101,9 @@ def build_points(workload: str, formats=None, accums=None, quantizers=None,
         validate_format(f)
     for a in accs:
         try:
-            check_accum(a)
-        except (ValueError, KeyError) as exc:
-            msg = str(exc)
-            if "allowed" not in msg:
-                msg = f"unknown accumulator {a!r}; allowed: {', '.join(ACCUMULATORS)}"
-            raise ValueError(f"--accum: {msg}") from exc
+            parse_accum(a)
+        except ValueError as exc:
+            raise ValueError(f"--accum: {exc}") from exc
     qs = list(dict.fromkeys(parse_quantizer(q).name for q in qs))  # canonical names
     ver = version or f"{getattr(wl, 'version', '0')}+{SWEEP_VERSION}"
     return [SweepPoint(workload, f, a, q, ver) for f, a, q in itertools.product(fmts, accs, qs)]

@@ -24,6 +24,15 @@ import time
 import traceback
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
+from lowbit.sim.workloads import (
+    get_workload,
+    is_builtin_workload,
+    make_config,
+    register_workload,
+    registered_workloads,
+    workload_factory,
+)
+
 from .points import SweepPoint
 from .store import ResultStore
 
@@ -36,19 +45,21 @@ def evaluate_point(point: dict) -> dict:
     """
     t0 = time.perf_counter()
     try:
-        from lowbit.sim.workloads import get_workload
-        from lowbit.sim.workloads._qexec import bits_per_element, make_config
-
         p = SweepPoint(**point)
         wl = get_workload(p.workload)
         cfg = make_config(p.weight_format, p.act_format, p.accum)
         res = dict(wl.evaluate(cfg, quantizer=p.quantizer))
-        res["bits_per_element"] = bits_per_element(p.weight_format)
-        res["act_bits_per_element"] = bits_per_element(p.act_format)
+        res["bits_per_element"] = _bits_per_element(cfg.weight)
+        res["act_bits_per_element"] = _bits_per_element(cfg.act)
         return {"status": "ok", "result": res, "seconds": time.perf_counter() - t0}
     except Exception as exc:  # noqa: BLE001 - a failing point is data, not a crash
         return {"status": "error", "error": f"{type(exc).__name__}: {exc}",
                 "traceback": traceback.format_exc(), "seconds": time.perf_counter() - t0}
+
+
+def _bits_per_element(fmt) -> float:
+    """Storage bits per element incl. amortised block scales; 32.0 for unquantised (fp32)."""
+    return 32.0 if fmt is None else float(fmt.bits_per_element)
 
 
 def _record(store: ResultStore, point: SweepPoint, out: dict) -> None:
@@ -104,15 +115,12 @@ def run_sweep(points: list[SweepPoint], store: ResultStore, workers: int = 1,
     return stats
 
 
-_BUILTIN = ("digits-cnn", "minilm")
-
-
 def _custom_workloads_payload(names) -> bytes | None:
     """cloudpickle of the factories of user-registered workloads (by value, so a class defined
     in a script or test module is usable in a spawned worker)."""
-    from lowbit.sim.workloads import base
-
-    facs = {n: base._REGISTRY[n] for n in names if n not in _BUILTIN and n in base._REGISTRY}
+    registered = set(registered_workloads())
+    facs = {n: workload_factory(n) for n in names
+            if n in registered and not is_builtin_workload(n)}
     if not facs:
         return None
     import cloudpickle
@@ -130,8 +138,6 @@ def _custom_workloads_payload(names) -> bytes | None:
 def _init_worker(payload: bytes | None) -> None:
     if payload:
         import cloudpickle
-
-        from lowbit.sim.workloads import register_workload
 
         for name, fac in cloudpickle.loads(payload).items():
             register_workload(name, fac, overwrite=True)

@@ -10,13 +10,17 @@ adding a model.
 
 from __future__ import annotations
 
-from ._qexec import bits_per_element, make_config, resolve_format
+from ..qconfig import make_config
 from .base import (
     QUANTIZERS,
     LayerSpec,
     LayerwiseWorkload,
+    is_builtin_workload,
+    layer_gemm,
     register_workload,
+    registered_workloads,
     sqnr_db,
+    workload_factory,
 )
 from .external import get_workload, list_workloads, resolve_workload
 from .tinylm import TinyLM
@@ -45,12 +49,14 @@ __all__ = [
     "QUANTIZERS",
     "LayerSpec",
     "LayerwiseWorkload",
-    "bits_per_element",
     "get_workload",
+    "is_builtin_workload",
+    "layer_gemm",
     "list_workloads",
     "make_config",
     "register_workload",
-    "resolve_format",
+    "registered_workloads",
     "resolve_workload",
     "sqnr_db",
+    "workload_factory",
 ]

@@ -45,11 +45,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..engine import gemm_nt
 from ..fidelity import metrics_json
-from ..gemm import gemm_nt
-from ..qconfig import prepare
+from ..operands import Operand, element_operand, prepare, prepare_prequantized
 from ..quantizers.compose import WEIGHT_METHODS, QuantizerSpec, parse_quantizer, quantize_layer
-from . import _qexec
 
 QUANTIZERS = WEIGHT_METHODS  # base methods; any compose spec (hadamard+gptq, ...) is accepted
 
@@ -198,39 +197,41 @@ class LayerwiseWorkload:
         out = {}
         for spec in self.layers():
             cfg = cfgs[spec.name]
-            w_fmt, _, _ = _qexec.config_formats(cfg)
+            w_fmt = None if cfg is None else cfg.weight
             if cfg is None:
                 q_l = QuantizerSpec()
-            elif _qexec.is_identity_format(w_fmt):  # transforms only, nothing to round
+            elif _rounds_nothing(w_fmt):  # transforms only, nothing to round
                 q_l = dataclasses.replace(q, method="rtn")
             else:
                 q_l = q
-            key = ("lq", spec.name, cfg is None, _qexec.format_name(w_fmt), q_l.name)
+            key = ("lq", spec.name, cfg is None, _fmt_key(w_fmt), q_l.name)
             with self._lock:
                 if key not in self._wq_cache:
                     calib = (self.calibration_inputs()[spec.name] if q_l.needs_calibration
                              else None)
                     self._wq_cache[key] = quantize_layer(
                         spec.weight_2d.astype(np.float64), calib,
-                        None if _qexec.is_identity_format(w_fmt) else w_fmt, q_l, spec.name)
+                        None if _rounds_nothing(w_fmt) else w_fmt, q_l, spec.name)
             out[spec.name] = self._wq_cache[key]
         return out
 
     def quantized_weights(self, configs, quantizer: str = "rtn") -> dict:
-        """``{layer: weight operand}`` for the given configs (cached per layer, format and
-        quantizer); :func:`~lowbit.sim.workloads._qexec.weight_values` gives its (M, K)
-        dequantised values (in the quantiser's transformed basis, see :meth:`layer_quant`)."""
+        """``{layer: weight Operand}`` (:class:`~lowbit.sim.operands.Operand`, (M, K); its
+        ``values`` are the dequantised weights in the quantiser's transformed basis, see
+        :meth:`layer_quant`), cached per layer, weight format and quantizer.  Float layers get
+        their float weights; RTN weights are quantised along K by the format's rule; GPTQ
+        weights keep their block scales, so block formats use the block dot product exactly as
+        RTN weights do."""
         cfgs = self.layer_configs(configs)
         lqs = self.layer_quant(cfgs, quantizer)
         qname = parse_quantizer(quantizer).name
         out = {}
         for spec in self.layers():
             cfg = cfgs[spec.name]
-            w_fmt, _, _ = _qexec.config_formats(cfg)
-            key = ("w", spec.name, cfg is None, _qexec.format_name(w_fmt), qname)
+            w_fmt = None if cfg is None else cfg.weight
+            key = ("w", spec.name, cfg is None, _fmt_key(w_fmt), qname)
             if key not in self._wq_cache:
-                lq = lqs[spec.name]
-                self._wq_cache[key] = _qexec.prepare_weight(lq.w, cfg, lq.values)
+                self._wq_cache[key] = _weight_operand(lqs[spec.name], w_fmt)
             out[spec.name] = self._wq_cache[key]
         return out
 
@@ -294,7 +295,7 @@ class LayerwiseWorkload:
         spec = self.layer(name)
         lq = getattr(ctx, "lq", None)
         xt = lq[name].transform_input(x2d) if lq is not None else x2d
-        y, xq = _qexec.gemm(xt, ctx.wq[name], spec.bias, ctx.configs[name])
+        y, xq = layer_gemm(xt, ctx.wq[name], spec.bias, ctx.configs[name])
         if ctx.capture is not None:
             ctx.capture[name] = {"input": x2d, "input_q": xq, "output": y}
         return y
@@ -312,17 +313,9 @@ class LayerwiseWorkload:
         for g, x2d in enumerate(cols):
             if lq is not None:  # the layer's input transform (SmoothQuant / Hadamard), per group
                 x2d = lq[name].transform_input(x2d)
-            if cfg is None:
-                w = _qexec.weight_values(wop)[g * og:(g + 1) * og]
-                ys.append(np.asarray(x2d, np.float64) @ w.T)
-                xq.append(x2d)
-            else:
-                _, a_fmt, _ = _qexec.config_formats(cfg)
-                w = wop.rows(g * og, (g + 1) * og) if hasattr(wop, "rows") else prepare(
-                    wop[g * og:(g + 1) * og], None)
-                a = prepare(x2d, a_fmt)
-                ys.append(gemm_nt(a, w, cfg.accum, cfg.dot))
-                xq.append(a.values)
+            y_g, xq_g = layer_gemm(x2d, wop.rows(g * og, (g + 1) * og), None, cfg)
+            ys.append(y_g)
+            xq.append(xq_g)
         y = np.concatenate(ys, axis=1)
         if spec.bias is not None:
             y = y + np.asarray(spec.bias, np.float64)
@@ -331,6 +324,46 @@ class LayerwiseWorkload:
                                  "output": y}
         return y
 
+
+
+def _rounds_nothing(fmt) -> bool:
+    """No rounding of the (float32) weights: no format, or FP32."""
+    return fmt is None or fmt.name == "fp32"
+
+
+def _fmt_key(fmt) -> str:
+    return "none" if fmt is None else fmt.name
+
+
+def _weight_operand(lq, w_fmt) -> Operand:
+    """The GEMM operand of a layer prepared by a quantiser (:class:`~lowbit.sim.quantizers.
+    compose.LayerQuant`): float weights, RTN by the format's rule, or the quantiser's values
+    (GPTQ) with their block scales for symmetric block formats."""
+    if w_fmt is None:
+        return element_operand(lq.w)
+    if lq.values is None:
+        return prepare(lq.w, w_fmt)
+    if w_fmt.kind == "block" and w_fmt.symmetric and lq.scales is not None:
+        return prepare_prequantized(lq.values, w_fmt, scales=lq.scales,
+                                    tensor_scale=lq.tensor_scale)
+    return prepare_prequantized(lq.values, w_fmt)
+
+
+def layer_gemm(x2d: np.ndarray, wop: Operand, bias, cfg) -> tuple:
+    """``y = Q_act(x2d) @ W.T (+ bias)`` for a weight operand of
+    :meth:`LayerwiseWorkload.quantized_weights`.  Returns ``(y (N, M) float64, x_q (N, K)
+    float64)``, ``x_q`` the quantised activation operand actually multiplied.  ``cfg=None``:
+    float64 BLAS, no rounding model."""
+    x2d = np.asarray(x2d, np.float64)
+    if cfg is None:
+        xq, y = x2d, x2d @ wop.values.T
+    else:
+        a = prepare(x2d, cfg.act)
+        xq = a.values
+        y = gemm_nt(a, wop, cfg.accum, cfg.dot)
+    if bias is not None:
+        y = y + np.asarray(bias, np.float64)
+    return y, xq
 
 
 # ----------------------------------------------------------------------------- registry
@@ -347,3 +380,25 @@ def register_workload(name: str, factory: Callable[[], object], overwrite: bool 
         raise ValueError(f"workload {name!r} is already registered (pass overwrite=True)")
     _REGISTRY[name] = factory
     _INSTANCES.pop(name, None)
+
+
+def registered_workloads() -> list[str]:
+    """Names registered in this process (built-ins, ``register_workload`` calls and specs
+    resolved so far; see :func:`~lowbit.sim.workloads.list_workloads` for all known names)."""
+    return sorted(_REGISTRY)
+
+
+def workload_factory(name: str) -> Callable[[], object]:
+    """The factory registered as ``name`` (ValueError listing the registered names; file /
+    ONNX specs and entry points are registered by
+    :func:`~lowbit.sim.workloads.external.resolve_workload`)."""
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown workload {name!r}; registered: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name]
+
+
+def is_builtin_workload(name: str) -> bool:
+    """True for workloads that ship with lowbit (factories defined in a ``lowbit.`` module:
+    importable in any process, so a spawned worker needs no copy of the factory)."""
+    fac = _REGISTRY.get(name)
+    return fac is not None and (getattr(fac, "__module__", "") or "").startswith("lowbit.")

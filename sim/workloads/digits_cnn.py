@@ -218,12 +218,10 @@ class DigitsCNN(LayerwiseWorkload):
         d = np.exp(logp)
         d[np.arange(n), y] -= 1.0
         d /= n
-        from ._qexec import weight_values
-
         def xq(name):  # the activation operand the forward GEMM actually multiplied
             return cap[name]["input_q"]
 
-        w = {k: weight_values(v) for k, v in wq.items()}
+        w = {k: v.values for k, v in wq.items()}
         wg, bg, og = {}, {}, {}
         og["fc2"] = d
         wg["fc2"], bg["fc2"] = d.T @ xq("fc2"), d.sum(0)

@@ -15,6 +15,8 @@ from lowbit.formats import decode, get_format
 from lowbit.hw.cosim import cosim, simulate
 from lowbit.hw.units import build_unit
 from lowbit.hw.widths import product_frac_bits, product_width
+from lowbit.sim.accum_kernels import gemm_seq
+from lowbit.sim.accum_round import float_params
 
 
 @pytest.mark.parametrize("fa,fb,n", [("fp4_e2m1", "fp4_e2m1", 256), ("fp8_e4m3", "fp8_e4m3", 65536),
@@ -140,8 +142,7 @@ def test_fp_mac_sequences(fa, fc):
 
 def test_fp_mac_matches_sim_accum_model():
     """Cross-check with lowbit.sim's FloatAccum GEMM kernel (sequential, RNE every add)."""
-    ker = pytest.importorskip("lowbit.sim.accum_kernels")
-    fp16 = (10, -14, 65504.0, math.inf, 2.0 ** -14, 0)   # (mbits, emin, maxv, ovf, minnorm, ftz)
+    fp16 = float_params(get_format("fp16"))
     rng = np.random.default_rng(5)
     n, K = 64, 16
     F = get_format("fp8_e4m3")
@@ -151,7 +152,7 @@ def test_fp_mac_matches_sim_accum_model():
     B = rng.integers(0, 256, size=(n, K))
     B[(B & 0x7F) == 0x7F] = 0x38
     va, vb = decode(A, F), decode(B, F)
-    ref = np.diagonal(ker.gemm_seq(va, vb, *fp16))      # row i of A with row i of B
+    ref = np.diagonal(gemm_seq(va, vb, fp16))      # row i of A with row i of B
     build_unit("fp_mac", a="fp8_e4m3", b="fp8_e4m3", acc="fp16")
     outs = list(pyrtl.working_block().wirevector_subset(pyrtl.Output))
     clr = np.tile([1] + [0] * K, n)

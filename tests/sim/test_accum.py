@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 from sim_ref import frac_round
 
+from lowbit.formats import resolve
 from lowbit.formats.accum import Exact, FloatAccum, IntAccum, parse_accum
 from lowbit.sim import accum_kernels as K_
+from lowbit.sim.accum_round import float_params
 from lowbit.sim.gemm import qmatmul
 from lowbit.sim.qconfig import QuantConfig
-from lowbit.sim.quantizers._formats import float_params, resolve
 
 # --------------------------------------------------------------------------- reference rounding
 
@@ -110,14 +111,14 @@ def test_no_double_rounding_through_float64():
     A = np.array([[1 + 2.0**-10, p]])
     Bt = np.ones((1, 2))
     fp = float_params(resolve("fp16"))
-    assert K_.gemm_seq(A, Bt, *fp)[0, 0] == 1 + 2.0**-10
+    assert K_.gemm_seq(A, Bt, fp)[0, 0] == 1 + 2.0**-10
     naive = float(np.float16(np.float64(1 + 2.0**-10) + p))
     assert naive == 1 + 2.0**-9  # the pitfall is real
     # same through qmatmul (unquantised operands -> Dekker product path)
     assert qmatmul(A, Bt.T, "fp16")[0, 0] == 1 + 2.0**-10
     # and above the midpoint it rounds up
     A2 = np.array([[1 + 2.0**-10, 2.0**-11 + 2.0**-60]])
-    assert K_.gemm_seq(A2, Bt, *fp)[0, 0] == 1 + 2.0**-9
+    assert K_.gemm_seq(A2, Bt, fp)[0, 0] == 1 + 2.0**-9
 
 
 def test_int_accumulator_wrap_vs_saturate():
@@ -277,7 +278,7 @@ def test_single_add_rounding_vs_fraction(name):
     tiny = np.exp2(np.floor(np.log2(np.abs(x) + 2.0**emin)) - rng.integers(54, 80, n))
     y = half + tiny * rng.choice([-1, 0, 1], n)
     A = np.stack([x, y], axis=1)
-    got = K_.gemm_pairwise(np.ascontiguousarray(A), np.ones((1, 2)), *float_params(fmt))[:, 0]
+    got = K_.gemm_pairwise(np.ascontiguousarray(A), np.ones((1, 2)), float_params(fmt))[:, 0]
     for i in range(n):
         ex = Fraction(float(x[i])) + Fraction(float(y[i]))
         r = frac_round(ex, mb, emin, maxv)

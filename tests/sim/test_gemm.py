@@ -194,3 +194,25 @@ def test_qlinear_prequant_matches_qlinear_for_rtn_weights():
         cfg = QuantConfig(wf, af, acc, dot="element")
         wq = np.asarray(lf.quantize(w, wf, axis=-1), dtype=float)
         np.testing.assert_array_equal(qlinear_prequant(x, wq, None, cfg), qlinear(x, w, None, cfg))
+
+
+@pytest.mark.parametrize("fmt", ["mxfp4", "nvfp4", "int4_g128", "int8_pc"])
+def test_prequantized_block_operand_equals_rtn_operand(fmt):
+    """Values already on a block format's grid plus their block scales give the same block
+    operand (elements, scales, tensor scale) as quantising the original, so GPTQ weights use
+    the block dot product exactly like RTN weights."""
+    from lowbit.sim.operands import prepare, prepare_prequantized
+
+    rng = np.random.default_rng(9)
+    w = rng.standard_normal((5, 256))
+    ref = prepare(w, fmt)
+    op = prepare_prequantized(ref.values, fmt, scales=ref.scales * ref.tensor_scale,
+                              tensor_scale=ref.tensor_scale)
+    assert op.is_block
+    np.testing.assert_array_equal(op.values, ref.values)
+    np.testing.assert_array_equal(op.elements, ref.elements)
+    np.testing.assert_array_equal(op.scales, ref.scales)
+    assert op.tensor_scale == ref.tensor_scale
+    with pytest.raises(ValueError, match="grid"):
+        prepare_prequantized(ref.values + 1e-3, fmt, scales=ref.scales * ref.tensor_scale,
+                             tensor_scale=ref.tensor_scale)

@@ -8,6 +8,7 @@ import scipy.linalg
 
 import lowbit.formats as lf
 from lowbit.sim.gemm import im2col, qlinear
+from lowbit.sim.operands import quantize_elem
 from lowbit.sim.qconfig import QuantConfig
 from lowbit.sim.quantizers import (
     block_hadamard,
@@ -21,7 +22,6 @@ from lowbit.sim.quantizers import (
     smoothquant_scales,
     tensor_scale,
 )
-from lowbit.sim.quantizers._formats import quantize_elem
 
 # --------------------------------------------------------------------------- Hadamard
 

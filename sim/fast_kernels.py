@@ -1,0 +1,315 @@
+"""Vectorised numba kernels of the fast GEMM paths (:mod:`lowbit.sim.fastpath`).
+
+They compute exactly what the reference kernels of :mod:`lowbit.sim.accum_kernels` compute -
+the same products, the same additions in the same order per output, one correct rounding per
+add - but laid out for SIMD: the innermost loop runs over output columns (independent
+accumulators), so LLVM vectorises it, and the rounding is branch-free (:func:`round_vec`).
+Outputs are computed in cache-sized tiles of rows x columns; tiles run in parallel
+(``prange``) and each output is owned by one tile, so results do not depend on the thread
+count.
+
+:func:`round_vec` equals :func:`lowbit.sim.accum_round.round_fmt` for every float64 input pair
+``(s, r)`` with ``s = RN64(s + r)`` (proof in its docstring; tested on adversarial and random
+inputs in tests/sim/test_fastpath.py).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+from numba import njit, prange
+
+from .accum_round import (
+    FloatParams,
+    bits_f64,
+    f64_bits,
+    prefer_wide_vectors,
+    two_prod,
+    two_sum,
+)
+
+EXP_MASK = np.int64(0x7FF0000000000000)
+ONE_EXP = np.int64(1) << 52  # one binade in the exponent field
+MAGIC = 6755399441055744.0  # 1.5 * 2**52: (x + MAGIC*q) - MAGIC*q rounds x to a multiple of q
+
+
+class VecRoundParams(NamedTuple):
+    """:class:`~lowbit.sim.accum_round.FloatParams` recast for :func:`round_vec`.
+
+    ``mshift``: ``mbits << 52``; ``lo_exp`` / ``hi_exp``: clamp of the exponent field that sets
+    the quantum (``emin`` for formats with subnormals, ``emin - 1`` for flush-to-zero formats;
+    ``emax + 1``); ``thr``: overflow threshold - an exact value ``x >= 0`` overflows iff
+    ``RO(x) > thr`` (see :func:`vec_params`); ``ovf``, ``minnorm``, ``ftz`` as in FloatParams.
+    """
+
+    mshift: np.int64
+    lo_exp: np.int64
+    hi_exp: np.int64
+    thr: float
+    ovf: float
+    minnorm: float
+    ftz: int
+
+
+def vec_params(fp: FloatParams) -> VecRoundParams:
+    """Parameters of :func:`round_vec` for a float format.
+
+    Overflow threshold: with ``q_e = 2**(emax - mbits)`` (the quantum of maxv's binade) and
+    ``mid = maxv + q_e/2``, RNE with an unbounded exponent exceeds ``maxv`` iff ``x > mid``, or
+    ``x == mid`` and the tie goes to ``maxv + q_e`` (``maxv / q_e`` odd).  So ``thr = mid`` or
+    the float64 predecessor of ``mid`` (``x > pred(mid)`` iff ``x >= mid`` for float64 x); both
+    are below ``2**(emax+1)``.
+    """
+    q_e = math.ldexp(1.0, fp.emax - fp.mbits)
+    mid = fp.maxv + q_e / 2
+    odd = int(round(fp.maxv / q_e)) % 2 == 1
+    thr = float(np.nextafter(mid, 0.0)) if odd else mid
+    emin_f = (fp.emin + 1023) << 52
+    lo = emin_f - (1 << 52) if fp.ftz else emin_f
+    return VecRoundParams(mshift=np.int64(fp.mbits << 52), lo_exp=np.int64(lo),
+                          hi_exp=np.int64((fp.emax + 1 + 1023) << 52), thr=thr,
+                          ovf=fp.ovf, minnorm=fp.minnorm, ftz=fp.ftz)
+
+
+@njit(cache=True, inline="always")
+def round_vec(s, r, vp):
+    """Branch-free :func:`~lowbit.sim.accum_round.round_fmt`: RNE of the exact value ``s + r``
+    (``s = RN64``, only the sign of ``r`` is used) to the format of ``vp``.
+
+    Equal to ``round_fmt`` for all float64 ``(s, r)``:
+
+    * Inf / NaN ``s``: both return ``s`` (final select).
+    * round-to-odd step: identical bit operation (the exponent used afterwards is read from
+      the bits BEFORE the step in both).
+    * quantum: ``round_fmt`` clamps the exponent to ``>= emin`` (subnormal formats) or flushes
+      exponents ``< emin - 1`` to a signed zero (ftz formats).  Here ftz formats clamp to
+      ``emin - 1``: such values are ``< 2**(emin-1)``, round to at most ``2**(emin-1) <
+      minnorm`` and are flushed by the ``mag < minnorm`` select to ``copysign(0, s)`` - the same
+      signed zero.  Exponents above ``emax + 1`` are capped in both.
+    * overflow: ``round_fmt`` tests ``mag > maxv`` on the rounded magnitude; here ``|s| > thr``
+      on the round-to-odd value (see :func:`vec_params`): for exponents ``< emax`` neither
+      fires (``mag <= 2**emax <= maxv``, ``|s| < 2**emax <= thr``), at ``emax`` they agree by
+      the definition of ``thr``, above it both fire.
+    * zero: ``s = +-0`` has ``r = 0``, rounds to ``0`` and keeps its sign via ``copysign``.
+    """
+    bits = f64_bits(s)
+    expo = bits & EXP_MASK
+    fix = (r != 0.0) & ((bits & 1) == 0)
+    toward = np.int64(2 * np.int64((r > 0.0) == (s > 0.0)) - 1)
+    t = bits_f64(bits + np.int64(fix) * toward)
+    ec = min(max(expo, vp.lo_exp), vp.hi_exp)
+    c = bits_f64(ec - vp.mshift) * MAGIC
+    a = abs(t)
+    mag = (a + c) - c
+    mag = vp.ovf if a > vp.thr else mag
+    if vp.ftz != 0:
+        mag = 0.0 if mag < vp.minnorm else mag
+    res = math.copysign(mag, t)
+    return s if expo == EXP_MASK else res
+
+
+@njit(cache=True, inline="always")
+def _add_round(acc, p, vp):
+    """``round_vec`` of the exact ``acc + p`` (TwoSum: ``s + e == acc + p`` exactly)."""
+    s, e = two_sum(acc, p)
+    return round_vec(s, e, vp)
+
+
+# ------------------------------------------------------------------------------ element paths
+
+
+@njit(cache=True, nogil=True)
+def _seq_tile(A, B, out, i0, i1, j0, j1, vp):
+    """Sequential FMA accumulation for out[i0:i1, j0:j1]; ``B`` is (K, M) (W transposed)."""
+    prefer_wide_vectors()
+    K = A.shape[1]
+    w = j1 - j0
+    acc = np.zeros((i1 - i0, w))
+    for k in range(K):
+        brow = B[k, j0:j1]
+        for ii in range(i1 - i0):
+            a = A[i0 + ii, k]
+            row = acc[ii]
+            for jj in range(w):
+                row[jj] = _add_round(row[jj], a * brow[jj], vp)
+    out[i0:i1, j0:j1] = acc
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def seq_gemm(A, B, vp, row_tile, col_tile):
+    """``out[i, j] = RNE(... RNE(RNE(0 + A[i,0]B[0,j]) + A[i,1]B[1,j]) ...)``, K order, one
+    rounding per add (= :func:`~lowbit.sim.accum_kernels.gemm_seq` with ``Bt = B.T``)."""
+    N = A.shape[0]
+    M = B.shape[1]
+    out = np.empty((N, M))
+    nti = (N + row_tile - 1) // row_tile
+    ntj = (M + col_tile - 1) // col_tile
+    for t in prange(nti * ntj):
+        i0 = (t // ntj) * row_tile
+        j0 = (t % ntj) * col_tile
+        _seq_tile(A, B, out, i0, min(i0 + row_tile, N), j0, min(j0 + col_tile, M), vp)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _pairwise_tile(A, B, out, i0, i1, j0, j1, vp, stack):
+    """Adder tree over the K products of rows i0:i1, columns j0:j1, as a binary counter:
+    product k becomes a level-0 entry and is merged with the entry of the same level below it
+    (``RNE(earlier + later)``) while one exists; at the end the remaining entries (one per set
+    bit of K, largest block first) are merged from the smallest up.  This is the same tree as
+    the reference's level-by-level pairing with the odd last entry moving up (an entry of
+    level L covers products [t*2**L, min((t+1)*2**L, K)); the partial last entry of each level
+    is the sum of the full blocks of the lower set bits of K, merged smallest first), so
+    every add has the same two exact operands and the same single rounding.  K == 1 returns
+    ``RNE(p_0)``.  ``stack``: (rows, levels + 1, columns) scratch."""
+    prefer_wide_vectors()
+    K = A.shape[1]
+    w = j1 - j0
+    for k in range(K):
+        brow = B[k, j0:j1]
+        top = 0  # level the merged entry of product k lands on = trailing ones of k
+        cnt = k
+        while cnt & 1:
+            cnt >>= 1
+            top += 1
+        for ii in range(i1 - i0):
+            a = A[i0 + ii, k]
+            dest = stack[ii, top]
+            if top == 0:
+                for jj in range(w):
+                    dest[jj] = a * brow[jj]
+            else:
+                first = stack[ii, 0]
+                for jj in range(w):
+                    dest[jj] = _add_round(first[jj], a * brow[jj], vp)
+                for lvl in range(1, top):
+                    srow = stack[ii, lvl]
+                    for jj in range(w):
+                        dest[jj] = _add_round(srow[jj], dest[jj], vp)
+    for ii in range(i1 - i0):
+        orow = out[i0 + ii, j0:j1]
+        if K == 1:
+            first = stack[ii, 0]
+            for jj in range(w):
+                orow[jj] = round_vec(first[jj], 0.0, vp)
+            continue
+        started = False
+        lvl = 0
+        cnt = K
+        while cnt > 0:
+            if cnt & 1:
+                srow = stack[ii, lvl]
+                if not started:
+                    orow[:] = srow[:w]
+                    started = True
+                else:
+                    for jj in range(w):
+                        orow[jj] = _add_round(srow[jj], orow[jj], vp)
+            cnt >>= 1
+            lvl += 1
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def pairwise_gemm(A, B, vp, row_tile, col_tile):
+    """Pairwise (adder-tree) accumulation = :func:`~lowbit.sim.accum_kernels.gemm_pairwise`
+    with ``Bt = B.T``; tiles of ``row_tile x col_tile`` outputs in parallel."""
+    N, K = A.shape
+    M = B.shape[1]
+    out = np.zeros((N, M))
+    levels = 1
+    while (1 << levels) <= K:
+        levels += 1
+    nti = (N + row_tile - 1) // row_tile
+    ntj = (M + col_tile - 1) // col_tile
+    for t in prange(nti * ntj):
+        i0 = (t // ntj) * row_tile
+        j0 = (t % ntj) * col_tile
+        stack = np.empty((row_tile, levels + 1, col_tile))
+        _pairwise_tile(A, B, out, i0, min(i0 + row_tile, N), j0, min(j0 + col_tile, M), vp,
+                       stack)
+    return out
+
+
+# ------------------------------------------------------------------------------ block rounding
+
+
+@njit(cache=True, nogil=True)
+def block_round_tile(acc, inner, sa, sw, vp):
+    """One block step of the block dot product for a tile:
+    ``acc[i, j] = RNE(acc[i, j] + (sa[i] * sw[j]) * inner[i, j])``.
+
+    The caller proves that ``(sa[i] * sw[j]) * inner[i, j]`` is exact in float64 (see
+    :func:`lowbit.sim.fastpath.block_terms_exact`), i.e. the block term the reference carries
+    as ``hi + lo`` has ``lo == 0``.  ``+ 0.0`` turns a ``-0.0`` term into ``+0.0``: the
+    reference's expansion sum drops zero terms, so an all-zero sum is ``+0.0`` there."""
+    prefer_wide_vectors()
+    for i in range(acc.shape[0]):
+        s_i = sa[i]
+        arow = acc[i]
+        irow = inner[i]
+        for j in range(acc.shape[1]):
+            arow[j] = _add_round(arow[j], (s_i * sw[j]) * irow[j] + 0.0, vp)
+
+
+@njit(cache=True, inline="always")
+def _pair_add(hi, lo, b):
+    """``(hi, lo) + b`` as a new pair ``(RN64(hi + lo + b), rest)``: TwoSum of ``hi`` and ``b``,
+    then TwoSum of the sum and ``lo + error`` (exact under the callers' grid bounds)."""
+    s, e = two_sum(hi, b)
+    return two_sum(s, lo + e)
+
+
+@njit(cache=True, nogil=True)
+def block_exact_tile(hi, lo, inner, sa, sw):
+    """One block step of the EXACT block dot product for a tile: ``(hi, lo) += (sa[i] * sw[j])
+    * inner[i, j]`` as an exact unevaluated pair (TwoSum, then TwoSum of the low parts; the
+    caller proves the term exact, all terms on a common grid ``2**g`` and every partial sum
+    below ``2**(104 + g)``, so ``hi`` ends as the correctly rounded exact sum)."""
+    prefer_wide_vectors()
+    for i in range(hi.shape[0]):
+        s_i = sa[i]
+        hrow = hi[i]
+        lrow = lo[i]
+        irow = inner[i]
+        for j in range(hi.shape[1]):
+            hrow[j], lrow[j] = _pair_add(hrow[j], lrow[j], (s_i * sw[j]) * irow[j])
+
+
+@njit(cache=True, nogil=True)
+def _scale_row(orow, irow, s_i, sw, vp, do_round):
+    prefer_wide_vectors()
+    for j in range(orow.shape[0]):
+        p, e = two_prod(s_i * sw[j], irow[j])
+        if do_round:
+            orow[j] = round_vec(p + 0.0, e, vp)
+        else:
+            orow[j] = p + 0.0
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def scale_gemm_result(inner, sa, sw, vp, do_round):
+    """One-block dot products: ``RN64((sa[i] * sw[j]) * inner[i, j])`` (``do_round=False``:
+    the Exact and integer models, whose reference rounds the exact term once to float64) or
+    ``RNE_fmt`` of the exact term (``do_round=True``: a float accumulator starting at 0, one
+    add), the exact term being the Dekker pair ``p + e``.  The caller proves ``sa * sw`` exact
+    and the Dekker product valid (no overflow, error term above 2**-1074)."""
+    N, M = inner.shape
+    out = np.empty((N, M))
+    for i in prange(N):
+        _scale_row(out[i], inner[i], sa[i], sw, vp, do_round)
+    return out
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def exact_pair_add(hi, lo, c):
+    """``(hi, lo) += c`` exactly, in place: ``hi + lo`` is an unevaluated exact sum with
+    ``hi = RN64(hi + lo)`` (TwoSum, then TwoSum of the two parts).  Exact while every
+    operand is a multiple of a common power of two ``2**u`` and the running sum stays below
+    ``2**104 * 2**u`` (see :func:`lowbit.sim.fastpath.exact_gemm`)."""
+    h = hi.reshape(-1)
+    lw = lo.reshape(-1)
+    cc = c.reshape(-1)
+    for t in prange(h.size):
+        h[t], lw[t] = _pair_add(h[t], lw[t], cc[t])

@@ -1,0 +1,359 @@
+"""The GEMM engine's fast paths against the reference kernels, bit for bit.
+
+Every fast path of lowbit.sim.fastpath must return exactly what the reference kernels of
+lowbit.sim.accum_kernels return (same values, same signs of zero, NaN where NaN), on the
+adversarial cases of the accumulator tests (ties, cancellation, overflow, subnormal results,
+wide exponent spreads) and on random GEMMs.  Each case also asserts WHICH path ran, so a fast
+path that silently stops applying fails here.
+"""
+
+import math
+import warnings
+
+import numba
+import numpy as np
+import pytest
+from numba import njit
+
+import lowbit.formats as lf
+from lowbit.formats.accum import FloatAccum, parse_accum
+from lowbit.sim import fast_kernels as FK
+from lowbit.sim import fastpath
+from lowbit.sim.accum_round import float_params, round_fmt, two_sum
+from lowbit.sim.engine import _use_block, gemm_nt, gemm_path, reference_gemm
+from lowbit.sim.gemm import qmatmul
+from lowbit.sim.operands import element_operand, grid_stats, prepare
+from lowbit.sim.qconfig import QuantConfig
+
+
+def same(got, ref):
+    """Bitwise equality of float64 arrays up to NaN payloads (signs of zero included)."""
+    got, ref = np.asarray(got), np.asarray(ref)
+    assert got.shape == ref.shape
+    nan = np.isnan(ref)
+    np.testing.assert_array_equal(np.isnan(got), nan)
+    np.testing.assert_array_equal(got[~nan], ref[~nan])
+    np.testing.assert_array_equal(np.signbit(got[~nan]), np.signbit(ref[~nan]))
+
+
+def fast_vs_reference(A, W, accum, path, dot="auto"):
+    acc = parse_accum(accum)
+    assert gemm_path(A, W, acc, dot) == path
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = reference_gemm(A, W, acc, _use_block(A, W, acc, dot))
+        got = gemm_nt(A, W, acc, dot)
+    same(got, ref)
+    return got
+
+
+def wide(rng, shape, lo=-20, hi=12):
+    """Normal values times 2**U(lo, hi), with exact zeros and negative zeros sprinkled in."""
+    x = rng.standard_normal(shape) * np.exp2(rng.integers(lo, hi, shape))
+    x[rng.random(shape) < 0.05] = 0.0
+    x[rng.random(shape) < 0.05] = -0.0
+    return x
+
+
+# --------------------------------------------------------------------------- round_vec
+
+
+@njit
+def _both(s, r, fp, vp):
+    a = np.empty(s.size)
+    b = np.empty(s.size)
+    for i in range(s.size):
+        a[i] = round_fmt(s[i], r[i], fp)
+        b[i] = FK.round_vec(s[i], r[i], vp)
+    return a, b
+
+
+@njit
+def _sums(x, y):
+    s = np.empty(x.size)
+    r = np.empty(x.size)
+    for i in range(x.size):
+        s[i], r[i] = two_sum(x[i], y[i])
+    return s, r
+
+
+NO_SUBNORMAL_E4M3 = lf.FloatFormat(4, 3, subnormals=False, name="e4m3_nosub")  # flush to zero
+
+
+@pytest.mark.parametrize("fmt", ["fp16", "bf16", "fp32", "fp8_e4m3", "fp8_e5m2", "fp6_e3m2",
+                                 "tf32", NO_SUBNORMAL_E4M3])
+@pytest.mark.parametrize("overflow", ["ieee", "saturate"])
+def test_round_vec_equals_round_fmt(fmt, overflow):
+    """The branch-free rounding equals the reference rounding on near-ties (inexact float64
+    sums on both sides of target midpoints), the overflow threshold, the subnormal / flush
+    boundary, zeros of both signs, Inf, NaN and float64 values near 2**1023."""
+    f = lf.resolve(fmt)
+    fp = float_params(f, overflow)
+    vp = FK.vec_params(fp)
+    rng = np.random.default_rng(0)
+    n = 20000
+    emin, mb = fp.emin, fp.mbits
+    e = rng.integers(emin - mb - 3, fp.emax + 3, n)
+    x = np.ldexp(rng.integers(1, 2 ** (mb + 1), n).astype(float), e - mb)  # format grid-ish
+    q = np.exp2(np.maximum(e, emin) - mb)
+    y = q / 2 * rng.integers(-3, 4, n) + np.ldexp(rng.choice([-1.0, 0.0, 1.0], n),
+                                                  e - rng.integers(54, 90, n))
+    x *= rng.choice([-1.0, 1.0], n)
+    s, r = _sums(x, y)
+    mid = fp.maxv + 2.0 ** (fp.emax - mb) / 2
+    extra_s = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, mid, -mid, np.nextafter(mid, 0),
+                        np.nextafter(mid, np.inf), fp.maxv, 2.0**1000, -(2.0**1023),
+                        fp.minnorm, fp.minnorm / 2, -fp.minnorm / 2, 5e-324, 2.0 ** (emin - mb - 1)])
+    for r0 in (0.0, 1e-300, -1e-300):
+        s = np.concatenate([s, extra_s])
+        r = np.concatenate([r, np.where(np.isfinite(extra_s) & (extra_s != 0), r0, 0.0)])
+    a, b = _both(s, r, fp, vp)
+    same(b, a)
+
+
+# --------------------------------------------------------------------------- element paths
+
+
+A_TIES = np.array([[2048.0, 1.0, 1.0, 1.0, 1.0], [10000.0] + [0.5] * 4, [60000.0, 60000.0, -60000.0,
+                                                                      1.0, 2.0**-24]])
+
+
+@pytest.mark.parametrize("acc", ["fp16", "bf16", "fp32", "fp8_e4m3", "fp16_sat", "fp8_e5m2",
+                                 FloatAccum(NO_SUBNORMAL_E4M3)])
+def test_seq_path_adversarial(acc):
+    rng = np.random.default_rng(1)
+    for x, w in [(A_TIES, np.ones((3, 5))),
+                 (wide(rng, (5, 64), -30, 8), wide(rng, (7, 64), -20, 4)),
+                 (np.vstack([wide(rng, (4, 40), -8, 15), np.full((1, 40), 448.0)]),
+                  np.abs(wide(rng, (9, 40), -3, 3)))]:
+        A = prepare(x, "fp16")
+        W = prepare(w, "fp16")
+        fast_vs_reference(A, W, acc, "seq")
+
+
+def test_seq_path_wide_spread_e5m2_operands():
+    rng = np.random.default_rng(7)
+    A = prepare(wide(rng, (6, 200), -14, 12), "fp8_e5m2")
+    W = prepare(wide(rng, (5, 200), -14, 4), "fp8_e5m2")
+    for acc in ("fp16", "bf16", "fp16_sat", "fp8_e4m3"):
+        fast_vs_reference(A, W, acc, "seq")
+
+
+def test_seq_path_on_unquantised_but_exact_products():
+    """float64 operands whose data have few significant bits: the data prove the products
+    exact, so the fast kernel equals the reference's Dekker-pair kernel."""
+    rng = np.random.default_rng(3)
+    A = element_operand(rng.integers(-1000, 1000, (5, 90)) * 2.0**-7)
+    W = element_operand(rng.integers(-1000, 1000, (6, 90)) * 2.0**3)
+    fast_vs_reference(A, W, "fp16", "seq")
+    # a 53-bit operand: products not provably exact -> reference
+    B = element_operand(rng.standard_normal((6, 90)))
+    assert gemm_path(A, B, "fp16") == "reference-element"
+
+
+@pytest.mark.parametrize("K", [1, 2, 3, 5, 7, 8, 13, 31, 32, 33, 64, 70])
+def test_pairwise_tree_matches_levelwise_reference(K):
+    rng = np.random.default_rng(K)
+    x = wide(rng, (3, K), -16, 14)
+    x[0, :min(K, 5)] = [2048.0, 1.0, 1.0, 1.0, 1.0][:min(K, 5)]
+    A = prepare(x, "fp16")
+    W = prepare(wide(rng, (17, K), -10, 3), "fp16")
+    for acc in ("fp16_pairwise", "bf16_pairwise", "fp8_e4m3_pairwise"):
+        fast_vs_reference(A, W, acc, "pairwise")
+
+
+def test_exact_blas_and_chunked_blas():
+    rng = np.random.default_rng(2)
+    A = prepare(wide(rng, (7, 300), -6, 6), "fp8_e4m3")
+    W = prepare(wide(rng, (5, 300), -6, 6), "fp8_e4m3")
+    fast_vs_reference(A, W, "exact", "blas")
+    # 26-bit integers: a product fits 53 bits, a sum of 64 does not -> K chunks + exact pairs
+    xa = rng.integers(-2**26, 2**26, (6, 64)).astype(float)
+    xw = rng.integers(-2**26, 2**26, (4, 64)).astype(float)
+    xa[0] = 2.0**26 - 1
+    xw[0] = 2.0**26 - 1  # a row pair whose exact sum needs 58 bits
+    xa[1, :2] = [2.0**26, -(2.0**26)]  # cancellation
+    A2, W2 = element_operand(xa), element_operand(xw)
+    got = fast_vs_reference(A2, W2, "exact", "blas-chunked")
+    assert got[0, 0] == float(64 * (2**26 - 1) ** 2)  # correctly rounded exact value
+    # a single product of > 53 bits: reference
+    A3 = element_operand(rng.integers(-2**40, 2**40, (2, 8)).astype(float))
+    assert gemm_path(A3, A3, "exact") == "reference-element"
+
+
+def test_int_register_blas_only_when_it_cannot_overflow():
+    rng = np.random.default_rng(4)
+    x = rng.integers(-128, 128, (5, 300)).astype(float)
+    w = rng.integers(-128, 128, (6, 300)).astype(float)
+    A, W = prepare(x, "int8"), prepare(w, "int8")
+    fast_vs_reference(A, W, "int32", "blas-int")
+    fast_vs_reference(A, W, "int32_sat", "blas-int")
+    # int16 register: 300 * 128 * 128 can overflow -> the reference register (wraps here)
+    assert gemm_path(A, W, "int16") == "reference-element"
+    # the bound uses the data: two products of -128 * -128 = 32768 > 32767 may overflow ...
+    m = np.full((2, 2), -128.0)
+    assert gemm_path(prepare(m, "int8"), prepare(m, "int8"), "int16") == "reference-element"
+    same(qmatmul(m, m.T, QuantConfig("int8", "int8", "int16"))[0, 0], -32768.0)  # it wraps
+    # ... while 2 * 127 * 127 = 32258 cannot
+    p = np.full((2, 2), 127.0)
+    got = fast_vs_reference(prepare(p, "int8"), prepare(-p, "int8"), "int16", "blas-int")
+    assert got[0, 0] == -32258.0
+    # fp8 values on their fixed-point grid in an integer register
+    Af = prepare(wide(rng, (3, 16), -3, 3), "fp8_e4m3")
+    fast_vs_reference(Af, Af, "int48", "blas-int")
+
+
+def test_chunked_float_accumulator():
+    rng = np.random.default_rng(5)
+    A = prepare(wide(rng, (6, 100), -6, 6), "fp8_e4m3")
+    W = prepare(wide(rng, (9, 100), -6, 6), "fp8_e4m3")
+    for acc in ("fp16_chunk4", "fp32_chunk32", "bf16_chunk7", "fp16_chunk100", "fp16_chunk1"):
+        fast_vs_reference(A, W, acc, "blas-chunk-round")
+    a = np.array([[10000.0] + [0.5] * 10])  # the hand-worked chunk tie of test_accum
+    fast_vs_reference(prepare(a, "fp16"), prepare(np.ones((1, 11)), "fp16"), "fp16_chunk11",
+                      "blas-chunk-round")
+
+
+# --------------------------------------------------------------------------- block paths
+
+
+def block_data(rng, N, K):
+    x = rng.standard_normal((N, K)) * np.exp2(rng.integers(-3, 4, (N, K)))
+    x[0, :32] = 0.0  # an all-zero block
+    x[0, 32] = 2.0**25  # a huge block then a small one: fp32 rounding across blocks
+    x[0, 64] = 1.0
+    if N > 1:
+        x[1] = -x[1]
+        x[1, :16] = -0.0
+    return x
+
+
+@pytest.mark.parametrize("fmt,acc", [("mxfp4", "fp32"), ("mxfp8_e4m3", "fp32"),
+                                     ("mxfp6_e3m2", "fp32"), ("mxfp6_e2m3", "bf16"),
+                                     ("nvfp4", "fp32"), ("mxint8", "fp32"), ("mxfp4", "fp16"),
+                                     ("mxfp4", "fp8_e4m3"), ("nvfp4", "fp16_sat")])
+def test_block_round_path(fmt, acc):
+    rng = np.random.default_rng(11)
+    A = prepare(block_data(rng, 5, 128), fmt)
+    W = prepare(block_data(rng, 7, 128), fmt)
+    fast_vs_reference(A, W, acc, "blas-block-round")
+
+
+@pytest.mark.parametrize("fa,fw,acc,path", [
+    ("mxfp4", "mxfp4", "exact", "blas-block-exact"),
+    ("nvfp4", "mxfp4", "exact", "blas-block-exact"),
+    ("mxint8", "mxint8", "int32", "blas-block-pairs"),
+    ("mxint8", "mxint8", "int20_sat", "blas-block-pairs"),
+    ("mxfp8_e4m3", "mxfp8_e4m3", "exact", "blas-block-pairs"),
+    ("mxfp6_e3m2", "mxfp4", "exact", "blas-block-pairs"),
+    ("int8_pc", "int8_pt", "int32", "blas-block-single"),
+    ("int8_pc", "int8_pc", "fp32", "blas-block-single"),
+    ("int8_pc", "int8_pc", "fp16", "blas-block-single"),
+    ("int8_pc", "fp8_e4m3", "int48", "blas-block-single"),
+])
+def test_block_exact_and_single_block_paths(fa, fw, acc, path):
+    rng = np.random.default_rng(12)
+    A = prepare(block_data(rng, 4, 96), fa)
+    W = prepare(block_data(rng, 6, 96), fw)
+    fast_vs_reference(A, W, acc, path)
+
+
+def test_block_paths_fall_back_when_not_provable():
+    rng = np.random.default_rng(13)
+    x = block_data(rng, 3, 256)
+    # MXFP8-E5M2: elements span 2**-16 .. 2**16; the inner sum of a block is exact in float64
+    # for ordinary data, not when a block holds 2**25 next to ~1 (both operands)
+    y = rng.standard_normal((4, 256))
+    fast_vs_reference(prepare(y, "mxfp8_e5m2"), prepare(y[::-1], "mxfp8_e5m2"), "fp32",
+                      "blas-block-round")
+    E = prepare(x, "mxfp8_e5m2")
+    assert gemm_path(E, E, "fp32") == "reference-block"
+    # int16 register with per-channel int8 and K = 256 can overflow
+    assert gemm_path(prepare(x, "int8_pc"), prepare(x, "int8_pc"), "int16") == "reference-block"
+    # FP32 group scales x FP32 group scales: the block term needs > 53 bits
+    assert gemm_path(prepare(x, "int4_g128"), prepare(x, "int4_g128"), "fp32") == \
+        "reference-block"
+    # MXFP8-E4M3, exact: ordinary data -> one exact BLAS on elements * scales (a block of
+    # 2**25 next to blocks of ~1 needs > 53 bits per product there -> blas-block-pairs)
+    y = rng.standard_normal((4, 256))
+    fast_vs_reference(prepare(y, "mxfp8_e4m3"), prepare(y[::-1], "mxfp8_e4m3"), "exact",
+                      "blas-block-exact")
+    # a term span beyond 104 bits (scales 2**-100 and 2**+60 in one row): reference
+    z = y.copy()
+    z[0, :32] *= 2.0**-100
+    z[0, 32:64] *= 2.0**60
+    Z = prepare(z, "mxfp8_e4m3")
+    assert gemm_path(Z, Z, "exact") == "reference-block"
+    # a NaN scale (Inf input) -> reference (which propagates NaN)
+    xn = x.copy()
+    xn[1, 5] = np.inf
+    A = prepare(xn, "mxfp8_e4m3")
+    assert gemm_path(A, prepare(x, "mxfp8_e4m3"), "fp32") == "reference-block"
+
+
+# --------------------------------------------------------------------------- random GEMMs
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_random_gemms_every_model(seed):
+    rng = np.random.default_rng(100 + seed)
+    N, K, M = rng.integers(1, 40), rng.integers(1, 200), rng.integers(1, 40)
+    x = rng.standard_normal((N, K)) * 3
+    w = rng.standard_normal((M, K))
+    for fa, fw, acc in [("fp16", "fp16", "fp16"), ("bf16", "fp8_e4m3", "bf16"),
+                        ("fp8_e5m2", "fp8_e5m2", "fp16_pairwise"), ("fp8_e4m3", "fp8_e4m3", "exact"),
+                        ("int8", "int8", "int32"), ("fp8_e4m3", "fp6_e2m3", "fp32_chunk16"),
+                        ("mxfp4", "mxfp4", "fp32"), ("nvfp4", "nvfp4", "exact"),
+                        ("int8_pc", "int8_pt", "int32")]:
+        A, W = prepare(x, fa), prepare(w, fw)
+        acc_m = parse_accum(acc)
+        assert not gemm_path(A, W, acc_m).startswith("reference"), (fa, fw, acc)
+        ref = reference_gemm(A, W, acc_m, _use_block(A, W, acc_m, "auto"))
+        same(gemm_nt(A, W, acc_m), ref)
+
+
+def test_results_independent_of_thread_count():
+    rng = np.random.default_rng(21)
+    A = prepare(rng.standard_normal((33, 150)), "fp16")
+    W = prepare(rng.standard_normal((300, 150)), "fp16")
+    B = prepare(rng.standard_normal((33, 128)), "mxfp4")
+    C = prepare(rng.standard_normal((600, 128)), "mxfp4")
+    r = [gemm_nt(A, W, "bf16"), gemm_nt(A, W, "fp16_pairwise"), gemm_nt(B, C, "fp32")]
+    old = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        r1 = [gemm_nt(A, W, "bf16"), gemm_nt(A, W, "fp16_pairwise"), gemm_nt(B, C, "fp32")]
+    finally:
+        numba.set_num_threads(old)
+    for a, b in zip(r, r1):
+        same(a, b)
+
+
+def test_slow_switch_forces_reference(monkeypatch):
+    rng = np.random.default_rng(22)
+    A = prepare(rng.standard_normal((4, 64)), "mxfp4")
+    fast = qmatmul(rng.standard_normal((4, 64)), np.ones((64, 3)), QuantConfig("mxfp4", "mxfp4",
+                                                                                "fp32"))
+    assert gemm_path(A, A, "fp32") == "blas-block-round"
+    monkeypatch.setenv(fastpath.SLOW_GEMM_ENV, "1")
+    assert fastpath.slow_forced()
+    assert gemm_path(A, A, "fp32") == "reference-block"
+    monkeypatch.setenv(fastpath.SLOW_GEMM_ENV, "0")
+    assert gemm_path(A, A, "fp32") == "blas-block-round"
+    assert fast.shape == (4, 3)
+
+
+# --------------------------------------------------------------------------- data statistics
+
+
+def test_grid_stats_by_hand():
+    v = np.array([[0.75, -3.0, 0.0], [2.0**-1074, 6.0, -0.0]])
+    st = grid_stats(v)
+    assert st.finite and st.amax == 6.0
+    assert st.lsb == -1074  # the float64 subnormal
+    assert st.l1max == 6.0 and st.sig_bits == 2  # row sums 3.75 and 6; 0.75 = 0b0.11, 3 = 0b11
+    st = grid_stats(np.array([[1.0 + 2.0**-52, np.nan]]))
+    assert not st.finite and st.sig_bits == 53 and st.lsb == -52
+    assert grid_stats(np.zeros((2, 3))).amax == 0.0
+    assert fastpath.exact_gemm_plan(grid_stats(np.ones((1, 4))), grid_stats(np.ones((1, 4))), 4) == 4
+    assert math.isfinite(grid_stats(np.array([[2.0**1023]])).amax)
