@@ -43,7 +43,7 @@ test: setup
 	PATH="$(VERILATOR_BIN):$$PATH" $(BIN)/python -m pytest -n $(JOBS) -q tests
 
 bench: setup
-	for b in formats sim cosim kernels array_model torch; do PATH="$(VERILATOR_BIN):$$PATH" $(BIN)/python benchmarks/bench_$$b.py || exit 1; done
+	for b in formats sim gptq cosim kernels array_model torch; do PATH="$(VERILATOR_BIN):$$PATH" $(BIN)/python benchmarks/bench_$$b.py || exit 1; done
 
 lint: venv
 	$(BIN)/ruff check .
