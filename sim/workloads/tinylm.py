@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..engine import gemm_nt
 from ..fidelity import (
     accuracy_metric,
     agreement_metric,
@@ -46,8 +47,8 @@ from ..fidelity import (
     perplexity_metric,
     sqnr_metric,
 )
-from ..gemm import gemm_nt
-from ..qconfig import QuantConfig, prepare
+from ..operands import prepare
+from ..qconfig import QuantConfig
 from .base import LayerSpec, LayerwiseWorkload, _Ctx
 from .pycorpus import eval_windows, load_corpus
 
@@ -103,16 +104,9 @@ def batched_matmul_nt(a, b, cfg):
     B = prepare(b.reshape(G * C, K), cfg.weight)
     out = np.empty((G, R, C))
     for g in range(G):  # one emulated GEMM per (window, head)
-        out[g] = gemm_nt(_rows(A, g * R, R), _rows(B, g * C, C), cfg.accum, cfg.dot)
+        out[g] = gemm_nt(A.rows(g * R, (g + 1) * R), B.rows(g * C, (g + 1) * C), cfg.accum,
+                         cfg.dot)
     return out
-
-
-def _rows(op, start, n):
-    """Rows [start, start+n) of a prepared operand (same quantisation: it is per row)."""
-    import dataclasses
-
-    sl = slice(start, start + n)
-    return dataclasses.replace(op, values=op.values[sl], P=op.P[sl], S=op.S[sl])
 
 
 class TinyLM(LayerwiseWorkload):
