@@ -296,7 +296,7 @@ def systolic_sequence(unit: str, n: int, rng, shapes=None, R=4, C=4, terms=1024,
         gemms.append({"M": M, "N": N, "K": K, "cycles": cyc, "formula": formula})
     names = sorted(steps[0])
     vecs = {k: np.array([s[k] for s in steps], dtype=np.int64) for k in names}
-    build_unit(unit, R=R, C=C, terms=terms)
+    build_unit(unit, R=R, C=C, **({"terms": terms} if df == "OS" else {}))
     outs = list(pyrtl.working_block().wirevector_subset(pyrtl.Output))
     width = {w.name: len(w) for w in outs}
     trace = simulate(outs, vecs, "fast")

@@ -59,7 +59,7 @@ CASES = [
     (["report", "--rows", "0"], ["argument --rows:", ">= 1"]),
     (["report", "--node", "-7"], ["argument --node:", "> 0"]),
     (["report", "--node", "nan"], ["argument --node:", "> 0"]),
-    (["report", "--target", "gpu"], ["--target", "allowed: asic"]),
+    (["report", "--target", "gpu"], ["--target", "allowed: gates"]),
     (["report", "--calibrate", "--cal-targets", ""], ["argument --cal-targets:", "empty"]),
     (["search", "--out", "FILE"], ["lowbit search: error: argument --out: 'FILE' is a file"]),
     (["search", "--out", ""], ["argument --out:", "empty"]),
