@@ -50,7 +50,13 @@ import torch.nn.functional as F
 from lowbit.sim import qmatmul
 from lowbit.sim.gemm import im2col
 from lowbit.sim.workloads import LayerSpec, LayerwiseWorkload
-from lowbit.sim.workloads.generic import IGNORE_INDEX, METRICS, output_metric, weight_layer_name
+from lowbit.sim.workloads.generic import (
+    IGNORE_INDEX,
+    METRICS,
+    output_fidelity,
+    output_metric,
+    weight_layer_name,
+)
 
 from .emulate import as_numpy, from_numpy
 from .intercept import GemmInterceptor
@@ -329,6 +335,13 @@ class TorchWorkload(LayerwiseWorkload):
         if callable(self.metric):
             return {"metric": float(self.metric(out, ref_out if y is None else y))}
         return output_metric(self.metric, out, ref_out, y)
+
+    def fidelity(self, out, ref_out) -> dict:
+        """Per-sample task and fidelity metrics (bootstrap intervals in the sweep report);
+        a callable metric gets only the fidelity ones."""
+        y = None if self.eval_y is None else self.eval_y.numpy()
+        name = self.metric if isinstance(self.metric, str) else ""
+        return output_fidelity(name, out, ref_out, y)
 
     # -- Hessian -------------------------------------------------------------------------
     def _loss_data(self, n):

@@ -6,6 +6,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..fidelity import (
+    accuracy_metric,
+    agreement_metric,
+    cosine_metric,
+    kl_metric,
+    perplexity_metric,
+    sqnr_metric,
+)
+
 # metric name -> higher is better
 METRICS = {"top1": True, "mse": False, "cosine": True, "perplexity": False}
 IGNORE_INDEX = -100
@@ -56,3 +65,25 @@ def output_metric(metric: str, out: np.ndarray, ref_out: np.ndarray, targets=Non
         return {"metric": float(np.exp(nll.mean())), "nll": float(nll.mean()),
                 "n_eval": int(keep.sum())}
     raise ValueError(f"metric={metric!r}; allowed: {', '.join(METRICS)}")
+
+
+def output_fidelity(metric: str, out: np.ndarray, ref_out: np.ndarray, targets=None) -> dict:
+    """``{name: lowbit.sim.fidelity.SampleMetric}`` (one bootstrap sample = one evaluation
+    sample): the task metric first where it is per-sample (top1, cosine, perplexity without
+    ignored tokens), then fidelity to the float output: KL and top-1 agreement for logits
+    (top1, perplexity), and the output SQNR."""
+    n = len(out)
+    res: dict = {}
+    if metric == "top1" and targets is not None:
+        res["top1"] = accuracy_metric(out, np.asarray(targets).reshape(out.shape[:-1]))
+    elif metric == "cosine":
+        res["cosine"] = cosine_metric(out.reshape(n, -1), ref_out.reshape(n, -1))
+    elif metric == "perplexity" and targets is not None:
+        t = np.asarray(targets).reshape(out.shape[:-1])
+        if not np.any(t == IGNORE_INDEX):
+            res["perplexity"] = perplexity_metric(out, t)
+    if metric in ("top1", "perplexity"):
+        res["kl"] = kl_metric(ref_out, out)
+        res["agreement"] = agreement_metric(ref_out, out)
+    res["sqnr"] = sqnr_metric(ref_out.reshape(n, -1), out.reshape(n, -1))
+    return res

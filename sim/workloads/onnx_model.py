@@ -29,7 +29,7 @@ import numpy as np
 
 from ..gemm import im2col
 from .base import LayerSpec, LayerwiseWorkload
-from .generic import METRICS, output_metric, weight_layer_name
+from .generic import METRICS, output_fidelity, output_metric, weight_layer_name
 
 ONNX_METRICS = ("top1", "mse", "cosine")
 
@@ -146,6 +146,9 @@ class OnnxWorkload(LayerwiseWorkload):
 
     def _metric(self, out, ref_out) -> dict:
         return output_metric(self.metric_name, out, ref_out, self.eval_y)
+
+    def fidelity(self, out, ref_out) -> dict:
+        return output_fidelity(self.metric_name, out, ref_out, self.eval_y)
 
     # -- GEMM nodes ----------------------------------------------------------------------
     def weight(self, name):
