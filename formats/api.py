@@ -11,7 +11,7 @@ import numpy as np
 
 from lowbit.formats._codec import decode_codes, default_policies
 from lowbit.formats.block_engine import encode_blocks, quantize_blocks
-from lowbit.formats.convert import check_renamed, encode_element, quantize_element
+from lowbit.formats.convert import check_renamed, encode_element, quantize_element, value_dtype
 from lowbit.formats.qtensor import QuantizedTensor
 from lowbit.formats.registry import resolve
 
@@ -57,7 +57,7 @@ def quantize(x, fmt, rounding=None, overflow=None, nan_input="error",
     xa = np.asarray(x)
     if xa.dtype.kind in "iub":
         raise TypeError(f"x must be a float16, float32 or float64 array, got dtype {xa.dtype}")
-    out_dtype = np.float64 if xa.dtype == np.float64 else np.float32
+    out_dtype = value_dtype(xa.dtype)
     policies = dict(rounding=rounding, overflow=overflow, nan_input=nan_input,
                     subnormal_output=subnormal_output, seed=seed, sr_bits=sr_bits)
     if fmt.kind == "block":

@@ -155,8 +155,12 @@ def check_errors(codes, x, fmt, overflow, nan_input, offset=0, where=None):
         return
     i = int(np.argmax(bad))
     c = int(codes[i]) - (1 << 32 if codes.dtype == np.uint32 else 0)
-    at = where(i) if where is not None else (
-        f"input {np.asarray(x).reshape(-1)[i]!r} at flat index {offset + i}")
+    if where is not None:
+        at = where(i)
+    elif c == K.ERR_NAN:
+        at = f"input at flat index {offset + i}"
+    else:
+        at = f"input {float(np.asarray(x).reshape(-1)[i])!r} at flat index {offset + i}"
     if c == K.ERR_NAN:
         raise ValueError(f"NaN {at}: {fmt.name} has no NaN and nan_input='error'; pass "
                          f"nan_input='zero' or nan_input='max' (allowed: {list(K.NAN_INPUT)})")

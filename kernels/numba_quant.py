@@ -382,11 +382,21 @@ def mx_quantize(x, fmt="mxfp8", scale_rule=None):
 
 
 def mx_dequantize(codes, scales, K, fmt="mxfp8"):
+    """(codes, scale bytes) -> float32 (M, K); codes of a non-packed element format must be below
+    2**bits (the value table's length: checked, a larger code would read past it)."""
     m = S.mx_spec(fmt)
     scales = np.ascontiguousarray(scales, np.uint8)
+    codes = np.ascontiguousarray(codes, np.uint8)
+    packed = m.elem.bits == 4
+    nbk = -(-K // m.block)
+    if scales.ndim != 2 or scales.shape[1] != nbk or codes.shape != (
+            scales.shape[0], (K + 1) // 2 if packed else K):
+        raise ValueError(f"codes must be (M, {(K + 1) // 2 if packed else K}) and scales "
+                         f"(M, {nbk}) for K={K}; got {codes.shape}, {scales.shape}")
+    if not packed and codes.size and int(codes.max()) >= (1 << m.elem.bits):
+        raise ValueError(f"codes must be in 0..{(1 << m.elem.bits) - 1} for {m.elem.name}")
     out = np.empty((scales.shape[0], K), np.float32)
-    _mx_dequant(np.ascontiguousarray(codes, np.uint8), scales, K, m.block, m.elem.values32(),
-                m.scale_values32(), m.elem.bits == 4, out)
+    _mx_dequant(codes, scales, K, m.block, m.elem.values32(), m.scale_values32(), packed, out)
     return out
 
 

@@ -3,8 +3,7 @@
 import pytest
 
 from lowbit.cost_models.array import ArrayConfig, gemm_model
-
-systolic = pytest.importorskip("lowbit.hw.systolic", reason="hw/ systolic array not present")
+from lowbit.hw import systolic
 
 
 @pytest.mark.parametrize("df,R,C,M,N,K", [

@@ -200,12 +200,16 @@ def test_list_formats():
 
 
 def test_ue4m3():
+    """UE4M3 (NVFP4 block scale): E4M3 without the sign bit, 7-bit codes (stored in a byte by
+    the block formats), 0x7F = NaN, max 448 at 0x7E, min subnormal 2^-9 at 0x01, no negatives."""
     f = get_format("ue4m3")
-    assert f.bits == 8 or f.bits == 7  # sign ignored / dropped; values are non-negative
+    assert f.bits == 7 and not f.signed and f.num_codes == 128
     v = np.asarray(f.values())
+    assert np.isnan(v[0x7F]) and np.isnan(v).sum() == 1
     fin = v[np.isfinite(v)]
-    assert fin.min() >= 0 and fin.max() == 448.0
-    assert np.min(fin[fin > 0]) == 2.0**-9
+    assert fin.min() == 0.0 and v[0x7E] == fin.max() == 448.0
+    assert v[0x01] == np.min(fin[fin > 0]) == 2.0**-9
+    assert get_format("nvfp4").scale_bits == 8
 
 
 @pytest.mark.parametrize("name,bits,qmin,qmax", [

@@ -93,7 +93,7 @@ def test_sr_bits_limits_resolution():
 @pytest.mark.numba_parallel
 def test_stochastic_independent_of_thread_count():
     """Same seed -> same codes whatever numba's thread count (no per-thread RNG streams)."""
-    numba = pytest.importorskip("numba")
+    import numba
     rng = np.random.default_rng(0)
     x = rng.standard_normal(1 << 18).astype(np.float32)
     before = numba.get_num_threads()

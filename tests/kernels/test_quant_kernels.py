@@ -259,6 +259,14 @@ def test_bad_arguments(H):
         nq.fp8_quantize(np.zeros(4, np.float32), "bf16")
     with pytest.raises(ValueError, match="unknown format"):
         nq.fp8_quantize(np.zeros(4, np.float32), "fp9")
+    # table-index audit: 6-bit codes above 63 would read past the 64-entry value table
+    with pytest.raises(ValueError, match="codes must be in 0..63"):
+        nq.mx_dequantize(np.full((1, 32), 200, np.uint8), np.full((1, 1), 127, np.uint8), 32,
+                         "mxfp6_e2m3")
+    with pytest.raises(ValueError, match="codes must be"):
+        nq.mx_dequantize(np.zeros((1, 31), np.uint8), np.zeros((1, 1), np.uint8), 32, "mxfp8")
+    with pytest.raises(ValueError, match="codes must be in 0..63"):
+        nq.fp8_dequantize(np.array([64], np.uint8), "fp6_e3m2")
     with pytest.raises(ValueError, match="scale_rule"):
         nq.mx_quantize(np.zeros((1, 32), np.float32), "mxfp8", "even")
     with pytest.raises(ValueError, match="profile"):
