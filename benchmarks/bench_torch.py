@@ -6,8 +6,8 @@ The numpy path is the built-in ``minilm`` workload (:mod:`lowbit.sim.workloads.m
 torch path is the same network written as a plain ``torch.nn.Module`` (below: BERT post-LN
 encoder, exact GELU, mean pooling; linears applied to the real tokens only, as the numpy
 workload does) with the same safetensors weights, wrapped in
-:class:`lowbit.sim.torch.TorchWorkload`. Both evaluate the 32 committed sentences with every
-linear in the given format; attention matmuls stay float in both. Prints seconds per
+:class:`lowbit.sim.torch.TorchWorkload`. Both evaluate the first ``--sentences`` sentences of
+the minilm evaluation set with every linear in the given format; attention matmuls stay float in both. Prints seconds per
 evaluation, the ratio torch / numpy (target <= 1.5) and both cosine metrics (they agree to
 rounding: the non-GEMM ops are torch's vs numpy's float64 kernels).
 """
@@ -23,7 +23,15 @@ import torch.nn.functional as F
 
 from lowbit.sim.torch import TorchWorkload
 from lowbit.sim.workloads import make_config
-from lowbit.sim.workloads.minilm import FFN, HEADS, HIDDEN, LN_EPS, N_LAYERS, MiniLM
+from lowbit.sim.workloads.minilm import (
+    FFN,
+    HEADS,
+    HIDDEN,
+    LN_EPS,
+    N_LAYERS,
+    MiniLM,
+    load_sentences,
+)
 
 TARGET_RATIO = 1.5
 
@@ -100,8 +108,10 @@ def main(argv=None):
     ap.add_argument("--configs", default="mxfp4/fp32,int8_pc/int32,nvfp4/fp32",
                     help="FORMAT/ACCUM list (every linear in FORMAT, weights and activations)")
     ap.add_argument("--repeat", type=int, default=1, help="best of N timings (default 1)")
+    ap.add_argument("--sentences", type=int, default=64,
+                    help="first N sentences of the minilm evaluation set (default 64)")
     args = ap.parse_args(argv)
-    ref = MiniLM()
+    ref = MiniLM(load_sentences()[: args.sentences])
     ids, mask = ref.eval_inputs()
     tw = TorchWorkload(TorchMiniLM(ref.w), calib=((torch.tensor(ids), torch.tensor(mask)), None),
                        eval=((torch.tensor(ids), torch.tensor(mask)), None), metric="cosine",
