@@ -24,6 +24,7 @@ import re
 from pathlib import Path
 
 from lowbit.formats.accum import ACCUM_FORMS, parse_accum
+from lowbit.formats.multiplier import MULTIPLIER_FORMS, parse_multiplier
 
 _INT_RE = re.compile(r"[+-]?\d+")
 
@@ -125,6 +126,21 @@ def accumulators(text: str) -> str:
     return str(text)
 
 
+def multipliers(text: str) -> str:
+    """One or more comma-separated multiplier models accepted by
+    :func:`lowbit.formats.multiplier.parse_multiplier` (``exact``, ``lmul``, ``lmul_l3``)."""
+    nonempty_text(text)
+    for item in (t.strip() for t in str(text).split(",")):
+        if not item:
+            continue
+        try:
+            parse_multiplier(item)
+        except (ValueError, TypeError):
+            raise argparse.ArgumentTypeError(
+                f"unknown multiplier {item!r}; allowed: {'; '.join(MULTIPLIER_FORMS)}") from None
+    return str(text)
+
+
 # IEEE 1364-2005 reserved words plus the IEEE 1800-2017 (SystemVerilog) additions that
 # Verilator and Icarus reject as identifiers by default.
 VERILOG_KEYWORDS = frozenset("""
@@ -193,6 +209,7 @@ OPTION_TYPES = {
     "cal_targets": nonempty_text,
     "sweep": nonempty_text,
     "accum": accumulators,
+    "multiplier": multipliers,
 }
 
 _REPLACEABLE = (None, int, float, str)  # a parser's own custom type= is kept
@@ -209,6 +226,6 @@ def install_option_type(action: argparse.Action) -> argparse.Action:
     return action
 
 
-__all__ = ["OPTION_TYPES", "VERILOG_KEYWORDS", "accumulators", "install_option_type",
+__all__ = ["OPTION_TYPES", "VERILOG_KEYWORDS", "accumulators", "install_option_type", "multipliers",
            "nonempty_text", "nonnegative_int", "output_dir", "output_file", "positive_float",
            "positive_int", "verilog_identifier"]

@@ -41,6 +41,11 @@ def register(subparsers) -> None:
                    help=f"accumulators; default: {','.join(DEFAULT_ACCUMS)}")
     p.add_argument("--quantizer", nargs="+", default=None, metavar="Q",
                    help=QUANTIZER_HELP + " (default rtn)")
+    p.add_argument("--multiplier", nargs="+", default=None, metavar="MUL",
+                   help="multiplier models crossed with the formats: exact, lmul (L-Mul, Luo & "
+                   "Sun 2024), lmul_l<k>; a format the model cannot multiply (L-Mul on "
+                   "integers) keeps exact products. Same as the format spelling FMT@MUL "
+                   "(default: exact)")
     p.add_argument("--out", default="results/sweep",
                    help="output folder; each workload writes OUT/<workload>/ (default results/sweep)")
     p.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
@@ -66,7 +71,7 @@ def run_sweep_command(args) -> int:
     res = sweep(names, args.formats, args.accum, args.quantizer, out=args.out,
                 scheduler=args.scheduler, workers=args.workers,
                 progress=not args.no_progress, plots=not args.no_plots,
-                retry_failed=not args.keep_failed)
+                retry_failed=not args.keep_failed, multipliers=args.multiplier)
     st = res["stats"]
     print(f"{st['total']} points ({st['computed']} computed, {st['skipped']} reused, "
           f"{st['failed']} failed) in {st['seconds']:.1f} s -> {res['paths']['md'].parent}")

@@ -34,9 +34,10 @@ kernels of :mod:`lowbit.sim.accum_kernels` run.  :func:`gemm_path` names the pat
 environment variable ``LOWBIT_SLOW_GEMM=1`` to force the reference kernels (for comparison and
 debugging).
 
-Products are exact in every path: a multiplier model other than the exact product (e.g. an
-approximate multiplier on codes) has to be a path of its own, selected here before the fast
-paths, which all rely on exact products.
+Products are exact in every path above. A multiplier model other than the exact product
+(``multiplier=``, :mod:`lowbit.formats.multiplier`: L-Mul, a function on codes) runs the
+multiplier path :mod:`lowbit.sim.mulpath` instead, selected here before the fast paths, which
+all rely on exact products.
 """
 
 from __future__ import annotations
@@ -47,15 +48,19 @@ import warnings
 import numpy as np
 
 from lowbit.formats.accum import Exact, FloatAccum, IntAccum, parse_accum
+from lowbit.formats.multiplier import parse_multiplier
 
 from . import accum_kernels as K_
 from . import fastpath
 from .accum_round import float_params
+from .mulpath import mul_gemm
 from .operands import Operand, align_blocks, common_blocks
 
 DOT_PATHS = ("auto", "block", "element")
 REFERENCE_ELEMENT = "reference-element"
 REFERENCE_BLOCK = "reference-block"
+MULTIPLIER_ELEMENT = "multiplier-element"
+MULTIPLIER_BLOCK = "multiplier-block"
 
 
 # ------------------------------------------------------------------------------ dispatch
@@ -88,26 +93,33 @@ def _check(A: Operand, W: Operand):
         raise ValueError(f"K mismatch: {A.values.shape[1]} vs {W.values.shape[1]}")
 
 
-def gemm_path(A: Operand, W: Operand, accum, dot: str = "auto") -> str:
+def gemm_path(A: Operand, W: Operand, accum, dot: str = "auto", multiplier=None) -> str:
     """Name of the path :func:`gemm_nt` takes for these operands (a fast path of
-    :mod:`lowbit.sim.fastpath`, or ``"reference-element"`` / ``"reference-block"``)."""
+    :mod:`lowbit.sim.fastpath`, ``"reference-element"`` / ``"reference-block"``, or
+    ``"multiplier-element"`` / ``"multiplier-block"``)."""
     acc = parse_accum(accum)
     _check(A, W)
     use_block = _use_block(A, W, acc, dot)
+    if not parse_multiplier(multiplier).is_exact:
+        return MULTIPLIER_BLOCK if use_block else MULTIPLIER_ELEMENT
     fast = None if fastpath.slow_forced() else fastpath.choose(A, W, acc, use_block)
     if fast is not None:
         return fast.name
     return REFERENCE_BLOCK if use_block else REFERENCE_ELEMENT
 
 
-def gemm_nt(A: Operand, W: Operand, accum, dot: str = "auto") -> np.ndarray:
+def gemm_nt(A: Operand, W: Operand, accum, dot: str = "auto", multiplier=None) -> np.ndarray:
     """``A @ W.T`` (N, M) float64 for prepared (N, K) / (M, K) operands with accumulator model
-    ``accum`` (AccumModel or string); ``dot``: ``"auto"`` | ``"block"`` | ``"element"``."""
+    ``accum`` (AccumModel or string); ``dot``: ``"auto"`` | ``"block"`` | ``"element"``;
+    ``multiplier``: a multiplier model or its string (``None`` / ``"exact"``: exact products)."""
     acc = parse_accum(accum)
+    mul = parse_multiplier(multiplier)
     _check(A, W)
     use_block = _use_block(A, W, acc, dot)
     if A.values.shape[1] == 0 or A.values.shape[0] == 0 or W.values.shape[0] == 0:
         return np.zeros((A.values.shape[0], W.values.shape[0]))
+    if not mul.is_exact:
+        return mul_gemm(A, W, acc, use_block, mul)
     if (not use_block and isinstance(acc, FloatAccum) and acc.order == "pairwise"
             and A.sig_bits + W.sig_bits > 53):
         warnings.warn("pairwise accumulation with > 53 product significand bits: products "

@@ -67,7 +67,7 @@ def qmatmul(a, b, config="exact") -> np.ndarray:
     a2 = a.reshape(-1, a.shape[-1])
     A = _prep(a2, cfg.act, aa in (None, a.ndim - 1))
     W = _prep(b.T, cfg.weight, wa in (None, 0))
-    return gemm_nt(A, W, cfg.accum, cfg.dot).reshape(*lead, b.shape[1])
+    return gemm_nt(A, W, cfg.accum, cfg.dot, cfg.multiplier).reshape(*lead, b.shape[1])
 
 
 def qlinear(x, w, bias=None, config="exact") -> np.ndarray:
@@ -89,7 +89,7 @@ def qlinear(x, w, bias=None, config="exact") -> np.ndarray:
         return _empty_sum(lead, w.shape[0], bias)
     A = _prep(x.reshape(-1, x.shape[-1]), cfg.act, aa in (None, x.ndim - 1))
     W = _prep(w, cfg.weight, wa in (None, 1))
-    y = gemm_nt(A, W, cfg.accum, cfg.dot)
+    y = gemm_nt(A, W, cfg.accum, cfg.dot, cfg.multiplier)
     if bias is not None:
         y = y + bias
     return y.reshape(*lead, w.shape[0])
@@ -113,7 +113,8 @@ def qlinear_prequant(x, wq, bias=None, config="exact") -> np.ndarray:
     if x.size == 0 or wq.shape[0] == 0:
         return _empty_sum(lead, wq.shape[0], bias)
     A = prepare(x.reshape(-1, x.shape[-1]), cfg.act).element_view()
-    y = gemm_nt(A, prepare_prequantized(wq, cfg.weight), cfg.accum, "element")
+    y = gemm_nt(A, prepare_prequantized(wq, cfg.weight), cfg.accum, "element",
+                cfg.multiplier)
     if bias is not None:
         y = y + bias
     return y.reshape(*lead, wq.shape[0])
@@ -180,7 +181,7 @@ def qconv2d(x, w, bias=None, config="exact", stride=1, padding=0, dilation=1,
         if g:
             cols, OH, OW = im2col(x[:, g * Cg:(g + 1) * Cg], KH, KW, stride, padding, dilation)
         ys.append(gemm_nt(prepare(cols, cfg.act), W.rows(g * Og, (g + 1) * Og), cfg.accum,
-                          cfg.dot))
+                          cfg.dot, cfg.multiplier))
     y = ys[0] if groups == 1 else np.concatenate(ys, axis=1)
     if bias is not None:
         y = y + bias

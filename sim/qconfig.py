@@ -1,7 +1,8 @@
 """Layer quantisation config: which formats the operands of a GEMM are quantised to and which
 accumulator model sums the products.
 
-``QuantConfig(weight=None, act=None, accum="exact", weight_axis=None, act_axis=None, dot="auto")``
+``QuantConfig(weight=None, act=None, accum="exact", weight_axis=None, act_axis=None, dot="auto",
+multiplier="exact")``
 (frozen):
 
 * ``weight`` / ``act``: a lowbit format (name or object from :mod:`lowbit.formats`: float, int
@@ -13,6 +14,10 @@ accumulator model sums the products.
   function) along which block formats group elements; ``None`` (default) = the reduction axis K
   (qlinear: ``in`` of (out, in) weights and of (N, in) inputs; qmatmul: axis 0 of b and axis -1
   of a; qconv2d: the (kh, kw, c) patch axis).  A non-K axis forces the element path.
+* ``multiplier``: the multiplier model of :mod:`lowbit.formats.multiplier` or its string -
+  ``"exact"`` (default), ``"lmul"`` (L-Mul, Luo & Sun 2024), ``"lmul_l<k>"``, or a function on
+  element codes; anything but the exact product runs the engine's multiplier path
+  (:mod:`lowbit.sim.mulpath`).
 * ``dot``: ``"auto"`` | ``"block"`` | ``"element"`` - how block-scaled operands are multiplied
   (see :mod:`lowbit.sim.engine`).
 
@@ -26,6 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lowbit.formats.accum import AccumModel, parse_accum
+from lowbit.formats.multiplier import parse_multiplier
 
 from .checks import axis_arg
 from .operands import format_name, resolve
@@ -43,9 +49,11 @@ class QuantConfig:
     weight_axis: int | None = None
     act_axis: int | None = None
     dot: str = "auto"
+    multiplier: object = "exact"
 
     def __post_init__(self):
-        for name, parse in (("weight", resolve), ("act", resolve), ("accum", parse_accum)):
+        for name, parse in (("weight", resolve), ("act", resolve), ("accum", parse_accum),
+                            ("multiplier", parse_multiplier)):
             try:
                 value = parse(getattr(self, name))
             except (ValueError, TypeError) as exc:
@@ -57,8 +65,9 @@ class QuantConfig:
             raise ValueError(f"QuantConfig dot={self.dot!r}; allowed: {', '.join(DOT_MODES)}")
 
     def __str__(self):
+        mul = "" if self.multiplier.is_exact else f", multiplier={self.multiplier.name}"
         return (f"QuantConfig(weight={format_name(self.weight)}, act={format_name(self.act)}, "
-                f"accum={self.accum.name}, dot={self.dot})")
+                f"accum={self.accum.name}, dot={self.dot}{mul})")
 
 
 def make_config(weight, act=None, accum="exact") -> QuantConfig:

@@ -57,15 +57,18 @@ def workload_dir(out, workload: str, display_name: str | None = None) -> Path:
 
 def sweep(workload=None, formats=None, accums=None, quantizers=None,
           out=DEFAULT_OUT, scheduler: str | None = None, workers: int | None = None,
-          progress: bool = True, plots: bool = True, retry_failed: bool = True) -> dict:
+          progress: bool = True, plots: bool = True, retry_failed: bool = True,
+          multipliers=None) -> dict:
     """Run (or resume) a sweep and write its outputs into ``OUT/<workload>/``.
 
     ``workload``: a name, a comma-separated string or a list (default
     :data:`DEFAULT_WORKLOADS`). Returns ``{"stats", "rows", "paths", "points"}`` for a single
     workload, and ``{"workloads": {name: that dict}, "stats", "paths"}`` (``paths["md"]`` the
-    index ``OUT/report.md``) for several. ValueError for bad arguments."""
+    index ``OUT/report.md``) for several. ValueError for bad arguments. ``multipliers``:
+    multiplier models crossed with the formats (see :func:`build_points`)."""
     names = split_list(workload) or list(DEFAULT_WORKLOADS)
-    plan = {n: build_points(n, formats, accums, quantizers) for n in names}  # validate first
+    plan = {n: build_points(n, formats, accums, quantizers, multipliers=multipliers)
+            for n in names}  # validate first
     root = prepare_out_dir(out)
     if workers is None:
         workers = min(2, os.cpu_count() or 1)

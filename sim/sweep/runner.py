@@ -23,6 +23,7 @@ import sys
 import time
 import traceback
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import replace
 
 from lowbit.sim.workloads import (
     get_workload,
@@ -47,7 +48,8 @@ def evaluate_point(point: dict) -> dict:
     try:
         p = SweepPoint(**point)
         wl = get_workload(p.workload)
-        cfg = make_config(p.weight_format, p.act_format, p.accum)
+        cfg = replace(make_config(p.weight_format, p.act_format, p.accum),
+                      multiplier=p.multiplier)
         res = dict(wl.evaluate(cfg, quantizer=p.quantizer))
         res["bits_per_element"] = _bits_per_element(cfg.weight)
         res["act_bits_per_element"] = _bits_per_element(cfg.act)

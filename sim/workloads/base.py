@@ -360,7 +360,7 @@ def layer_gemm(x2d: np.ndarray, wop: Operand, bias, cfg) -> tuple:
     else:
         a = prepare(x2d, cfg.act)
         xq = a.values
-        y = gemm_nt(a, wop, cfg.accum, cfg.dot)
+        y = gemm_nt(a, wop, cfg.accum, cfg.dot, cfg.multiplier)
     if bias is not None:
         y = y + np.asarray(bias, np.float64)
     return y, xq
