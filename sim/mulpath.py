@@ -34,6 +34,7 @@ from numba import njit, prange
 from lowbit.formats import encode
 from lowbit.formats.accum import Exact, FloatAccum, IntAccum
 
+from .accum_kernels import _int_step
 from .accum_round import (
     MSUM_CAP,
     FloatParams,
@@ -103,11 +104,7 @@ def _table_gemm(Ca, Sa, Cw, Sw, T, K, sbs, chunk, mode, fp, bits, sat, unit, Ti)
                 if mode == MODE_INT:
                     reg = np.int64(0)
                     for k in range(k0, min(k0 + chunk, K)):
-                        reg += Ti[Ca[i, k], Cw[j, k]]
-                        if sat:
-                            reg = min(max(reg, lo_), hi_)
-                        else:
-                            reg = ((reg - lo_) % span) + lo_
+                        reg = _int_step(reg, Ti[Ca[i, k], Cw[j, k]], lo_, hi_, span, sat)
                     b = k0 // sbs
                     n = _add_scaled(parts, n, float(reg), Sa[i, b] * unit, Sw[j, b])
                     continue
