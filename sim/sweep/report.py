@@ -29,6 +29,7 @@ from ..fidelity import SampleMetric
 from ..stats import LEVEL, N_BOOT, SEED
 from . import compare
 from .plots import write_plots
+from .points import split_format
 
 BASE_FIELDS = ("workload", "format", "accum", "quantizer", "status", "metric_name", "metric",
                "metric_lo", "metric_hi", "delta_vs_fp32", "delta_lo", "delta_hi", "delta_p",
@@ -106,7 +107,9 @@ def markdown_table(header: list[str], rows: list[list], align: str | None = None
 def format_notes(names) -> list[str]:
     """One line per format: its scaling (what the reports call 'unscaled' / 'scaled')."""
     out, unscaled = [], []
-    for spec in sorted({n for s in names for n in s.split("/")}):
+    parts = [split_format(s) for s in names]
+    muls = sorted({m for _, _, m in parts if m != "exact"})
+    for spec in sorted({f for w, a, _ in parts for f in (w, a)}):
         f = resolve(spec)
         if f.kind != "block":
             unscaled.append(spec)
@@ -121,6 +124,10 @@ def format_notes(names) -> list[str]:
     if unscaled:
         out.insert(0, "Unscaled (values rounded to the element grid as they are, saturating at "
                    f"the format's max): {', '.join(f'`{u}`' for u in unscaled)}")
+    for m in muls:
+        out.append(f"`@{m}`: every GEMM product is the multiplier model `{m}` "
+                   f"(lowbit.formats.multiplier; `lmul`: L-Mul, Luo & Sun 2024) applied to the "
+                   "element codes; block scales and the accumulator as with exact products")
     return out
 
 
