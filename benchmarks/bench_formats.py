@@ -14,6 +14,12 @@ The slow libraries run on a slice of the input (grown until one call takes >= 0.
 scaled to elements/second. lowbit's numba kernels are warmed up first; the compile time of the
 first call is reported separately. Times are the best of ``--repeat`` calls.
 
+Memory-bound ratios (issue 14 item 5), same run and input: element casts against a plain numpy
+cast of the same bytes (``x.view(uint32).astype(uint8)``; target >= 0.8x for fp8 / fp4
+``encode`` and ``quantize``), block formats against the element cast of their element format
+(``quantize(x2d, "mxfp4")`` vs ``quantize(x, "fp4_e2m1")``; target >= 0.5x), 2-D input of rows
+of 4096. ``--ratios-only`` prints only that table.
+
 Usage: ``python benchmarks/bench_formats.py [--log2n 24] [--repeat 3] [--budget 0.3]``
 Needs the ``bench`` extra (gfloat, pychop); columns for a missing library show "n/a".
 """
@@ -126,10 +132,15 @@ def main(argv=None):
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--budget", type=float, default=0.3,
                     help="seconds per call for the sliced (slow) libraries")
+    ap.add_argument("--ratios-only", action="store_true",
+                    help="only the memory-bound ratio table (no ml_dtypes / gfloat / pychop)")
     args = ap.parse_args(argv)
 
     n = 1 << args.log2n
     x = (np.random.default_rng(0).standard_normal(n) * 4).astype(np.float32)
+    if args.ratios_only:
+        print_ratios(x, args.repeat)
+        return 0
 
     # ---------------- warm-up (numba compile), timed separately
     small = x[:4096]
@@ -217,7 +228,42 @@ def main(argv=None):
     print()
     print("Targets: element formats >= 1.0x ml_dtypes; block formats >= 100x gfloat. "
           "pychop's Chop(e, m) is IEEE-style (its E4M3/E2M1 top binade differs from OCP).")
+    print()
+    print_ratios(x, R)
     return 0
+
+
+RATIO_ELEMENTS = ("fp8_e4m3", "fp4_e2m1")
+RATIO_BLOCKS = (("mxfp8_e4m3", "fp8_e4m3"), ("mxfp4", "fp4_e2m1"), ("nvfp4", "fp4_e2m1"),
+                ("mxfp6_e2m3", "fp6_e2m3"), ("int4_g128", "int4"))
+
+
+def print_ratios(x, repeat):
+    """Element casts vs a plain numpy uint32 -> uint8 cast of the same array, and block formats
+    vs the element cast of their element format, all measured in this run."""
+    x2 = x.reshape(-1, 4096)
+    u = x.view(np.uint32)
+    for f in RATIO_ELEMENTS + tuple(b for b, _ in RATIO_BLOCKS):
+        encode(x2[:16], f)  # compile / build tables outside the timings
+        quantize(x2[:16], f)
+    encode(x[:4096], "fp6_e2m3")
+    quantize(x[:4096], "int4")
+    cast = rate_full(lambda v: v.astype(np.uint8), u, repeat)
+    el = {}
+    print(f"Memory-bound ratios, {x.size:,} float32 values, best of {repeat} "
+          f"(numpy uint32->uint8 cast of the same array: {fmt_rate(cast)} el/s)")
+    print("| operation | lowbit el/s | baseline | ratio | target |")
+    print("|---|---|---|---|---|")
+    for f in RATIO_ELEMENTS + ("fp6_e2m3", "int4"):
+        for op, fn in (("encode", encode), ("quantize", quantize)):
+            r = rate_full(lambda v, f=f, fn=fn: fn(v, f), x, repeat)
+            el[f, op] = r
+            if f in RATIO_ELEMENTS:
+                print(f"| {f} {op} | {fmt_rate(r)} | numpy cast | {r / cast:.2f}x | >= 0.8x |")
+    for b, e in RATIO_BLOCKS:
+        for op, fn in (("encode", encode), ("quantize", quantize)):
+            r = rate_full(lambda v, b=b, fn=fn: fn(v, b), x2, repeat)
+            print(f"| {b} {op} | {fmt_rate(r)} | {e} {op} | {r / el[e, op]:.2f}x | >= 0.5x |")
 
 
 if __name__ == "__main__":

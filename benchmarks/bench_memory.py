@@ -33,7 +33,7 @@ import numpy as np
 from lowbit.formats import decode, encode, get_format, quantize
 fmt, op, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 f = get_format(fmt)
-small = np.random.default_rng(1).standard_normal((64, 256), dtype=np.float32)
+small = np.random.default_rng(1).standard_normal((512, 256), dtype=np.float32)
 quantize(small, f); encode(small, f)
 if f.kind != "block":
     decode(encode(small, f), f, dtype=np.float32)

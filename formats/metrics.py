@@ -6,6 +6,7 @@ import numpy as np
 
 from lowbit.formats.api import encode
 from lowbit.formats.layout import BlockLayout
+from lowbit.formats.qtensor import QuantizedTensor
 from lowbit.formats.registry import resolve
 
 
@@ -60,5 +61,7 @@ def code_histogram(codes, fmt) -> np.ndarray:
     """Count of each code (length ``2**bits``)."""
     fmt = resolve(fmt)
     el = fmt.element if fmt.kind == "block" else fmt
-    c = np.asarray(getattr(codes, "codes", codes)).reshape(-1).astype(np.int64)
+    if isinstance(codes, QuantizedTensor):
+        codes = codes.codes
+    c = np.asarray(codes).reshape(-1).astype(np.int64)
     return np.bincount(c, minlength=1 << el.bits)

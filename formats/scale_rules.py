@@ -47,7 +47,7 @@ def pow2_exponent(amax: np.ndarray, rule: str, element) -> np.ndarray:
         e0 = fl - k
         e = np.where(safe <= np.ldexp(mx, e0), e0, e0 + 1)
     elif rule == "even":
-        mbits = getattr(element, "mbits", None)
+        mbits = element.mbits if element.kind == "float" else None
         if mbits is None:  # integer elements: significand width of qmax
             mbits = max(int(element.qmax).bit_length() - 1, 0)
         # RNE of amax to mbits fractional bits: does it carry into the next binade?
