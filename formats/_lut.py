@@ -128,17 +128,18 @@ def lut_block_encode(u, nrows, rowlen, shift, bad, k, table, P, values, codes_ou
     nv = values.shape[0]
     nbad = 0
     for r in prange(nrows):
+        i0 = r * rowlen
+        if bad[r]:
+            for j in range(rowlen):
+                if want_codes:
+                    codes_out[i0 + j] = 0
+                if want_vals:
+                    vals_out[i0 + j] = np.nan
+            continue
         e = shift[r]
         scale = np.ldexp(np.float64(1.0), e)
         for j in range(rowlen):
-            i = r * rowlen + j
-            if bad[r]:
-                if want_codes:
-                    codes_out[i] = 0
-                if want_vals:
-                    vals_out[i] = np.nan
-                continue
-            v = u[i]
+            v = u[i0 + j]
             ex = np.int64((v >> np.uint32(23)) & np.uint32(0xFF))
             ne = ex - e
             if ex == 0 and (v & np.uint32(0x7FFFFF)) == 0:
@@ -152,9 +153,9 @@ def lut_block_encode(u, nrows, rowlen, shift, bad, k, table, P, values, codes_ou
             if not ok:
                 nbad += 1
             if want_codes:
-                codes_out[i] = c if ok else 0
+                codes_out[i0 + j] = c if ok else 0
             if want_vals:
-                vals_out[i] = values[c] * scale if ok else np.nan
+                vals_out[i0 + j] = values[c] * scale if ok else np.nan
     return nbad
 
 
