@@ -75,6 +75,20 @@ def code_table(fmt, P_bytes: bytes, src_bits: int = 32) -> tuple[int, np.ndarray
     return k, codes
 
 
+@lru_cache(maxsize=128)
+def compact_table(fmt, P_bytes: bytes, src_bits: int = 32) -> tuple[int, np.ndarray]:
+    """:func:`code_table` in the smallest unsigned dtype that holds every code and one more
+    value (uint8 up to 7-bit formats, uint16 up to 15): an error entry becomes that dtype's
+    maximum, ``>= 2**fmt.bits`` like no code. A 4x smaller table stays in the L1 cache."""
+    k, t = code_table(fmt, P_bytes, src_bits)
+    if fmt.bits > 15:
+        return k, t
+    dt = np.uint8 if fmt.bits <= 7 else np.uint16
+    small = np.where(t >= K.TABLE_ERR_MIN, np.iinfo(dt).max, t).astype(dt)
+    small.setflags(write=False)
+    return k, small
+
+
 @njit(cache=True, inline="always")
 def table_index(v, sh, mask):
     """Index of the source bit pattern ``v``: sign, exponent and kept mantissa bits, sticky."""
@@ -82,14 +96,15 @@ def table_index(v, sh, mask):
 
 
 @dual_kernel
-def lut_encode(u, sh, mask, table, out):
+def lut_encode(u, sh, mask, table, ncodes, out):
     """``out[i] = table[index(u[i])]`` (``out`` of any unsigned dtype); returns the number of
-    error sentinels met (their ``out`` entries are not meaningful)."""
+    entries ``>= ncodes`` met (error entries of a :func:`compact_table` or :func:`code_table`;
+    their ``out`` entries are not meaningful)."""
     nbad = 0
     for i in prange(u.shape[0]):
         c = table[table_index(u[i], sh, mask)]
         out[i] = c
-        if c >= K.TABLE_ERR_MIN:
+        if c >= ncodes:
             nbad += 1
     return nbad
 
@@ -189,7 +204,7 @@ def lut_scaled_encode(x, nrows, rowlen, div, s, ts, bad, k, table, values, y, yb
                     vals_out[i] = np.nan
                 continue
             c = table[table_index(yb[i], sh, mask)]
-            if c >= K.TABLE_ERR_MIN:
+            if c >= nv:
                 nbad += 1
             if want_codes:
                 codes_out[i] = c

@@ -31,7 +31,7 @@ import numpy as np
 from lowbit.formats import _kernel as K
 from lowbit.formats import chunking as C
 from lowbit.formats._codec import kernel_params, value_table
-from lowbit.formats._lut import code_table, lut_block_encode, lut_scaled_encode, lut_width
+from lowbit.formats._lut import compact_table, lut_block_encode, lut_scaled_encode, lut_width
 from lowbit.formats.block_format import BlockFormat
 from lowbit.formats.block_scales import (
     RowStats,
@@ -155,14 +155,14 @@ class _Run:
         if plan.e is not None:
             if flat.dtype != np.float32 or lut_width(el, 32, o) is None:
                 return False
-            kk, table = code_table(el, self.P.tobytes(), 32)
+            kk, table = compact_table(el, self.P.tobytes(), 32)
             v_out = _NO_VALUES if vbuf is None else vbuf.reshape(-1)
             if v_out.size and v_out.dtype != np.float32:
                 return False
             nbad = lut_block_encode.serial(flat.view(np.uint32), nr, kc, plan.e.astype(np.int64), bad,
                                     kk, table, self.P, value_table(el), c_out, v_out)
         elif plan.zp is None and lut_width(el, 64, o) is not None:
-            kk, table = code_table(el, self.P.tobytes(), 64)
+            kk, table = compact_table(el, self.P.tobytes(), 64)
             v_out = np.zeros(0, flat.dtype) if vbuf is None else vbuf.reshape(-1)
             y = np.empty(flat.shape[0], np.float64)
             ts = 1.0 if plan.ts is None else float(plan.ts)

@@ -71,7 +71,7 @@ from lowbit.formats._codec import (
     value_by_index,
     value_table,
 )
-from lowbit.formats._lut import code_table, lut_encode, lut_values, lut_width
+from lowbit.formats._lut import code_table, compact_table, lut_encode, lut_values, lut_width
 from lowbit.formats.registry import resolve
 
 __all__ = ["ROUNDING_ALIASES", "rounding_mode", "rounding_table", "run_encode", "encode_element",
@@ -228,7 +228,8 @@ def convert_elements(x, fmt, want_codes=True, want_values=False, rounding="rne",
     table = None
     if not stochastic and lut_width(fmt, src_bits, overflow) is not None and (
             src_bits == 32 or xa.size >= TABLE_MIN_FLOAT64):
-        k, table = code_table(fmt, P.tobytes(), src_bits)
+        k, table = compact_table(fmt, P.tobytes(), src_bits)
+        ncodes = 1 << fmt.bits
         SM = 23 if src_bits == 32 else 52
         sh = np.uint32(SM - k) if src_bits == 32 else np.uint64(SM - k)
         mask = (np.uint32 if src_bits == 32 else np.uint64)((1 << (SM - k)) - 1)
@@ -247,12 +248,13 @@ def convert_elements(x, fmt, want_codes=True, want_values=False, rounding="rne",
             u = _bits(chunk)[0]
             suspect = 0
             if want_codes:
-                suspect += lut_encode.serial(u, sh, mask, table, cflat[start:start + n])
+                suspect += lut_encode.serial(u, sh, mask, table, ncodes, cflat[start:start + n])
             if want_values:
                 suspect += lut_values.serial(u, sh, mask, vtab, vflat[start:start + n])
             if suspect and could_fail:  # find and raise the error, if there is one
                 c32 = np.empty(n, np.uint32)
-                lut_encode.serial(u, sh, mask, table, c32)
+                lut_encode.serial(u, sh, mask, code_table(fmt, P.tobytes(), src_bits)[1],
+                                  ncodes, c32)
                 check_errors(c32, chunk, fmt, overflow, nan_input, offset=start)
             return
         c64, v64 = run_encode(chunk, fmt, **pol, want_values=want_values, key=key, offset=start)

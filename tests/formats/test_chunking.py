@@ -35,7 +35,7 @@ def _data(shape, dtype, seed=0):
         return x.astype(dtype).reshape(shape)
 
 
-def _run_all(fn, sizes=(5, 16, 97)):
+def _run_all(fn, sizes=(7, 97)):
     base = fn()
     old = chunking.CHUNK_ELEMS
     try:
@@ -49,7 +49,7 @@ def _run_all(fn, sizes=(5, 16, 97)):
 @pytest.mark.parametrize("name", ELEMENTS)
 @pytest.mark.parametrize("rounding", ["rne", "rtz", "stochastic", "stochastic_rne"])
 def test_element_results_do_not_depend_on_chunks(name, rounding):
-    for dtype in (np.float32, np.float64, np.float16, ">f4"):
+    for dtype in (np.float32, np.float64, ">f2"):
         x = _data((7, 45), dtype, 1)
         views = [x, x[:, ::2], x.T, x[3]]
         for v in views:
