@@ -49,11 +49,23 @@ def _log_ok(vals) -> bool:
     return v.size > 1 and v.max() / v.min() > 10
 
 
-def core_range(v, log: bool = False):
-    """Axis range that shows the differences among most points: when the largest gap between
-    sorted values covers more than half of the full span, the points beyond it (the smaller
-    side) are outliers drawn at the axis edge. Returns (lo, hi, outlier mask)."""
+def core_range(v, log: bool = False, rounds: int = 3):
+    """Axis range that shows the differences among most points: while the largest gap between
+    sorted values covers more than half of the span (up to ``rounds`` times), the points
+    beyond it (the smaller side) are outliers drawn at the axis edge. Returns (lo, hi,
+    outlier mask); (None, None, no outliers) when the values are spread evenly."""
     v = np.asarray(v, float)
+    lo = hi = None
+    out = np.zeros(len(v), bool)
+    for _ in range(rounds):
+        lo2, hi2, o2 = _core_once(np.where(out, np.nan, v), log)
+        if lo2 is None:
+            break
+        lo, hi, out = lo2, hi2, out | o2
+    return lo, hi, out
+
+
+def _core_once(v, log: bool):
     fin = np.isfinite(v) & ((v > 0) if log else True)
     out = np.zeros(len(v), bool)
     if fin.sum() < 3:
@@ -97,6 +109,30 @@ def _mark_outliers(ax, vals, ys, out, lim, axis: str, labels=None):
                         textcoords="offset points", fontsize=7, color="C3")
 
 
+def _delta_panel(ax, ok, y, mname):
+    """Task metric minus the float model's, with the paired 95% interval (an interval that
+    misses the 0 line = distinguishable from float); filled markers = significant."""
+    d = np.array([r["delta_vs_fp32"] for r in ok], float)
+    lo = np.array([r["delta_lo"] for r in ok], float)
+    hi = np.array([r["delta_hi"] for r in ok], float)
+    sig = np.array([bool(r["distinguishable"]) for r in ok])
+    err = np.vstack([np.clip(d - lo, 0, None), np.clip(hi - d, 0, None)])
+    for mask, face, lab in ((sig, "C0", "significant"), (~sig, "white", "not significant")):
+        if mask.any():
+            ax.errorbar(d[mask], y[mask], xerr=err[:, mask], fmt="o", ms=5, capsize=2,
+                        color="C0", mfc=face, label=lab)
+    ax.axvline(0.0, color="grey", ls="--", lw=0.8)
+    lo_, hi_, outl = core_range(d)
+    if lo_ is not None:
+        lo_, hi_ = min(lo_, -0.05 * (hi_ - lo_)), max(hi_, 0.05 * (hi_ - lo_))
+        ax.set_xlim(lo_, hi_)
+        _mark_outliers(ax, d, y, outl, (lo_, hi_), "x")
+    ax.set_title(f"Δ {mname} vs float (task; paired)", fontsize=9)
+    ax.legend(fontsize=7, loc="upper right")
+    ax.grid(axis="x", alpha=0.3)
+    ax.tick_params(axis="x", labelsize=8)
+
+
 def forest(out: Path, flat, workload, metric_names) -> Path:
     """One panel per metric, one row per point, value with its 95% interval."""
     plt = _plt()
@@ -112,7 +148,11 @@ def forest(out: Path, flat, workload, metric_names) -> Path:
                              squeeze=False)
     y = np.arange(len(ok))[::-1]
     ref = workload.reference().get("fidelity") or {}
+    paired = all(r.get("delta_lo") is not None for r in ok)
     for ax, m in zip(axes[0], names):
+        if m == mname and paired:  # the task metric as its paired difference to float
+            _delta_panel(ax, ok, y, mname)
+            continue
         v = np.array([r["metrics"].get(m, {}).get("value", np.nan) for r in ok], float)
         lo = np.array([r["metrics"].get(m, {}).get("lo", np.nan) for r in ok], float)
         hi = np.array([r["metrics"].get(m, {}).get("hi", np.nan) for r in ok], float)
@@ -132,6 +172,9 @@ def forest(out: Path, flat, workload, metric_names) -> Path:
             ax.set_xscale("log")
         lo_, hi_, outl = core_range(np.where(fin, v, np.nan), log)
         if lo_ is not None:
+            core = fin & ~outl & np.isfinite(lo) & np.isfinite(hi) & ((lo > 0) if log else True)
+            if core.any():  # keep the core points' intervals inside the axis
+                lo_, hi_ = min(lo_, float(lo[core].min())), max(hi_, float(hi[core].max()))
             ax.set_xlim(lo_, hi_)
             _mark_outliers(ax, v, y, outl, (lo_, hi_), "x")
         ax.set_title(TITLES.get(m, m) + ("  (task)" if m == mname else ""), fontsize=9)
@@ -159,9 +202,15 @@ def _spread_labels(xs, ys, texts, ax, fontsize=7):
 
 
 def metric_vs_bits(out: Path, flat, workload, ref_metric) -> Path:
+    """Task metric vs weight bits per element. With per-sample results the y axis is the
+    paired difference to the float model (its interval is what decides significance; the
+    absolute intervals mostly show how much the evaluation samples differ)."""
     plt = _plt()
     ok = [r for r in flat if r["status"] == "ok" and r["metric"] is not None]
     higher = getattr(workload, "higher_is_better", True)
+    paired = bool(ok) and all(r.get("delta_lo") is not None for r in ok)
+    key, lok, hik = (("delta_vs_fp32", "delta_lo", "delta_hi") if paired
+                     else ("metric", "metric_lo", "metric_hi"))
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
     groups = sorted({(r["accum"], r["quantizer"]) for r in ok})
     markers = "osD^v<>"
@@ -169,20 +218,18 @@ def metric_vs_bits(out: Path, flat, workload, ref_metric) -> Path:
         pts = [r for r in ok if (r["accum"], r["quantizer"]) == g]
         x = np.array([r["bits_per_element"] for r in pts], float)
         x = x * (1 + 0.012 * (i - (len(groups) - 1) / 2))  # dodge groups horizontally
-        yv = np.array([r["metric"] for r in pts], float)
-        lo = np.array([r["metric_lo"] if r["metric_lo"] is not None else r["metric"]
-                       for r in pts], float)
-        hi = np.array([r["metric_hi"] if r["metric_hi"] is not None else r["metric"]
-                       for r in pts], float)
+        yv = np.array([r[key] for r in pts], float)
+        lo = np.array([r[lok] if r[lok] is not None else r[key] for r in pts], float)
+        hi = np.array([r[hik] if r[hik] is not None else r[key] for r in pts], float)
         ax.errorbar(x, yv, yerr=[np.clip(yv - lo, 0, None), np.clip(hi - yv, 0, None)],
                     fmt=markers[i % len(markers)], ms=5, capsize=2, alpha=0.85,
                     label=f"accum {g[0]}, {g[1]}")
-        if i == 0:
-            fig.canvas.draw()
-    if ref_metric is not None:
+    if paired:
+        ax.axhline(0.0, color="grey", ls="--", lw=0.8, label="float model")
+    elif ref_metric is not None:
         ax.axhline(ref_metric, color="grey", ls="--", lw=0.8, label="float model")
-    vals = [r["metric"] for r in ok]
-    if not higher and _log_ok(vals):
+    vals = [r[key] for r in ok]
+    if not paired and not higher and _log_ok(vals):
         ax.set_yscale("log")
     ax.set_xscale("log", base=2)
     xt, last = [], None
@@ -200,10 +247,12 @@ def metric_vs_bits(out: Path, flat, workload, ref_metric) -> Path:
                        [_short(r, flat) for r in ok])
     fig.canvas.draw()
     keep = [i for i in range(len(ok)) if not outl[i]]
-    _spread_labels([ok[i]["bits_per_element"] for i in keep], [ok[i]["metric"] for i in keep],
+    _spread_labels([ok[i]["bits_per_element"] for i in keep], [ok[i][key] for i in keep],
                    [_short(ok[i], flat) for i in keep], ax)
     ax.set_xlabel("weight bits per element (incl. block scales)")
-    ax.set_ylabel(f"{workload.metric_name} ({'higher' if higher else 'lower'} is better)")
+    better = "higher" if higher else "lower"
+    ax.set_ylabel(f"Δ {workload.metric_name} vs float, paired 95% CI ({better} is better)"
+                  if paired else f"{workload.metric_name} ({better} is better)")
     ax.set_title(f"{workload.name}: {workload.metric_name} vs bits per element (95% intervals)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
