@@ -7,12 +7,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lowbit.experiments import EXPERIMENTS, run_experiment
-from lowbit.experiments import fp8_int8, minifloat_int, mrgptq
+from lowbit.experiments import EXPERIMENTS, fp8_int8, minifloat_int, mrgptq, run_experiment
 from lowbit.formats import resolve
 from lowbit.main import main
-from lowbit.sim.workloads import LayerSpec, LayerwiseWorkload, register_workload
 from lowbit.sim import fidelity as fd
+from lowbit.sim.workloads import LayerSpec, LayerwiseWorkload, register_workload
 
 
 def test_registry_and_cli(capsys):
