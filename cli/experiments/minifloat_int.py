@@ -18,7 +18,7 @@ import numpy as np
 
 from lowbit.cost_models.unit_cost import mac_cost
 from lowbit.formats import resolve
-from lowbit.sim.sweep.plots import save
+from lowbit.sim.sweep.plots import save, spread_labels
 from lowbit.sim.workloads import get_workload
 
 from .common import cell, diff_cell, plt, run_points, write_markdown, write_table
@@ -110,6 +110,15 @@ def _summary(recs, par, task, hib) -> list[str]:
             line += (f", vs {ints[0]['fmt']} {d['diff']:+.4g} [{d['lo']:+.4g}, {d['hi']:+.4g}]"
                      + (" (significant)" if d["significant"] else " (not significant)"))
         out.append(line)
+    for x in recs:  # E1 minifloats: the INT grid, so any cost difference is the datapath's
+        twin = next((y for y in recs if y["grid"] == "INT" and y["bits"] == x["bits"]), None)
+        if x["grid"].startswith("uniform") and twin is not None:
+            same = np.isclose(x["m"].value, twin["m"].value)
+            out.append(f"{x['fmt']} has {twin['fmt']}'s grid ({task} "
+                       f"{'identical' if same else 'different'}: {x['m'].value:.4g} vs "
+                       f"{twin['m'].value:.4g}) but the cost model prices it at "
+                       f"{x['lut_x']:.1f} vs {twin['lut_x']:.1f} xc7 LUTs: a sign-magnitude "
+                       "minifloat MAC with a LUT-packed product vs a two's-complement INT MAC.")
     front = [x["fmt"] for x, p in zip(recs, par) if p]
     n_int = sum(1 for x, p in zip(recs, par) if p and x["grid"] == "INT")
     out.append(f"Pareto front (xc7 LUTs vs {task}, point estimates): {', '.join(front)} -- "
@@ -126,9 +135,10 @@ def _plot(out, recs, par, task, workload, ref) -> Path:
         ci = np.array([x["m"].ci() for x in sel])
         ax.errorbar([x["lut_x"] for x in sel], v, yerr=[v - ci[:, 0], ci[:, 1] - v], fmt=mk,
                     color=col, capsize=2, label="integer" if kind == "INT" else "minifloat")
-        for x in sel:
-            ax.annotate(x["el"], (x["lut_x"], x["m"].value), fontsize=6, xytext=(3, 3),
-                        textcoords="offset points")
+    ax.set_xscale("log")
+    fig.canvas.draw()
+    spread_labels([x["lut_x"] for x in recs], [x["m"].value for x in recs],
+                  [x["el"] for x in recs], ax, fontsize=6)
     fr = sorted([(x["lut_x"], x["m"].value) for x, p in zip(recs, par) if p])
     ax.plot([a for a, _ in fr], [b for _, b in fr], "k--", lw=0.8, label="Pareto front")
     ax.axhline(ref.value, color="grey", ls=":", lw=1, label="float model")

@@ -186,7 +186,7 @@ def forest(out: Path, flat, workload, metric_names) -> Path:
     return save(fig, out / "fidelity.png")
 
 
-def _spread_labels(xs, ys, texts, ax, fontsize=7):
+def spread_labels(xs, ys, texts, ax, fontsize=7):
     """Annotate points, nudging labels vertically (in points) so that neighbours in x and y do
     not overlap."""
     placed: list[tuple[float, float]] = []
@@ -247,7 +247,7 @@ def metric_vs_bits(out: Path, flat, workload, ref_metric) -> Path:
                        [_short(r, flat) for r in ok])
     fig.canvas.draw()
     keep = [i for i in range(len(ok)) if not outl[i]]
-    _spread_labels([ok[i]["bits_per_element"] for i in keep], [ok[i][key] for i in keep],
+    spread_labels([ok[i]["bits_per_element"] for i in keep], [ok[i][key] for i in keep],
                    [_short(ok[i], flat) for i in keep], ax)
     ax.set_xlabel("weight bits per element (incl. block scales)")
     better = "higher" if higher else "lower"
