@@ -6,7 +6,8 @@
 
 Copies each experiment's ``plot.png`` to ``docs/img/experiments/NAME.png`` and writes the
 tables (``OUT/NAME/table.md``) under one heading each, after the default sweep's table
-(``results/sweep/report.md``, when present).
+(``results/sweep/<workload>/report.md``), between the markers of its block in
+docs/experiments.md (other sections of the file are kept).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 ORDER = ("mr-gptq", "minifloat-vs-int", "fp8-vs-int8", "mixed-precision")
-INTRO = """# Experiments that tell formats apart
+BEGIN, END = "<!-- collect_experiments: begin -->", "<!-- collect_experiments: end -->"
+INTRO = """## Experiments that tell formats apart (the seed papers)
 
 Every number below was produced by the committed commands on this repository's workloads
 (`tinylm`: a byte-level decoder-only transformer trained by `scripts/train_tinylm.py` on a
@@ -34,11 +36,17 @@ def main(results: Path, sweep: Path, out: Path) -> Path:
     img = out.parent / "img" / "experiments"
     img.mkdir(parents=True, exist_ok=True)
     parts = [INTRO]
-    rep = sweep / "report.md"
-    if rep.exists():
+    reps = [sweep / "report.md"] if (sweep / "report.md").exists() else \
+        sorted(sweep.glob("*/report.md"))
+    for rep in reps:
         body = rep.read_text().split("\n", 1)[1]
         body = re.sub(r"\(\[full report\]\([^)]*\)\)", "", body)
-        parts.append("## The default sweep (`lowbit sweep`, `make demo`)\n" + body)
+        for png in rep.parent.glob("*.png"):  # the plots travel with the table
+            dst = f"sweep_{rep.parent.name}_{png.name}"
+            shutil.copy(png, img / dst)
+            body = body.replace(f"({png.name})", f"(img/experiments/{dst})")
+        parts.append(f"### The default sweep (`lowbit sweep`, `make demo`): {rep.parent.name}\n"
+                     + body.replace("\n## ", "\n#### "))
     for name in ORDER:
         t = results / name / "table.md"
         if not t.exists():
@@ -50,8 +58,15 @@ def main(results: Path, sweep: Path, out: Path) -> Path:
             shutil.copy(png, img / f"{name}.png")
             body = body.replace("(plot.png)", f"(img/experiments/{name}.png)")
         body = re.sub(r"Full sweep report: `[^`]*`\.", "", body)
-        parts.append("## " + title.lstrip("# ") + "\n" + body)
-    out.write_text("\n\n".join(p.strip() for p in parts) + "\n")
+        parts.append("### " + title.lstrip("# ") + "\n" + body)
+    block = BEGIN + "\n" + "\n\n".join(p.strip() for p in parts) + "\n" + END
+    old = out.read_text() if out.exists() else "# Experiments\n"
+    if BEGIN in old and END in old:  # replace our block, keep every other section
+        new = old.split(BEGIN)[0] + block + old.split(END, 1)[1]
+    else:  # first run: our block right after the title
+        head, _, rest = old.partition("\n")
+        new = head + "\n\n" + block + "\n\n" + rest.lstrip("\n")
+    out.write_text(new)
     return out
 
 
