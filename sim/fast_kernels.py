@@ -82,7 +82,9 @@ def round_vec(s, r, vp):
 
     * Inf / NaN ``s``: both return ``s`` (final select).
     * round-to-odd step: identical bit operation (the exponent used afterwards is read from
-      the bits BEFORE the step in both).
+      the bits BEFORE the step in both); "r has the sign of s" is read from the sign bits here
+      and from ``(r > 0) == (s > 0)`` there - the same for every non-zero, non-NaN ``r`` (a NaN
+      ``r`` comes only with a non-finite ``s``, returned unchanged by both).
     * quantum: ``round_fmt`` clamps the exponent to ``>= emin`` (subnormal formats) or flushes
       exponents ``< emin - 1`` to a signed zero (ftz formats).  Here ftz formats clamp to
       ``emin - 1``: such values are ``< 2**(emin-1)``, round to at most ``2**(emin-1) <
@@ -97,8 +99,9 @@ def round_vec(s, r, vp):
     bits = f64_bits(s)
     expo = bits & EXP_MASK
     fix = (r != 0.0) & ((bits & 1) == 0)
-    toward = np.int64(2 * np.int64((r > 0.0) == (s > 0.0)) - 1)
-    t = bits_f64(bits + np.int64(fix) * toward)
+    # one float64 step toward r: +1 on the bit pattern if r has the sign of s, else -1
+    toward = np.int64(1) + 2 * ((f64_bits(r) ^ bits) >> 63)
+    t = bits_f64(bits + (toward if fix else np.int64(0)))
     ec = min(max(expo, vp.lo_exp), vp.hi_exp)
     c = bits_f64(ec - vp.mshift) * MAGIC
     a = abs(t)
@@ -235,22 +238,10 @@ def pairwise_gemm(A, B, vp, row_tile, col_tile):
 # ------------------------------------------------------------------------------ block rounding
 
 
-@njit(cache=True, nogil=True)
-def block_round_tile(acc, inner, sa, sw, vp):
-    """One block step of the block dot product for a tile:
-    ``acc[i, j] = RNE(acc[i, j] + (sa[i] * sw[j]) * inner[i, j])``.
-
-    The caller proves that ``(sa[i] * sw[j]) * inner[i, j]`` is exact in float64 (see
-    :func:`lowbit.sim.fastpath.block_terms_exact`), i.e. the block term the reference carries
-    as ``hi + lo`` has ``lo == 0``.  ``+ 0.0`` turns a ``-0.0`` term into ``+0.0``: the
-    reference's expansion sum drops zero terms, so an all-zero sum is ``+0.0`` there."""
-    prefer_wide_vectors()
-    for i in range(acc.shape[0]):
-        s_i = sa[i]
-        arow = acc[i]
-        irow = inner[i]
-        for j in range(acc.shape[1]):
-            arow[j] = _add_round(arow[j], (s_i * sw[j]) * irow[j] + 0.0, vp)
+TERM_EXACT = 0  # the block term (s_a s_w) * inner is exact in float64
+TERM_DEKKER = 1  # ... needs more than 53 bits: an exact Dekker pair
+TERM_SLICES = 2  # the inner sum is given as exact slices, added as an exact pair
+TERM_PAIRS = 3  # exact block dot product: terms added as exact pairs, no rounding
 
 
 @njit(cache=True, inline="always")
@@ -261,20 +252,62 @@ def _pair_add(hi, lo, b):
     return two_sum(s, lo + e)
 
 
+@njit(cache=True, inline="always")
+def _add3_round(acc, hi, lo, vp):
+    """``round_vec`` of the exact ``acc + hi + lo`` for a normalised pair ``|lo| <= ulp(hi)/2``:
+    ``(s1, e1) = TwoSum(acc, hi)``, ``(t, e2) = TwoSum(e1, lo)``, ``(s, e3) = TwoSum(s1, t)``,
+    so ``acc + hi + lo == s + e3 + e2`` exactly.  ``|e2|`` is below a float64 ulp of ``e1``, far
+    below half a float64 step of ``s``, so ``s`` is a neighbour of the exact sum (a faithful
+    rounding) and ``r = RN(e3 + e2)`` has the sign of ``exact - s``.  That is all the
+    round-to-odd step needs: it yields RO(exact), and the result equals ``round_fmt`` of
+    ``RN64(exact)`` (both round RO(exact); reading the quantum from a neighbouring float64
+    changes nothing, see :func:`round_vec`).  A non-finite ``acc`` (an earlier overflow) is
+    kept, as the reference does."""
+    s1, e1 = two_sum(acc, hi)
+    t, e2 = two_sum(e1, lo)
+    s, e3 = two_sum(s1, t)
+    res = round_vec(s, e3 + e2, vp)
+    return res if abs(acc) < np.inf else acc
+
+
 @njit(cache=True, nogil=True)
-def block_exact_tile(hi, lo, inner, sa, sw):
-    """One block step of the EXACT block dot product for a tile: ``(hi, lo) += (sa[i] * sw[j])
-    * inner[i, j]`` as an exact unevaluated pair (TwoSum, then TwoSum of the low parts; the
-    caller proves the term exact, all terms on a common grid ``2**g`` and every partial sum
-    below ``2**(104 + g)``, so ``hi`` ends as the correctly rounded exact sum)."""
+def block_tile(acc, low, inner, sa, sw, vp, term):
+    """One block step of a block dot product for a tile of outputs.
+
+    ``inner`` (n, rows, cols): the block's exact inner sums (``n > 1``: exact slices of them),
+    ``sa`` / ``sw`` the block scales of the tile's rows / columns.  ``term``:
+
+    * ``TERM_EXACT``: ``acc = RNE(acc + (sa_i sw_j) inner)``, the term exact in float64 (the
+      reference carries it as ``hi + lo`` with ``lo == 0``).  ``+ 0.0`` turns a ``-0.0`` term into
+      ``+0.0``: the reference's expansion sum drops zero terms.
+    * ``TERM_DEKKER``: the term is the Dekker pair of ``(sa_i sw_j) * inner``; ``acc + hi + lo``
+      rounded once (:func:`_add3_round`).
+    * ``TERM_SLICES``: the slices are added as an exact pair, scaled by power-of-two scales, and
+      ``acc + hi + lo`` rounded once.
+    * ``TERM_PAIRS``: no rounding: ``(acc, low) += (sa_i sw_j) * inner`` as an exact pair (the
+      exact block dot product; ``acc`` ends as the correctly rounded exact sum).
+    """
     prefer_wide_vectors()
-    for i in range(hi.shape[0]):
+    n = inner.shape[0]
+    for i in range(acc.shape[0]):
         s_i = sa[i]
-        hrow = hi[i]
-        lrow = lo[i]
-        irow = inner[i]
-        for j in range(hi.shape[1]):
-            hrow[j], lrow[j] = _pair_add(hrow[j], lrow[j], (s_i * sw[j]) * irow[j])
+        arow = acc[i]
+        lrow = low[i]
+        for j in range(acc.shape[1]):
+            sc = s_i * sw[j]
+            if term == TERM_EXACT:
+                arow[j] = _add_round(arow[j], sc * inner[0, i, j] + 0.0, vp)
+            elif term == TERM_DEKKER:
+                hi, lo = two_prod(sc, inner[0, i, j])
+                arow[j] = _add3_round(arow[j], hi + 0.0, lo, vp)
+            elif term == TERM_SLICES:
+                hi = inner[0, i, j]
+                lo = 0.0
+                for k in range(1, n):
+                    hi, lo = _pair_add(hi, lo, inner[k, i, j])
+                arow[j] = _add3_round(arow[j], sc * hi + 0.0, sc * lo, vp)
+            else:
+                arow[j], lrow[j] = _pair_add(arow[j], lrow[j], sc * inner[0, i, j])
 
 
 @njit(cache=True, nogil=True)

@@ -17,8 +17,8 @@ from numba import njit
 
 import lowbit.formats as lf
 from lowbit.formats.accum import FloatAccum, parse_accum
+from lowbit.sim import exactness, fastpath
 from lowbit.sim import fast_kernels as FK
-from lowbit.sim import fastpath
 from lowbit.sim.accum_round import float_params, round_fmt, two_sum
 from lowbit.sim.engine import _use_block, gemm_nt, gemm_path, reference_gemm
 from lowbit.sim.gemm import qmatmul
@@ -240,7 +240,7 @@ def test_block_round_path(fmt, acc):
 
 
 @pytest.mark.parametrize("fa,fw,acc,path", [
-    ("mxfp4", "mxfp4", "exact", "blas-block-exact"),
+    ("mxfp4", "mxfp4", "exact", "blas-block-pairs"),
     ("nvfp4", "mxfp4", "exact", "blas-block-exact"),
     ("mxint8", "mxint8", "int32", "blas-block-pairs"),
     ("mxint8", "mxint8", "int20_sat", "blas-block-pairs"),
@@ -266,12 +266,12 @@ def test_block_paths_fall_back_when_not_provable():
     y = rng.standard_normal((4, 256))
     fast_vs_reference(prepare(y, "mxfp8_e5m2"), prepare(y[::-1], "mxfp8_e5m2"), "fp32",
                       "blas-block-round")
-    E = prepare(x, "mxfp8_e5m2")
-    assert gemm_path(E, E, "fp32") == "reference-block"
+    E = prepare(x, "mxfp8_e5m2")  # inner sums of two exact slices
+    fast_vs_reference(E, E, "fp32", "blas-block-round-split")
     # int16 register with per-channel int8 and K = 256 can overflow
     assert gemm_path(prepare(x, "int8_pc"), prepare(x, "int8_pc"), "int16") == "reference-block"
-    # FP32 group scales x FP32 group scales: the block term needs > 53 bits
-    assert gemm_path(prepare(x, "int4_g128"), prepare(x, "int4_g128"), "fp32") == \
+    # int4 elements in a 16-bit register: 128 * 7 * 8 products can overflow int8 registers
+    assert gemm_path(prepare(x, "int4_g128"), prepare(x, "int4_g128"), "int8") == \
         "reference-block"
     # MXFP8-E4M3, exact: ordinary data -> one exact BLAS on elements * scales (a block of
     # 2**25 next to blocks of ~1 needs > 53 bits per product there -> blas-block-pairs)
@@ -289,6 +289,34 @@ def test_block_paths_fall_back_when_not_provable():
     xn[1, 5] = np.inf
     A = prepare(xn, "mxfp8_e4m3")
     assert gemm_path(A, prepare(x, "mxfp8_e4m3"), "fp32") == "reference-block"
+
+
+@pytest.mark.parametrize("acc", ["fp32", "fp16", "bf16", "fp16_sat", "fp8_e4m3"])
+def test_block_round_dekker_terms(acc):
+    """FP32 group scales (int4_g128): the block term needs more than 53 bits; it is carried as
+    a Dekker pair and ``acc + hi + lo`` is rounded once."""
+    rng = np.random.default_rng(14)
+    x = block_data(rng, 6, 384) * np.exp2(rng.integers(-12, 12, (6, 1)))
+    w = block_data(rng, 5, 384)
+    w[0, 128:256] = -w[0, :128] * 3.0  # cancellation across groups
+    fast_vs_reference(prepare(x, "int4_g128"), prepare(w, "int4_g128"), acc,
+                      "blas-block-round-dekker")
+
+
+@pytest.mark.parametrize("acc", ["fp32_chunk32", "fp16_chunk8", "bf16_chunk4", "fp32_chunk64"])
+def test_chunk_round_split_inner(acc):
+    """fp16 / bf16 operands with subnormal-to-large values: a chunk's exact inner sum needs
+    more than 53 bits; it is computed as two exact slices, and ``acc + hi + lo`` is rounded once
+    per chunk."""
+    rng = np.random.default_rng(15)
+    x = wide(rng, (7, 200), -30, 12)
+    w = wide(rng, (9, 200), -26, 6)
+    x[0, :4] = [60000.0, 1.0, -60000.0, 2.0**-24]  # cancellation around a tiny term
+    fast_vs_reference(prepare(x, "fp16"), prepare(w, "fp16"), acc, "blas-chunk-round-split")
+    xb, wb = wide(rng, (7, 200), -8, 12), wide(rng, (9, 200), -8, 6)
+    fast_vs_reference(prepare(xb, "bf16"), prepare(wb, "bf16"), acc, "blas-chunk-round-split")
+    # bf16 values from 2**-38 to 2**16 on both sides: > 104 bits per chunk -> reference
+    assert gemm_path(prepare(x, "bf16"), prepare(w, "bf16"), acc) == "reference-element"
 
 
 # --------------------------------------------------------------------------- random GEMMs
@@ -355,5 +383,5 @@ def test_grid_stats_by_hand():
     st = grid_stats(np.array([[1.0 + 2.0**-52, np.nan]]))
     assert not st.finite and st.sig_bits == 53 and st.lsb == -52
     assert grid_stats(np.zeros((2, 3))).amax == 0.0
-    assert fastpath.exact_gemm_plan(grid_stats(np.ones((1, 4))), grid_stats(np.ones((1, 4))), 4) == 4
+    assert exactness.exact_gemm_plan(grid_stats(np.ones((1, 4))), grid_stats(np.ones((1, 4))), 4) == 4
     assert math.isfinite(grid_stats(np.array([[2.0**1023]])).amax)

@@ -1,0 +1,127 @@
+"""Executors of the GEMM engine's BLAS fast paths (their proofs: :mod:`lowbit.sim.exactness`,
+their choice: :mod:`lowbit.sim.fastpath`).
+
+* :func:`exact_gemm` - ``X @ Y.T`` exactly, in one BLAS call or in K chunks added as exact pairs.
+* :func:`block_round_gemm` - block dot products with one accumulator rounding per block: per
+  output tile and block, the inner sums by BLAS (one call, or two for a two-slice split), then
+  a vectorised rounding kernel of :mod:`lowbit.sim.fast_kernels`.
+* :func:`block_exact_gemm` - the exact sum over blocks of the block terms, as exact pairs.
+
+Tiles of (``BLOCK_ROW_TILE`` x ``BLOCK_COL_TILE``) accumulators run on
+``numba.get_num_threads()`` threads with single-threaded BLAS inside them; each output belongs
+to one tile and its blocks are visited in K order, so results do not depend on the thread
+count.  Every result is normalised with ``+ 0.0`` where the reference's expansion sums give
+``+0.0`` for an exact zero.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numba
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from . import fast_kernels as FK
+from .accum_round import FloatParams
+
+BLOCK_ROW_TILE, BLOCK_COL_TILE = 128, 512  # accumulator tile (fits in L2 with its inner sums)
+SPLIT_MAGIC = 1.5 * 2.0**52  # (x + c) - c rounds x to a multiple of c / 1.5 / 2**52
+_NO_ROUNDING = FK.vec_params(FloatParams(mbits=52, emin=-1022, maxv=float(np.finfo(float).max),
+                                         ovf=np.inf, minnorm=2.0**-1022, ftz=0, emax=1023))
+
+
+def zero_sign(out: np.ndarray) -> np.ndarray:
+    out += 0.0  # -0.0 -> +0.0 (the reference's empty expansion sum)
+    return out
+
+
+def exact_gemm(X: np.ndarray, Y: np.ndarray, chunk: int) -> np.ndarray:
+    """Exact ``X @ Y.T`` correctly rounded to float64, for a plan from
+    :func:`~lowbit.sim.exactness.exact_gemm_plan`: one BLAS call, or K chunks of BLAS added
+    exactly as ``hi + lo`` pairs."""
+    K = X.shape[1]
+    if chunk >= K:
+        return zero_sign(X @ Y.T)
+    hi = np.ascontiguousarray(X[:, :chunk] @ Y[:, :chunk].T)
+    lo = np.zeros_like(hi)
+    for k0 in range(chunk, K, chunk):
+        c = np.ascontiguousarray(X[:, k0:k0 + chunk] @ Y[:, k0:k0 + chunk].T)
+        FK.exact_pair_add(hi, lo, c)
+    return zero_sign(hi)
+
+
+def split_slices(X: np.ndarray, exps) -> list:
+    """Slices ``[X_1, ..., X_n, R]`` of X (sum exactly X): ``X_i`` = the remainder rounded (RNE)
+    to a multiple of ``2**exps[i]`` as ``(R + c) - c``, ``R`` what is left; every step exact
+    (:func:`~lowbit.sim.exactness.split_exponents` checked the magnitudes)."""
+    out, rem = [], X
+    for s in exps:
+        c = np.ldexp(SPLIT_MAGIC, s)
+        part = (rem + c) - c
+        out.append(part)
+        rem = rem - part
+    out.append(rem)
+    return out
+
+
+def block_round_gemm(Pa, Sa, Pw, Sw, bs: int, fp, *, term: str = "exact",
+                     split: tuple = (), scale_blocks: int | None = None):
+    """``acc = RNE_fp(acc + (Sa*Sw) * inner_b)`` over blocks b in K order, inner sums by BLAS.
+
+    Pa (N, K), Pw (M, K) with K a multiple of ``bs`` except that the last block may be short;
+    Sa (N, nb), Sw (M, nb) scales per block (``scale_blocks``: columns covered by one scale
+    column, default ``bs``).  ``term``: ``"exact"`` - the term is exact in float64
+    (:func:`~lowbit.sim.exactness.block_terms_exact`); ``"dekker"`` - an exact Dekker pair
+    (:func:`~lowbit.sim.exactness.block_terms_dekker`); ``"split"`` - the inner sum from exact
+    slices of ``Pa`` (split exponents ``split``), added as an exact pair, power-of-two scales
+    (:func:`~lowbit.sim.exactness.block_split_plan`)."""
+    codes = {"exact": FK.TERM_EXACT, "dekker": FK.TERM_DEKKER, "split": FK.TERM_SLICES}
+    lefts = split_slices(Pa, split) if term == "split" else [Pa]
+    return _tiled_blocks(lefts, Sa, Pw, Sw, bs, codes[term], FK.vec_params(fp), scale_blocks)
+
+
+def block_exact_gemm(Pa, Sa, Pw, Sw, bs: int):
+    """The exact sum over blocks of ``(Sa*Sw) * inner_b``, correctly rounded to float64, inner
+    sums by BLAS, terms added as exact ``hi + lo`` pairs (the caller has checked
+    :func:`~lowbit.sim.exactness.block_terms_exact` and
+    :func:`~lowbit.sim.exactness.pair_sum_ok`)."""
+    return zero_sign(_tiled_blocks([Pa], Sa, Pw, Sw, bs, FK.TERM_PAIRS, _NO_ROUNDING, None))
+
+
+def _tiled_blocks(lefts, Sa, Pw, Sw, bs, term, vp, scale_blocks):
+    """Run :func:`~lowbit.sim.fast_kernels.block_tile` over the blocks of every output tile,
+    the tile's inner sums of each of ``lefts`` (the left operand or its slices) with ``Pw`` by
+    BLAS."""
+    N, K = lefts[0].shape
+    M = Pw.shape[0]
+    sb = bs if scale_blocks is None else scale_blocks
+    SaT = np.ascontiguousarray(Sa.T)
+    SwT = np.ascontiguousarray(Sw.T)
+    out = np.empty((N, M))
+    tiles = [(i0, min(i0 + BLOCK_ROW_TILE, N), j0, min(j0 + BLOCK_COL_TILE, M))
+             for i0 in range(0, N, BLOCK_ROW_TILE) for j0 in range(0, M, BLOCK_COL_TILE)]
+
+    def work(tile):
+        i0, i1, j0, j1 = tile
+        acc = np.zeros((i1 - i0, j1 - j0))
+        low = np.zeros_like(acc)
+        inner = np.empty((len(lefts), i1 - i0, j1 - j0))
+        for k0 in range(0, K, bs):
+            k1 = min(k0 + bs, K)
+            wt = Pw[j0:j1, k0:k1].T
+            for X, buf in zip(lefts, inner):
+                np.matmul(X[i0:i1, k0:k1], wt, out=buf)
+            c = k0 // sb
+            FK.block_tile(acc, low, inner, SaT[c, i0:i1], SwT[c, j0:j1], vp, term)
+        out[i0:i1, j0:j1] = acc
+
+    nthreads = min(max(int(numba.get_num_threads()), 1), len(tiles))
+    with threadpool_limits(limits=1, user_api="blas"):
+        if nthreads <= 1:
+            for tile in tiles:
+                work(tile)
+        else:
+            with ThreadPoolExecutor(max_workers=nthreads) as ex:
+                list(ex.map(work, tiles))
+    return out
