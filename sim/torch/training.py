@@ -308,9 +308,12 @@ class LSQ(nn.Module):
                 self.step.fill_(max(float(2 * x.abs().mean() / self.qp ** 0.5), 1e-8))
             self.initialised = True
         g = 1.0 / (x.numel() * self.qp) ** 0.5
-        s = self.step * g + (self.step - self.step * g).detach()  # gradient scaled by g
+        sg = self.step * g
+        # value exactly ``step`` (sg - sg == 0), gradient scaled by g (LSQ's step-gradient scale)
+        s = (sg - sg.detach()) + self.step.detach()
         v = torch.clamp(x / s, self.qn, self.qp)
-        return (torch.round(v) - v).detach() * s + v * s  # round with STE
+        # value exactly round(v) * s (round(v) - v is exact, so v + it == round(v)); STE gradient
+        return (v + (torch.round(v) - v).detach()) * s
 
 
 class QLinear(nn.Module):

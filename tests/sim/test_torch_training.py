@@ -181,15 +181,19 @@ def test_clipped_ste():
 
 def test_lsq_learns_the_step():
     lsq_cfg = TrainConfig(GemmSpec(TensorQuant("int4"), TensorQuant("int4")), estimator="lsq")
+    torch.manual_seed(3)
     lin = nn.Linear(8, 3).double()
     q = QLinear(lin, lsq_cfg, "lsq")
     x = torch.randn(5, 8, dtype=torch.float64)
     q(x).sum().backward()
     steps = [m.step for m in q.lsq]
     assert all(s.grad is not None and s.grad != 0 for s in steps)
-    wq = q.lsq[1](lin.weight).detach() / steps[1].detach()
-    np.testing.assert_array_equal(wq.numpy(), np.round(wq.numpy()))
-    assert wq.abs().max() <= 8
+    s = steps[1].detach()
+    w = lin.weight.detach()
+    n = torch.round(torch.clamp(w / s, -8, 7))
+    # the forward value is exactly round(clamp(w / s)) * s, on the int4 grid times the step
+    assert torch.equal(q.lsq[1](lin.weight).detach(), n * s)
+    assert n.abs().max() <= 8 and len(torch.unique(n)) > 2
 
 
 def test_conv_matches_linear_on_patches():
