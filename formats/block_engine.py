@@ -37,7 +37,6 @@ from lowbit.formats.block_scales import (
     RowStats,
     ScalePlan,
     block_plan,
-    needs_all_blocks,
     scale_codes,
     tensor_scale,
 )
@@ -74,7 +73,7 @@ class _Run:
         self.kw = p
         self.stochastic = p["rounding"] in K.STOCHASTIC_ROUNDING
         self.kw["key"] = C.stochastic_key(seed) if self.stochastic else np.uint64(0)
-        nb = self.layout.n_blocks
+        nb = self.layout.n_blocks if want_codes else 0  # per-block results: encode only
         self.codes = np.empty(x.shape, code_dtype(self.el)) if want_codes else None
         self.values = np.empty(x.shape, value_dtype(x.dtype)) if want_values else None
         self.scales = np.empty(nb)
@@ -95,8 +94,9 @@ class _Run:
         if fmt.scale_rule == "mse":
             piece = max(piece, k)  # candidates are scored on whole blocks
         asym = not fmt.symmetric
-        stats = None
-        if needs_all_blocks(fmt) or k > piece or fmt.block_size is None:
+        stats = None  # per-row statistics of the whole tensor, when a piece cannot see a row
+        plan_all = None
+        if k > piece or fmt.block_size is None or callable(fmt.scale_rule):
             stats = RowStats.empty(lay.n_blocks, asym)
             parts = C.run_pieces(lambda ch: (ch.r0, RowStats.of(C.native(ch.rows), asym)),
                                  lay.row_chunks(self.x, piece))
@@ -104,9 +104,13 @@ class _Run:
                 stats.merge(r0, part)
             if fmt.tensor_scale:
                 self.ts = tensor_scale(stats.amax, fmt)
-        plan_all = None
-        if stats is not None and fmt.scale_rule != "mse":
-            plan_all = block_plan(stats, fmt, self.ts)
+            if callable(fmt.scale_rule):  # a callable sees every block's amax at once
+                plan_all = block_plan(stats, fmt, self.ts)
+        elif fmt.tensor_scale:  # only the tensor amax is global: one max per piece
+            amaxes = C.run_pieces(lambda ch: RowStats.of(C.native(ch.rows), asym).amax.max(
+                initial=0.0), lay.row_chunks(self.x, piece))
+            self.ts = tensor_scale(np.asarray(amaxes, dtype=np.float64), fmt)
+        keep_scales = self.codes is not None
 
         def one(ch):
             rows = C.native(ch.rows)
@@ -118,10 +122,11 @@ class _Run:
             else:
                 plan = block_plan(st, fmt, self.ts, rows, self.kw, ch.r0 * k, k)
             self._encode(ch, rows, st.bad, plan)
-            self.scales[ch.r0:ch.r1] = plan.scales
-            self.bad[ch.r0:ch.r1] = st.bad
-            if self.zp is not None:
-                self.zp[ch.r0:ch.r1] = plan.zp
+            if keep_scales:
+                self.scales[ch.r0:ch.r1] = plan.scales
+                self.bad[ch.r0:ch.r1] = st.bad
+                if self.zp is not None:
+                    self.zp[ch.r0:ch.r1] = plan.zp
 
         C.run_pieces(one, lay.row_chunks(self.x, piece))
         return self
@@ -223,8 +228,9 @@ class _Run:
     # ---- results --------------------------------------------------------------------------
     def qtensor(self) -> QuantizedTensor:
         lay, fmt = self.layout, self.fmt
-        scales = np.where(self.bad, np.nan, self.scales)
         sc = None if fmt.scale is None else scale_codes(self.scales, self.bad, fmt.scale)
+        scales = self.scales
+        scales[self.bad] = np.nan
         return QuantizedTensor(
             codes=self.codes, scales=lay.scales_from_rows(scales),
             scale_codes=None if sc is None else lay.scales_from_rows(sc),

@@ -124,11 +124,6 @@ def is_pow2(fmt) -> bool:
     return rule in POW2_RULES or (rule == "mse" and fmt.scale is not None and fmt.scale.mbits == 0)
 
 
-def needs_all_blocks(fmt) -> bool:
-    """Whether a block's scale depends on other blocks (tensor scale, callable rule)."""
-    return bool(fmt.tensor_scale) or callable(fmt.scale_rule)
-
-
 def tensor_scale(amax: np.ndarray, fmt) -> float:
     el = fmt.element
     t_amax = float(amax.max()) if amax.size else 0.0
