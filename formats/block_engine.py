@@ -31,7 +31,13 @@ import numpy as np
 from lowbit.formats import _kernel as K
 from lowbit.formats import chunking as C
 from lowbit.formats._codec import kernel_params, value_table
-from lowbit.formats._lut import compact_table, lut_block_encode, lut_scaled_encode, lut_width
+from lowbit.formats._lut import (
+    compact_table,
+    lut_block_encode,
+    lut_encode,
+    lut_scaled_encode,
+    lut_width,
+)
 from lowbit.formats.block_format import BlockFormat
 from lowbit.formats.block_scales import (
     RowStats,
@@ -164,17 +170,29 @@ class _Run:
             v_out = _NO_VALUES if vbuf is None else vbuf.reshape(-1)
             if v_out.size and v_out.dtype != np.float32:
                 return False
-            nbad = lut_block_encode.serial(flat.view(np.uint32), nr, kc, plan.e.astype(np.int64), bad,
-                                    kk, table, self.P, value_table(el), c_out, v_out)
-        elif plan.zp is None and lut_width(el, 64, o) is not None:
+            nbad = lut_block_encode.serial(flat.view(np.uint32), nr, kc, plan.e.astype(np.int64),
+                                           bad, kk, table, self.P, value_table(el), c_out, v_out)
+        elif lut_width(el, 64, o) is None:
+            return False
+        elif plan.zp is None:
             kk, table = compact_table(el, self.P.tobytes(), 64)
             v_out = np.zeros(0, flat.dtype) if vbuf is None else vbuf.reshape(-1)
             y = np.empty(flat.shape[0], np.float64)
             ts = 1.0 if plan.ts is None else float(plan.ts)
             nbad = lut_scaled_encode.serial(flat, nr, kc, plan.div, plan.s, ts, bad, kk, table,
-                                     value_table(el), y, y.view(np.uint64), c_out, v_out)
-        else:
-            return False
+                                            value_table(el), y, y.view(np.uint64), c_out, v_out)
+        else:  # asymmetric: y = fl64(fl64(x / s) + zp), rounded through the float64 table
+            kk, table = compact_table(el, self.P.tobytes(), 64)
+            y, _ = self._scaled_input(flat, nr, kc, plan)
+            codes = np.empty(y.shape[0], table.dtype)
+            nbad = lut_encode.serial(y.view(np.uint64), np.uint64(52 - kk),
+                                     np.uint64((1 << (52 - kk)) - 1), table, 1 << el.bits, codes)
+            codes = np.where(np.repeat(bad, kc), 0, codes).reshape(nr, kc)
+            if cbuf is not None:
+                cbuf[...] = codes
+            if vbuf is not None:
+                v = (value_table(el)[codes] - plan.zp[:, None]) * plan.s[:, None]
+                vbuf[...] = np.where(bad[:, None], np.nan, v)
         if nbad and self.could_fail:
             self._raise_error(flat, nr, kc, plan, ch)
         return True
