@@ -33,6 +33,7 @@ import importlib
 import os
 import sys
 
+from lowbit import __version__
 from lowbit.argtypes import install_option_type
 
 # module path -> sub-commands it registers (used only for the error message when missing)
@@ -65,8 +66,6 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from lowbit import __version__
-
     parser = Parser(
         prog="lowbit",
         description="Bit-exact low-precision formats, simulators, RTL and cost models.",

@@ -13,6 +13,7 @@ import argparse
 import sys
 
 from lowbit.sim.quantizers.compose import QUANTIZER_HELP, parse_quantizer
+from lowbit.sim.search import search, write_outputs
 from lowbit.sim.workloads import resolve_workload
 
 _BUDGET_HELP = (
@@ -107,7 +108,6 @@ def _parse_ties(items) -> list:
 
 
 def run_search_command(args) -> int:
-    from lowbit.sim.search import search, write_outputs
     rows, cols = _parse_array(args.array)
     if args.front_points < 0:
         raise ValueError("--front-points: must be >= 0")

@@ -240,19 +240,11 @@ def violations() -> list[str]:
 
 #: violations being removed by work in progress (each must disappear; see module docstring)
 KNOWN: list[str] = [
-    'function-level import: lowbit.main imports lowbit.__version__',
     'function-level import: lowbit.sim.cli imports lowbit.sim.sweep.points.DEFAULT_ACCUMS',
     'function-level import: lowbit.sim.cli imports lowbit.sim.sweep.points.DEFAULT_FORMATS',
     'function-level import: lowbit.sim.cli imports lowbit.sim.sweep.sweep',
-    'function-level import: lowbit.sim.search.api imports lowbit.sim.workloads.get_workload',
-    'function-level import: lowbit.sim.search.sensitivity imports lowbit.formats.quantize',
-    'function-level import: lowbit.sim.search_cli imports lowbit.sim.search.search',
-    'function-level import: lowbit.sim.search_cli imports lowbit.sim.search.write_outputs',
     'function-level import: lowbit.sim.sweep imports lowbit.sim.workloads.get_workload',
-    'function-level import: lowbit.sim.sweep.points imports lowbit.sim.workloads.get_workload',
     'function-level import: lowbit.sim.sweep.report imports lowbit.sim.sweep.store._sanitize',
-    'function-level import: lowbit.sim.workloads imports lowbit.sim.workloads.digits_cnn.DigitsCNN',
-    'function-level import: lowbit.sim.workloads imports lowbit.sim.workloads.minilm.MiniLM',
 ]
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lowbit.formats.accum import parse_accum
+from lowbit.sim.workloads import get_workload
 
 from .budget import resolve_budgets
 from .candidates import parse_candidates
@@ -78,8 +79,6 @@ def search(workload="digits-cnn", candidates=None, budgets="energy=0.5", metric:
            sensitivity: SensitivityTable | None = None, progress=None) -> SearchResult:
     """Run the whole search; see the package docstring. ``budgets``: "m=v[,m=v]" / list / dict
     (fractions of the most expensive uniform candidate, or absolute with a unit)."""
-    from lowbit.sim.workloads import get_workload
-
     log = progress or (lambda *_: None)
     parse_accum(accum)  # checked before any computation (ValueError lists the allowed forms)
     wl = get_workload(workload) if isinstance(workload, str) else workload

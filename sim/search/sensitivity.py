@@ -37,6 +37,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from lowbit.formats import quantize
+
 from .candidates import Candidate
 
 SENSITIVITY_METRICS = ("direct", "hessian", "proxy")
@@ -71,8 +73,6 @@ def _nsr(ref, test) -> float:
 
 def _quant(x, fmt):
     """Quantise-dequantise along the last axis (float64 out)."""
-    from lowbit.formats import quantize
-
     return np.asarray(quantize(np.asarray(x, np.float64), fmt, axis=-1), np.float64)
 
 

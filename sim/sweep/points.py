@@ -22,6 +22,7 @@ from lowbit.formats.accum import parse_accum
 from lowbit.formats.multiplier import parse_multiplier
 
 from ..quantizers.compose import parse_quantizer
+from ..workloads import get_workload
 
 SWEEP_VERSION = "sweep2"  # sweep2: per-sample metrics with bootstrap intervals
 
@@ -133,8 +134,6 @@ def build_points(workload: str, formats=None, accums=None, quantizers=None,
     is kept with exact products). Raises ValueError naming the bad argument (unknown workload,
     format, accumulator, quantizer, multiplier) and the allowed values.
     """
-    from lowbit.sim.workloads import get_workload
-
     wl = get_workload(workload)  # ValueError lists the workloads
     fmts = split_list(formats) or list(DEFAULT_FORMATS)
     accs = split_list(accums) or list(DEFAULT_ACCUMS)

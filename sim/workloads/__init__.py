@@ -22,19 +22,17 @@ from .base import (
     sqnr_db,
     workload_factory,
 )
+from .digits_cnn import DigitsCNN
 from .external import get_workload, list_workloads, resolve_workload
+from .minilm import MiniLM
 from .tinylm import TinyLM
 
 
 def _digits_cnn():
-    from .digits_cnn import DigitsCNN
-
     return DigitsCNN()
 
 
 def _minilm():
-    from .minilm import MiniLM
-
     return MiniLM()
 
 
