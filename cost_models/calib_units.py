@@ -65,9 +65,37 @@ CALIBRATION_UNITS: list[tuple[str, dict, str]] = [
     ("kulisch_mac", dict(a="fp8_e4m3", b="fp8_e4m3", terms=1024, stages=3), _T),
     ("kulisch_mac", dict(a="fp6_e2m3", b="fp8_e5m2", terms=1024), _T),
     ("kulisch_mac", dict(a="fp4_e2m1", b="fp6_e3m2", terms=256), _T),
+    # single-cycle MACs of mixed / finite-only formats with narrow significand products (LUT-
+    # packed on xc7), where Yosys' xc7 mapping scatters most (cost_models/README.md, "Accuracy")
+    ("kulisch_mac", dict(a="fp5_e2m2", b="fp8_e4m3", terms=1024), _T),
+    ("kulisch_mac", dict(a="fp5_e3m1", b="fp8_e5m2", terms=1024), _T),
+    ("kulisch_mac", dict(a="fp6_e3m2", b="fp8_e5m2", terms=1024), _T),
+    ("kulisch_mac", dict(a="fp4_e2m1", b="fp6_e4m1", terms=1024), _T),
+    ("kulisch_mac", dict(a="fp5_e2m2", b="fp6_e3m2", terms=512), _T),
+    ("kulisch_mac", dict(a="fp6_e4m1", b="fp6_e4m1", terms=1024), _T),
+    ("kulisch_mac", dict(a="fp7_e3m3", b="fp4_e2m1", terms=1024), _T),
     ("kulisch_mac", dict(a="fp6_e3m2", b="fp6_e3m2", terms=1024), _H),
     ("kulisch_mac", dict(a="e3m4", b="e3m4", terms=256, stages=2), _H),
     ("kulisch_mac", dict(a="fp4_e2m1", b="fp8_e4m3", terms=1024), _H),
+    # more held-out Kulisch MACs, in two batches, each listed before its units were first
+    # synthesized and never fitted: on xc7 single-cycle Kulisch MACs scatter by up to -30 %
+    # around the structural model (cost_models/README.md, "Accuracy"), so three units were too
+    # few to estimate the family's error. Batch 1 (8 units):
+    ("kulisch_mac", dict(a="fp8_e5m2", b="fp4_e2m1", terms=1024), _H),
+    ("kulisch_mac", dict(a="fp6_e2m3", b="fp6_e3m2", terms=1024), _H),
+    ("kulisch_mac", dict(a="fp8_e4m3", b="fp8_e5m2", terms=4096), _H),
+    ("kulisch_mac", dict(a="fp6_e3m2", b="fp8_e4m3", terms=1024), _H),
+    ("kulisch_mac", dict(a="fp8_e5m2", b="fp8_e5m2", terms=1024, stages=2), _H),
+    ("kulisch_mac", dict(a="e3m3", b="e3m3", terms=1024), _H),
+    ("kulisch_mac", dict(a="fp4_e2m1", b="fp6_e2m3", terms=64, stages=2), _H),
+    ("kulisch_mac", dict(a="fp7_e4m2", b="fp4_e2m1", terms=256), _H),
+    # batch 2 (6 units), listed after the model (features, training set) was final
+    ("kulisch_mac", dict(a="fp5_e2m2", b="fp8_e5m2", terms=1024), _H),
+    ("kulisch_mac", dict(a="fp6_e3m2", b="fp5_e3m1", terms=1024), _H),
+    ("kulisch_mac", dict(a="fp6_e4m1", b="fp8_e4m3", terms=1024), _H),
+    ("kulisch_mac", dict(a="fp4_e2m1", b="fp9_e5m3", terms=1024), _H),
+    ("kulisch_mac", dict(a="fp7_e3m3", b="fp8_e5m2", terms=256), _H),
+    ("kulisch_mac", dict(a="fp6_e2m3", b="fp8_e4m3", terms=1024, stages=2), _H),
     # ---- MX / NVFP4 dot
     ("mx_dot", dict(a="fp4_e2m1", k=8), _T),
     ("mx_dot", dict(a="fp4_e2m1", k=32), _T),

@@ -37,7 +37,8 @@ FIT_FEATURES = ("pp", "csa", "tree", "ks", "lx", "cpa", "sxt", "add", "acc", "sh
                 "fpa", "rnd", "ff")
 # fixed by construction, not fitted: a flip-flop with synchronous clear is one $_SDFF_ cell
 # (5.67 GE) in the generic netlist and a separate SB_DFF* / FD* cell (no LUT) on FPGAs.
-# LUT-packed products ("pk", xc7 only: s_a + s_b <= 6 inputs) are one LUT6 per product bit.
+# LUT-packed products ("pk", xc7 only: s_a + s_b <= 8 inputs) count their LUT6s exactly
+# (one per product bit, 2 / 4 for a bit that is a 7 / 8-input wide LUT).
 FIXED = {"gates": {"ff": 5.67}, "ice40": {"ff": 0.0}, "xc7": {"ff": 0.0, "pk": 1.0},
          "sky130": {}}
 

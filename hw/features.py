@@ -28,9 +28,11 @@ rnd       bits of the one final rounding of a block dot's exact sum to fp32 (the
           right shift keeps ``mag + 2*23 + 3`` bits: result, guard, sticky)
 lx        (LUT targets) squared product inputs beyond one LUT, (s_a + s_b - K)^2: ABC's LUT
           mapping of a wider product grows faster than its partial products
-pk        bits of a *LUT-packed* product (targets with K-input LUTs, ``LUT_INPUTS``): an
-          s_a x s_b product with s_a + s_b <= K is one LUT per product bit; it replaces that
-          product's pp / csa / tree / cpa / sxt for such a target
+pk        LUTs of a *LUT-packed* product (targets with K-input LUTs, ``LUT_INPUTS``): when
+          every product bit is a function of at most ``WIDE_LUT_INPUTS`` operand bits
+          (s_a + s_b <= 8 on xc7), ABC maps each product bit as one LUT of its own inputs --
+          a LUT6, or a wide LUT7 / LUT8 that Yosys builds from 2 / 4 LUT6 and MUXF7 / MUXF8
+          (:func:`packed_luts`); it replaces that product's pp / csa / tree / cpa / sxt / lx
 ff        register bits: counted in the built netlist (:func:`lowbit.hw.units.register_bits`),
           pipeline registers included -- not computed here
 ========  ==========================================================================
@@ -51,6 +53,11 @@ FEATURES = ("pp", "csa", "tree", "ks", "lx", "cpa", "sxt", "add", "acc", "shl", 
 LUT_INPUTS = {"xc7": 6}
 """LUT inputs K of targets whose features use LUT packing (xc7 LUT6). iCE40's LUT4 would only
 pack 2x2 products; packing them did not improve its fit, so LUT4 keeps gate features."""
+WIDE_LUT_INPUTS = {"xc7": 8}
+"""Widest function a target's LUT mapping builds as one (wide) LUT: Yosys ``synth_xilinx`` runs
+``abc -luts 2:2,3,6:5,10,20`` -- LUT7 and LUT8 at 2x and 4x the LUT6 cost -- and maps them to
+2 / 4 LUT6 joined by MUXF7 / MUXF8 (``help synth_xilinx``, Yosys 0.23). Example: the 4x4-bit
+unsigned product synthesizes to 19 LUTs with 10 MUXF7 and 5 MUXF8: five 8-input product bits."""
 
 
 def zero() -> dict:
@@ -79,16 +86,30 @@ def shifter_mux(in_bits: int, max_shift: int, out_bits: int | None = None) -> in
 
 
 def lut_packed(sa: int, sb: int, target: str | None = None) -> bool:
-    """True when an sa x sb product fits one LUT of ``target`` per output bit (sa + sb <= K)."""
-    k = LUT_INPUTS.get(target) if target else None
+    """True when every bit of an sa x sb product is one (possibly wide) LUT of ``target``:
+    sa + sb <= :data:`WIDE_LUT_INPUTS` (8 on xc7)."""
+    k = WIDE_LUT_INPUTS.get(target) if target else None
     return bool(k) and sa + sb <= k
+
+
+def packed_luts(sa: int, sb: int, target: str) -> int:
+    """K-input LUTs of an sa x sb unsigned product mapped bit by bit (:func:`lut_packed`).
+
+    Product bit j is a function of the operand bits of weight <= j, v_j = min(j+1, sa) +
+    min(j+1, sb) inputs; a function of v > K inputs is a wide LUT of 2^(v-K) K-input LUTs
+    (Shannon expansion joined by MUXF7 / MUXF8). sa + sb <= K gives one LUT per product bit.
+    Example (xc7, K = 6): 4 x 4 -> inputs 2, 4, 6, 8, 8, 8, 8, 8 -> 1 + 1 + 1 + 5 * 4 = 23.
+    """
+    k = LUT_INPUTS[target]
+    return sum(2 ** max(0, min(j + 1, sa) + min(j + 1, sb) - k) for j in range(sa + sb))
 
 
 def product(d: dict, sa: int, sb: int, target=None, tree: bool = False) -> bool:
     """Add an unsigned sa x sb product (pp / csa / cpa, + tree for PyRTL reduction trees), or its
-    LUT-packed form for a target whose LUTs hold the whole product. Returns packed."""
+    LUT-packed form (``pk``) for a target whose (wide) LUTs hold every product bit. Returns
+    packed."""
     if lut_packed(sa, sb, target):
-        add(d, pk=sa + sb)
+        add(d, pk=packed_luts(sa, sb, target))
         return True
     add(d, pp=sa * sb, csa=(sa - 1) * (sb - 1), cpa=sa + sb)
     if target in LUT_INPUTS:   # inputs beyond one LUT: ABC's LUT mapping grows quadratically

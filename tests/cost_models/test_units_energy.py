@@ -16,7 +16,7 @@ from lowbit.cost_models.energy import (
     sram_pj_per_byte,
 )
 from lowbit.cost_models.unit_cost import coefficients, cost, mac_cost, mac_unit, unit_cost
-from lowbit.hw.features import lut_packed, shifter_mux
+from lowbit.hw.features import lut_packed, packed_luts, shifter_mux
 from lowbit.hw.units import unit_features
 
 TARGETS = ("gates", "ice40", "xc7", "sky130")
@@ -114,17 +114,37 @@ def test_features_counts():
 
 
 def test_lut_packed_products():
-    """xc7: a product of <= 6 input bits is one LUT6 per product bit (feature pk)."""
+    """xc7: a product of <= 6 input bits is one LUT6 per product bit, of 7 / 8 input bits one
+    LUT per bit with a bit of v > 6 inputs a wide LUT of 2^(v-6) LUT6 (feature pk)."""
     f = unit_features("int_mul", a="uint3", b="uint3", target="xc7")
     assert f["pk"] == 6 and f["pp"] == f["csa"] == f["cpa"] == 0
     assert unit_features("int_mul", a="uint3", b="uint3")["pk"] == 0
     assert unit_features("int_mul", a="uint3", b="uint3", target="ice40")["pk"] == 0
-    assert unit_features("int_mul", a="uint4", b="uint3", target="xc7")["pk"] == 0  # 7 inputs
+    # 4 x 3: bits of 2, 4, 6, 7, 7, 7, 7 inputs -> 1 + 1 + 1 + 4 * 2; 4 x 4: 1 + 1 + 1 + 5 * 4
+    assert unit_features("int_mul", a="uint4", b="uint3", target="xc7")["pk"] == 11
+    assert packed_luts(4, 4, "xc7") == 23 and packed_luts(3, 3, "xc7") == 6
+    g = unit_features("int_mul", a="uint5", b="uint4", target="xc7")           # 9 inputs
+    assert g["pk"] == 0 and g["pp"] == 20 and g["lx"] == 9
     e = unit_features("fp_mul", a="fp8_e5m2", b="fp8_e5m2", target="xc7")
     assert e["pk"] == 6 and e["pp"] == 0 and e["shl"] > 0 and e["neg"] > 0
-    assert unit_features("fp_mul", a="fp8_e4m3", b="fp8_e4m3", target="xc7")["pk"] == 0
-    assert lut_packed(3, 3, "xc7") and not lut_packed(3, 3, None)
-    assert not lut_packed(2, 2, "ice40")
+    assert unit_features("fp_mul", a="fp8_e4m3", b="fp8_e4m3", target="xc7")["pk"] == 23
+    assert unit_features("fp_mul", a="fp8_e3m4", b="fp8_e3m4", target="xc7")["pk"] == 0
+    assert lut_packed(3, 3, "xc7") and lut_packed(4, 4, "xc7") and not lut_packed(3, 3, None)
+    assert not lut_packed(5, 4, "xc7") and not lut_packed(2, 2, "ice40")
+
+
+def test_wide_lut_products_in_the_shipped_xc7_netlists():
+    """The shipped Yosys xc7 result of the 4 x 4 unsigned product is built from 8-input wide
+    LUTs (MUXF8 present; one per 8-input product bit) and counts within 25 % of packed_luts;
+    the 3 x 3 product uses no wide LUT."""
+    from lowbit.cost_models.unit_cost import load_calibration
+
+    rows = {r["params"]: r for r in load_calibration()["units"]
+            if r["target"] == "xc7" and r["unit"] == "int_mul"}
+    r4 = rows["a=uint4 b=uint4 structure=dadda"]
+    assert r4["cells"]["MUXF8"] == 5 and abs(r4["yosys"] / packed_luts(4, 4, "xc7") - 1) <= 0.25
+    r3 = rows["a=uint3 b=uint3 structure=dadda"]
+    assert "MUXF7" not in r3["cells"] and r3["yosys"] == packed_luts(3, 3, "xc7")
 
 
 def test_block_formats_amortise_scale_logic():
