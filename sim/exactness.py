@@ -138,6 +138,26 @@ def split_exponents(sx: GridStats, sy: GridStats, k_len: int):
         rem = half
 
 
+def sums_bounded(sx: GridStats, sy: GridStats, K: int, fp, thr: float) -> bool:
+    """Every sum a per-add float accumulator (sequential or pairwise) forms from K products
+    of an X row and a Y row is finite and below the overflow threshold ``thr``.
+
+    An accumulated value is a rounded sum of a subset of products; each rounding to the format
+    (``mbits`` stored bits) grows a magnitude by at most a factor ``1 + 2**-(mbits+1)`` (normal
+    range) or adds at most half the smallest quantum ``2**(emin - mbits - 1)`` (subnormal range),
+    so every accumulator value is at most ``(B + K 2**(emin-mbits)) (1 + 2**-(mbits+1))**K``
+    (``B`` the lemma's bound) and every sum at most that plus ``max|x| max|y|``; a float64 step
+    above it (``BOUND_MARGIN``) covers the round-to-odd value the overflow test reads."""
+    if not (sx.finite and sy.finite):
+        return False
+    acc = (dot_bound(sx, sy, K) + K * math.ldexp(1.0, fp.emin - fp.mbits))
+    growth = K * math.log1p(math.ldexp(1.0, -(fp.mbits + 1)))
+    if growth > 700:
+        return False
+    bound = (acc * math.exp(growth) + sx.amax * sy.amax) * BOUND_MARGIN
+    return bound < thr
+
+
 # ------------------------------------------------------------------------------ registers
 
 

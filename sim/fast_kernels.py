@@ -73,8 +73,14 @@ def vec_params(fp: FloatParams) -> VecRoundParams:
                           ovf=fp.ovf, minnorm=fp.minnorm, ftz=fp.ftz)
 
 
+ROUND_OVERFLOW = 1  # sums may exceed the format's range: test overflow, cap the exponent
+ROUND_SPECIAL = 2  # sums may be Inf / NaN: return them unchanged
+ROUND_FLUSH = 4  # flush-to-zero format (also tested at run time: vp.ftz)
+ROUND_ALL = ROUND_OVERFLOW | ROUND_SPECIAL  # no knowledge about the data: every check
+
+
 @njit(cache=True, inline="always")
-def round_vec(s, r, vp):
+def round_vec(s, r, vp, mode=ROUND_ALL | ROUND_FLUSH):
     """Branch-free :func:`~lowbit.sim.accum_round.round_fmt`: RNE of the exact value ``s + r``
     (``s = RN64``, only the sign of ``r`` is used) to the format of ``vp``.
 
@@ -95,6 +101,12 @@ def round_vec(s, r, vp):
       fires (``mag <= 2**emax <= maxv``, ``|s| < 2**emax <= thr``), at ``emax`` they agree by
       the definition of ``thr``, above it both fire.
     * zero: ``s = +-0`` has ``r = 0``, rounds to ``0`` and keeps its sign via ``copysign``.
+
+    ``mode`` (a compile-time constant in the kernels) drops checks that cannot fire:
+    ``ROUND_OVERFLOW`` / ``ROUND_SPECIAL`` only when the caller proved every sum finite and
+    ``<= thr`` (then the cap, the overflow select and the Inf/NaN select are identities),
+    ``ROUND_FLUSH`` for flush-to-zero formats only (else ``mag < minnorm`` never replaces a
+    value: formats with subnormals round to their own grid; the bit also reads ``vp.ftz``).
     """
     bits = f64_bits(s)
     expo = bits & EXP_MASK
@@ -102,29 +114,34 @@ def round_vec(s, r, vp):
     # one float64 step toward r: +1 on the bit pattern if r has the sign of s, else -1
     toward = np.int64(1) + 2 * ((f64_bits(r) ^ bits) >> 63)
     t = bits_f64(bits + (toward if fix else np.int64(0)))
-    ec = min(max(expo, vp.lo_exp), vp.hi_exp)
+    ec = max(expo, vp.lo_exp)
+    if mode & ROUND_OVERFLOW:
+        ec = min(ec, vp.hi_exp)
     c = bits_f64(ec - vp.mshift) * MAGIC
     a = abs(t)
     mag = (a + c) - c
-    mag = vp.ovf if a > vp.thr else mag
-    if vp.ftz != 0:
+    if mode & ROUND_OVERFLOW:
+        mag = vp.ovf if a > vp.thr else mag
+    if mode & ROUND_FLUSH and vp.ftz != 0:
         mag = 0.0 if mag < vp.minnorm else mag
     res = math.copysign(mag, t)
-    return s if expo == EXP_MASK else res
+    if mode & ROUND_SPECIAL:
+        return s if expo == EXP_MASK else res
+    return res
 
 
 @njit(cache=True, inline="always")
-def _add_round(acc, p, vp):
+def _add_round(acc, p, vp, mode=ROUND_ALL | ROUND_FLUSH):
     """``round_vec`` of the exact ``acc + p`` (TwoSum: ``s + e == acc + p`` exactly)."""
     s, e = two_sum(acc, p)
-    return round_vec(s, e, vp)
+    return round_vec(s, e, vp, mode)
 
 
 # ------------------------------------------------------------------------------ element paths
 
 
-@njit(cache=True, nogil=True)
-def _seq_tile(A, B, out, i0, i1, j0, j1, vp):
+@njit(cache=True, inline="always")
+def _seq_tile(A, B, out, i0, i1, j0, j1, vp, mode):
     """Sequential FMA accumulation for out[i0:i1, j0:j1]; ``B`` is (K, M) (W transposed)."""
     prefer_wide_vectors()
     K = A.shape[1]
@@ -136,28 +153,12 @@ def _seq_tile(A, B, out, i0, i1, j0, j1, vp):
             a = A[i0 + ii, k]
             row = acc[ii]
             for jj in range(w):
-                row[jj] = _add_round(row[jj], a * brow[jj], vp)
+                row[jj] = _add_round(row[jj], a * brow[jj], vp, mode)
     out[i0:i1, j0:j1] = acc
 
 
-@njit(parallel=True, cache=True, nogil=True)
-def seq_gemm(A, B, vp, row_tile, col_tile):
-    """``out[i, j] = RNE(... RNE(RNE(0 + A[i,0]B[0,j]) + A[i,1]B[1,j]) ...)``, K order, one
-    rounding per add (= :func:`~lowbit.sim.accum_kernels.gemm_seq` with ``Bt = B.T``)."""
-    N = A.shape[0]
-    M = B.shape[1]
-    out = np.empty((N, M))
-    nti = (N + row_tile - 1) // row_tile
-    ntj = (M + col_tile - 1) // col_tile
-    for t in prange(nti * ntj):
-        i0 = (t // ntj) * row_tile
-        j0 = (t % ntj) * col_tile
-        _seq_tile(A, B, out, i0, min(i0 + row_tile, N), j0, min(j0 + col_tile, M), vp)
-    return out
-
-
-@njit(cache=True, nogil=True)
-def _pairwise_tile(A, B, out, i0, i1, j0, j1, vp, stack):
+@njit(cache=True, inline="always")
+def _pairwise_tile(A, B, out, i0, i1, j0, j1, vp, stack, mode):
     """Adder tree over the K products of rows i0:i1, columns j0:j1, as a binary counter:
     product k becomes a level-0 entry and is merged with the entry of the same level below it
     (``RNE(earlier + later)``) while one exists; at the end the remaining entries (one per set
@@ -186,17 +187,17 @@ def _pairwise_tile(A, B, out, i0, i1, j0, j1, vp, stack):
             else:
                 first = stack[ii, 0]
                 for jj in range(w):
-                    dest[jj] = _add_round(first[jj], a * brow[jj], vp)
+                    dest[jj] = _add_round(first[jj], a * brow[jj], vp, mode)
                 for lvl in range(1, top):
                     srow = stack[ii, lvl]
                     for jj in range(w):
-                        dest[jj] = _add_round(srow[jj], dest[jj], vp)
+                        dest[jj] = _add_round(srow[jj], dest[jj], vp, mode)
     for ii in range(i1 - i0):
         orow = out[i0 + ii, j0:j1]
         if K == 1:
             first = stack[ii, 0]
             for jj in range(w):
-                orow[jj] = round_vec(first[jj], 0.0, vp)
+                orow[jj] = round_vec(first[jj], 0.0, vp, mode)
             continue
         started = False
         lvl = 0
@@ -209,15 +210,20 @@ def _pairwise_tile(A, B, out, i0, i1, j0, j1, vp, stack):
                     started = True
                 else:
                     for jj in range(w):
-                        orow[jj] = _add_round(srow[jj], orow[jj], vp)
+                        orow[jj] = _add_round(srow[jj], orow[jj], vp, mode)
             cnt >>= 1
             lvl += 1
 
 
-@njit(parallel=True, cache=True, nogil=True)
-def pairwise_gemm(A, B, vp, row_tile, col_tile):
-    """Pairwise (adder-tree) accumulation = :func:`~lowbit.sim.accum_kernels.gemm_pairwise`
-    with ``Bt = B.T``; tiles of ``row_tile x col_tile`` outputs in parallel."""
+ORDER_SEQUENTIAL = 0
+ORDER_PAIRWISE = 1
+
+
+@njit(cache=True, inline="always")
+def _per_add_gemm(A, B, vp, row_tile, col_tile, order, mode):
+    """Tiles of ``row_tile x col_tile`` outputs in parallel; ``order`` and ``mode`` are
+    compile-time constants of the entry points below (inlined: the unused checks and order
+    vanish from the machine code)."""
     N, K = A.shape
     M = B.shape[1]
     out = np.zeros((N, M))
@@ -229,10 +235,41 @@ def pairwise_gemm(A, B, vp, row_tile, col_tile):
     for t in prange(nti * ntj):
         i0 = (t // ntj) * row_tile
         j0 = (t % ntj) * col_tile
-        stack = np.empty((row_tile, levels + 1, col_tile))
-        _pairwise_tile(A, B, out, i0, min(i0 + row_tile, N), j0, min(j0 + col_tile, M), vp,
-                       stack)
+        i1 = min(i0 + row_tile, N)
+        j1 = min(j0 + col_tile, M)
+        if order == ORDER_SEQUENTIAL:
+            _seq_tile(A, B, out, i0, i1, j0, j1, vp, mode)
+        else:
+            stack = np.empty((row_tile, levels + 1, col_tile))
+            _pairwise_tile(A, B, out, i0, i1, j0, j1, vp, stack, mode)
     return out
+
+
+def _per_add_entry(order: int, mode: int):
+    """A compiled entry point with ``order`` and ``mode`` frozen in as constants (numba treats
+    closure variables as compile-time constants and keys its disk cache on them)."""
+
+    @njit(parallel=True, cache=True, nogil=True)
+    def kernel(A, B, vp, row_tile, col_tile):
+        return _per_add_gemm(A, B, vp, row_tile, col_tile, order, mode)
+
+    return kernel
+
+
+_PER_ADD = {(order, bounded): _per_add_entry(order, ROUND_FLUSH if bounded else
+                                             ROUND_ALL | ROUND_FLUSH)
+            for order in (ORDER_SEQUENTIAL, ORDER_PAIRWISE) for bounded in (False, True)}
+
+
+def per_add_gemm(A, B, vp, *, pairwise: bool, bounded: bool, row_tile: int, col_tile: int):
+    """Per-add float accumulation ``out = A @ B`` (B is (K, M), W transposed), one rounding per
+    add: sequential (= :func:`~lowbit.sim.accum_kernels.gemm_seq`: ``acc = RNE(acc + a_k b_k)``
+    in K order) or pairwise (= :func:`~lowbit.sim.accum_kernels.gemm_pairwise`, the adder tree
+    of :func:`_pairwise_tile`).  ``bounded``: the caller proved every sum finite and below the
+    overflow threshold (:func:`lowbit.sim.exactness.sums_bounded`), so the kernel compiled
+    without the overflow and Inf/NaN checks runs."""
+    kernel = _PER_ADD[(ORDER_PAIRWISE if pairwise else ORDER_SEQUENTIAL, bool(bounded))]
+    return kernel(A, B, vp, row_tile, col_tile)
 
 
 # ------------------------------------------------------------------------------ block rounding

@@ -107,19 +107,21 @@ def _choose_element(A: Operand, W: Operand, acc) -> FastPath | None:
     fp = float_params(acc.fmt, acc.overflow)
     if acc.chunk is not None:
         return _chunk_round(A, W, sa, sw, acc.chunk, fp)
+    vp = FK.vec_params(fp)
+    bounded = X.sums_bounded(sa, sw, K, fp, vp.thr)
     if acc.order == "pairwise":
-        vp = FK.vec_params(fp)
-        return FastPath("pairwise", lambda: FK.pairwise_gemm(
-            A.values, np.ascontiguousarray(W.values.T), vp, ROW_TILE, COL_TILE))
+        return FastPath("pairwise", lambda: FK.per_add_gemm(
+            A.values, np.ascontiguousarray(W.values.T), vp, pairwise=True, bounded=bounded,
+            row_tile=ROW_TILE, col_tile=COL_TILE))
     plain = A.sig_bits + W.sig_bits <= X.FLOAT64_MANT
     if not plain:  # the reference carries Dekker pairs; equal if the data's products are exact
         plain = (sa.finite and sw.finite and sa.sig_bits + sw.sig_bits <= X.FLOAT64_MANT
                  and (X.zero(sa, sw) or X.unit(sa, sw) >= X.MIN_EXP))
     if not plain:
         return None
-    vp = FK.vec_params(fp)
-    return FastPath("seq", lambda: FK.seq_gemm(
-        A.values, np.ascontiguousarray(W.values.T), vp, ROW_TILE, COL_TILE))
+    return FastPath("seq", lambda: FK.per_add_gemm(
+        A.values, np.ascontiguousarray(W.values.T), vp, pairwise=False, bounded=bounded,
+        row_tile=ROW_TILE, col_tile=COL_TILE))
 
 
 def _chunk_round(A: Operand, W: Operand, sa: GridStats, sw: GridStats, chunk: int, fp):

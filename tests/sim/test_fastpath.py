@@ -385,3 +385,22 @@ def test_grid_stats_by_hand():
     assert grid_stats(np.zeros((2, 3))).amax == 0.0
     assert exactness.exact_gemm_plan(grid_stats(np.ones((1, 4))), grid_stats(np.ones((1, 4))), 4) == 4
     assert math.isfinite(grid_stats(np.array([[2.0**1023]])).amax)
+
+
+def test_seq_round_checks_dropped_only_when_sums_are_bounded():
+    """The per-add kernels drop the overflow / Inf-NaN checks when the data bound every sum
+    below the overflow threshold; results equal the reference either way."""
+    rng = np.random.default_rng(16)
+    A = prepare(rng.standard_normal((9, 300)), "fp16")
+    W = prepare(rng.standard_normal((11, 300)), "fp16")
+    fp = float_params(lf.resolve("fp32"))
+    assert exactness.sums_bounded(A.value_stats, W.value_stats, 300, fp, FK.vec_params(fp).thr)
+    fp16 = float_params(lf.resolve("fp16"))
+    big = prepare(np.full((2, 300), 200.0), "fp16")  # 300 * 200 * 200 > 65504: may overflow
+    assert not exactness.sums_bounded(big.value_stats, big.value_stats, 300, fp16,
+                                      FK.vec_params(fp16).thr)
+    for acc in ("fp32", "bf16", "fp16_pairwise", "fp32_pairwise"):
+        fast_vs_reference(A, W, acc, "pairwise" if "pairwise" in acc else "seq")
+    for acc in ("fp16", "fp16_sat", "fp16_pairwise"):
+        got = fast_vs_reference(big, big, acc, "pairwise" if "pairwise" in acc else "seq")
+        assert not np.all(np.isfinite(got)) or acc.endswith("sat")
