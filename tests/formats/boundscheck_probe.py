@@ -42,10 +42,9 @@ def digest() -> str:
 
     x, bits = _inputs()
     big = np.tile(x, (12, 8))  # > 65536 elements: the parallel kernel twins too
-    for name in ("fp8_e4m3", "fp8_e5m2", "fp4_e2m1", "fp6_e3m2", "e8m0", "int8", "uint4", "bf16",
-                 "int32", "p3109_k8p3se", "ue4m3"):
+    for name in ("fp8_e4m3", "fp4_e2m1", "e8m0", "int8", "bf16", "int32", "p3109_k8p3se"):
         for src in (bits, bits.astype(np.float64)):
-            for rnd in ("rne", "rtz", "stochastic"):
+            for rnd in ("rne", "stochastic"):
                 add(encode(src, name, rounding=rnd, seed=1, nan_input="zero"))
                 add(quantize(src, name, rounding=rnd, seed=1, nan_input="zero"))
         add(decode(np.arange(1 << min(get_format(name).bits, 16)), name))
@@ -54,7 +53,7 @@ def digest() -> str:
     for name in ("mxfp4", "mxfp8_e4m3", "mxfp6_e2m3", "nvfp4", "int4_g128", "int8_pc", "int8_pt",
                  "int4_g128_asym", "mxint8"):
         for src in (x, x.astype(np.float64)):
-            for axis in (-1, 0):
+            for axis in ((-1, 0) if name == "mxfp4" else (-1,)):
                 qt = encode(src, name, axis=axis)
                 add(qt.codes)
                 add(qt.scales)
