@@ -15,8 +15,8 @@ operands whose significands together exceed 53 bits; otherwise products ``a*b`` 
 float64 values by construction (the caller checks the significand budget).
 
 Call the Python wrappers (:func:`gemm_exact`, :func:`gemm_chunk`, :func:`block_gemm_exact`,
-:func:`block_gemm_round`, :func:`block_gemm_int`) with keyword arguments; the ``_``-prefixed
-numba kernels take the mode flags positionally.
+:func:`block_gemm_round`, :func:`block_gemm_int`) with keyword arguments; they call the
+``_``-prefixed numba kernels with keyword arguments too (mode flags are named constants).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import numpy as np
 from numba import njit, prange
 
 from .accum_round import (
+    FLOAT64_PARAMS,
     MSUM_CAP,
     FloatParams,
     msum_add,
@@ -33,10 +34,6 @@ from .accum_round import (
     two_prod,
     two_sum,
 )
-
-# placeholder rounding parameters for the kernels' exact modes (never read there)
-_NO_ROUNDING = FloatParams(mbits=52, emin=-1022, maxv=np.inf, ovf=np.inf, minnorm=2.0**-1022,
-                           ftz=0, emax=1023)
 
 
 @njit(parallel=True, cache=True)
@@ -118,13 +115,14 @@ def gemm_pairwise(A, Bt, fp):
 def gemm_exact(A, Bt, *, twoprod: bool):
     """The Exact model: the exact dot products (Shewchuk expansion sum), correctly rounded once
     to float64; non-finite products propagate."""
-    return _gemm_chunk(A, Bt, max(A.shape[1], 1), twoprod, False, _NO_ROUNDING)
+    return _gemm_chunk(A, Bt, chunk=max(A.shape[1], 1), twoprod=twoprod, do_round=False,
+                       fp=FLOAT64_PARAMS)
 
 
 def gemm_chunk(A, Bt, *, chunk: int, twoprod: bool, fp: FloatParams):
     """``acc = RNE_fp(acc + exact sum of chunk products)`` per chunk of ``chunk`` products
     (chunk=1: exact-FMA steps)."""
-    return _gemm_chunk(A, Bt, int(chunk), twoprod, True, fp)
+    return _gemm_chunk(A, Bt, chunk=int(chunk), twoprod=twoprod, do_round=True, fp=fp)
 
 
 @njit(parallel=True, cache=True)
@@ -188,12 +186,14 @@ BLOCK_SUM_ROUND = 1  # across blocks: acc = RNE_fmt(acc + term), one rounding pe
 
 def block_gemm_exact(Pa, Sa, Pw, Sw, *, block_len: int, plain: bool):
     """Block dot products summed exactly across blocks, correctly rounded once to float64."""
-    return _block_gemm(Pa, Sa, Pw, Sw, int(block_len), BLOCK_SUM_EXACT, plain, _NO_ROUNDING)
+    return _block_gemm(Pa, Sa, Pw, Sw, bs=int(block_len), mode=BLOCK_SUM_EXACT, plain=plain,
+                       fp=FLOAT64_PARAMS)
 
 
 def block_gemm_round(Pa, Sa, Pw, Sw, *, block_len: int, plain: bool, fp: FloatParams):
     """Block dot products accumulated in K order with one RNE_fp rounding per block."""
-    return _block_gemm(Pa, Sa, Pw, Sw, int(block_len), BLOCK_SUM_ROUND, plain, fp)
+    return _block_gemm(Pa, Sa, Pw, Sw, bs=int(block_len), mode=BLOCK_SUM_ROUND, plain=plain,
+                       fp=fp)
 
 
 @njit(parallel=True, cache=True)
@@ -261,7 +261,8 @@ def _block_gemm(Pa, Sa, Pw, Sw, bs, mode, plain, fp):
 def block_gemm_int(Ia, Sa, Iw, Sw, *, block_len: int, bits: int, saturate: bool, unit: float):
     """Integer-register block dot products (see :func:`_block_gemm_int`); one block of length K
     with unit scales is the plain integer-register GEMM."""
-    return _block_gemm_int(Ia, Sa, Iw, Sw, int(block_len), int(bits), bool(saturate), float(unit))
+    return _block_gemm_int(Ia, Sa, Iw, Sw, bs=int(block_len), bits=int(bits),
+                           sat=bool(saturate), unit=float(unit))
 
 
 @njit(parallel=True, cache=True)

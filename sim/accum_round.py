@@ -57,6 +57,13 @@ class FloatParams(NamedTuple):
     emax: int
 
 
+FLOAT64_PARAMS = FloatParams(mbits=52, emin=-1022, maxv=float(np.finfo(np.float64).max),
+                             ovf=np.inf, minnorm=2.0**-1022, ftz=0, emax=1023)
+"""float64's own rounding parameters (rounding a float64 value to them is the identity): the
+``fp`` argument of the kernels' modes that do not round to a narrower format (exact and
+integer accumulation)."""
+
+
 def float_params(fmt, overflow: str = "ieee") -> FloatParams:
     """:class:`FloatParams` of float format ``fmt`` for the accumulator rounding kernels.
     overflow: ``"ieee"`` -> Inf if the format has Inf, else NaN if it has NaN, else saturate;

@@ -20,15 +20,16 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from . import fast_kernels as FK
-from .accum_round import FloatParams
+from .accum_round import FLOAT64_PARAMS
 
 BLOCK_ROW_TILE, BLOCK_COL_TILE = 128, 512  # accumulator tile (fits in L2 with its inner sums)
+MIN_ROW_TILE = 16  # rows of a tile when small outputs are split to give every thread a tile
+_BLAS = ThreadpoolController()  # made once: threadpool_limits() re-scans the libraries per call
 SPLIT_MAGIC = 1.5 * 2.0**52  # (x + c) - c rounds x to a multiple of c / 1.5 / 2**52
-_NO_ROUNDING = FK.vec_params(FloatParams(mbits=52, emin=-1022, maxv=float(np.finfo(float).max),
-                                         ovf=np.inf, minnorm=2.0**-1022, ftz=0, emax=1023))
+_NO_ROUNDING = FK.vec_params(FLOAT64_PARAMS)  # TERM_PAIRS never rounds
 
 
 def zero_sign(out: np.ndarray) -> np.ndarray:
@@ -66,7 +67,8 @@ def split_slices(X: np.ndarray, exps) -> list:
 
 
 def block_round_gemm(Pa, Sa, Pw, Sw, bs: int, fp, *, term: str = "exact",
-                     split: tuple = (), scale_blocks: int | None = None):
+                     split: tuple = (), scale_blocks: int | None = None,
+                     bounded: bool = False, float32_inner: bool = False):
     """``acc = RNE_fp(acc + (Sa*Sw) * inner_b)`` over blocks b in K order, inner sums by BLAS.
 
     Pa (N, K), Pw (M, K) with K a multiple of ``bs`` except that the last block may be short;
@@ -75,10 +77,15 @@ def block_round_gemm(Pa, Sa, Pw, Sw, bs: int, fp, *, term: str = "exact",
     (:func:`~lowbit.sim.exactness.block_terms_exact`); ``"dekker"`` - an exact Dekker pair
     (:func:`~lowbit.sim.exactness.block_terms_dekker`); ``"split"`` - the inner sum from exact
     slices of ``Pa`` (split exponents ``split``), added as an exact pair, power-of-two scales
-    (:func:`~lowbit.sim.exactness.block_split_plan`)."""
+    (:func:`~lowbit.sim.exactness.block_split_plan`).  ``bounded``: every accumulator sum is
+    proven finite and in range (:func:`~lowbit.sim.exactness.block_sums_bounded`: the rounding
+    kernel without the overflow checks runs); ``float32_inner``: the inner sums are proven exact
+    in float32 (:func:`~lowbit.sim.exactness.float32_inner_ok`: float32 BLAS)."""
     codes = {"exact": FK.TERM_EXACT, "dekker": FK.TERM_DEKKER, "split": FK.TERM_SLICES}
     lefts = split_slices(Pa, split) if term == "split" else [Pa]
-    return _tiled_blocks(lefts, Sa, Pw, Sw, bs, codes[term], FK.vec_params(fp), scale_blocks)
+    return _tiled_blocks(lefts, Sa, Pw, Sw, bs, term=codes[term], vp=FK.vec_params(fp),
+                         scale_blocks=scale_blocks, bounded=bounded,
+                         dtype=np.float32 if float32_inner else np.float64)
 
 
 def block_exact_gemm(Pa, Sa, Pw, Sw, bs: int):
@@ -86,38 +93,47 @@ def block_exact_gemm(Pa, Sa, Pw, Sw, bs: int):
     sums by BLAS, terms added as exact ``hi + lo`` pairs (the caller has checked
     :func:`~lowbit.sim.exactness.block_terms_exact` and
     :func:`~lowbit.sim.exactness.pair_sum_ok`)."""
-    return zero_sign(_tiled_blocks([Pa], Sa, Pw, Sw, bs, FK.TERM_PAIRS, _NO_ROUNDING, None))
+    return zero_sign(_tiled_blocks([Pa], Sa, Pw, Sw, bs, term=FK.TERM_PAIRS, vp=_NO_ROUNDING,
+                                   scale_blocks=None, bounded=True, dtype=np.float64))
 
 
-def _tiled_blocks(lefts, Sa, Pw, Sw, bs, term, vp, scale_blocks):
+def _tiled_blocks(lefts, Sa, Pw, Sw, bs, *, term, vp, scale_blocks, bounded, dtype):
     """Run :func:`~lowbit.sim.fast_kernels.block_tile` over the blocks of every output tile,
     the tile's inner sums of each of ``lefts`` (the left operand or its slices) with ``Pw`` by
-    BLAS."""
+    BLAS in ``dtype`` (float32 only where proven exact)."""
+    if dtype != np.float64:
+        lefts = [X.astype(dtype) for X in lefts]
+        Pw = Pw.astype(dtype)
     N, K = lefts[0].shape
     M = Pw.shape[0]
     sb = bs if scale_blocks is None else scale_blocks
     SaT = np.ascontiguousarray(Sa.T)
     SwT = np.ascontiguousarray(Sw.T)
     out = np.empty((N, M))
-    tiles = [(i0, min(i0 + BLOCK_ROW_TILE, N), j0, min(j0 + BLOCK_COL_TILE, M))
-             for i0 in range(0, N, BLOCK_ROW_TILE) for j0 in range(0, M, BLOCK_COL_TILE)]
+    threads = max(int(numba.get_num_threads()), 1)
+    rt = BLOCK_ROW_TILE
+    while rt > MIN_ROW_TILE and -(-N // rt) * -(-M // BLOCK_COL_TILE) < threads:
+        rt //= 2  # small outputs: smaller tiles, so that every thread has one
+    tiles = [(i0, min(i0 + rt, N), j0, min(j0 + BLOCK_COL_TILE, M))
+             for i0 in range(0, N, rt) for j0 in range(0, M, BLOCK_COL_TILE)]
 
     def work(tile):
         i0, i1, j0, j1 = tile
         acc = np.zeros((i1 - i0, j1 - j0))
         low = np.zeros_like(acc)
-        inner = np.empty((len(lefts), i1 - i0, j1 - j0))
+        inner = np.empty((len(lefts), i1 - i0, j1 - j0), dtype=dtype)
         for k0 in range(0, K, bs):
             k1 = min(k0 + bs, K)
             wt = Pw[j0:j1, k0:k1].T
             for X, buf in zip(lefts, inner):
                 np.matmul(X[i0:i1, k0:k1], wt, out=buf)
             c = k0 // sb
-            FK.block_tile(acc, low, inner, SaT[c, i0:i1], SwT[c, j0:j1], vp, term)
+            FK.block_tile(acc, low, inner, SaT[c, i0:i1], SwT[c, j0:j1], vp, term=term,
+                          bounded=bounded)
         out[i0:i1, j0:j1] = acc
 
-    nthreads = min(max(int(numba.get_num_threads()), 1), len(tiles))
-    with threadpool_limits(limits=1, user_api="blas"):
+    nthreads = min(threads, len(tiles))
+    with _BLAS.limit(limits=1, user_api="blas"):
         if nthreads <= 1:
             for tile in tiles:
                 work(tile)

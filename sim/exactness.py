@@ -158,6 +158,42 @@ def sums_bounded(sx: GridStats, sy: GridStats, K: int, fp, thr: float) -> bool:
     return bound < thr
 
 
+def block_sums_bounded(se_a: GridStats, se_w: GridStats, ss_a: GridStats, ss_w: GridStats,
+                       Kp: int, bs: int, fp, thr: float) -> bool:
+    """:func:`sums_bounded` for block dot products: the block terms sum in absolute value to
+    at most ``max|s_a| max|s_w| B`` (``B`` the lemma's bound of the elements over K), the
+    accumulator rounds ``Kp / bs`` times, and one term is at most
+    ``max|s_a| max|s_w| bs max|P_a| max|P_w|``."""
+    if not (se_a.finite and se_w.finite and ss_a.finite and ss_w.finite):
+        return False
+    nb = max(Kp // max(bs, 1), 1)
+    sc = ss_a.amax * ss_w.amax
+    acc = sc * dot_bound(se_a, se_w, Kp) + nb * math.ldexp(1.0, fp.emin - fp.mbits)
+    growth = nb * math.log1p(math.ldexp(1.0, -(fp.mbits + 1)))
+    if growth > 700:
+        return False
+    bound = (acc * math.exp(growth) + sc * inner_bound(se_a, se_w, bs)) * BOUND_MARGIN
+    return bound < thr
+
+
+FLOAT32_MANT, FLOAT32_MIN_EXP, FLOAT32_MAX_EXP = 24, -149, 127
+
+
+def float32_inner_ok(se_a: GridStats, se_w: GridStats, bs: int) -> bool:
+    """The block inner sums can run in float32 BLAS: the elements are float32 values and every
+    partial inner sum is a multiple of ``2**u`` below ``2**(24 + u)`` (the lemma for float32)."""
+    if not (se_a.finite and se_w.finite):
+        return False
+    if zero(se_a, se_w):
+        return True
+    for st in (se_a, se_w):
+        if (st.sig_bits > FLOAT32_MANT or st.lsb < FLOAT32_MIN_EXP
+                or math.frexp(st.amax)[1] > FLOAT32_MAX_EXP):
+            return False
+    u = unit(se_a, se_w)
+    return u >= FLOAT32_MIN_EXP and fits(inner_bound(se_a, se_w, bs), u, FLOAT32_MANT)
+
+
 # ------------------------------------------------------------------------------ registers
 
 

@@ -290,7 +290,7 @@ def _pair_add(hi, lo, b):
 
 
 @njit(cache=True, inline="always")
-def _add3_round(acc, hi, lo, vp):
+def _add3_round(acc, hi, lo, vp, mode=ROUND_ALL | ROUND_FLUSH):
     """``round_vec`` of the exact ``acc + hi + lo`` for a normalised pair ``|lo| <= ulp(hi)/2``:
     ``(s1, e1) = TwoSum(acc, hi)``, ``(t, e2) = TwoSum(e1, lo)``, ``(s, e3) = TwoSum(s1, t)``,
     so ``acc + hi + lo == s + e3 + e2`` exactly.  ``|e2|`` is below a float64 ulp of ``e1``, far
@@ -303,12 +303,14 @@ def _add3_round(acc, hi, lo, vp):
     s1, e1 = two_sum(acc, hi)
     t, e2 = two_sum(e1, lo)
     s, e3 = two_sum(s1, t)
-    res = round_vec(s, e3 + e2, vp)
-    return res if abs(acc) < np.inf else acc
+    res = round_vec(s, e3 + e2, vp, mode)
+    if mode & ROUND_SPECIAL:
+        return res if abs(acc) < np.inf else acc
+    return res
 
 
-@njit(cache=True, nogil=True)
-def block_tile(acc, low, inner, sa, sw, vp, term):
+@njit(cache=True, inline="always")
+def _block_tile(acc, low, inner, sa, sw, vp, term, mode):
     """One block step of a block dot product for a tile of outputs.
 
     ``inner`` (n, rows, cols): the block's exact inner sums (``n > 1``: exact slices of them),
@@ -323,6 +325,8 @@ def block_tile(acc, low, inner, sa, sw, vp, term):
       ``acc + hi + lo`` rounded once.
     * ``TERM_PAIRS``: no rounding: ``(acc, low) += (sa_i sw_j) * inner`` as an exact pair (the
       exact block dot product; ``acc`` ends as the correctly rounded exact sum).
+
+    ``mode``: the :func:`round_vec` checks (compile-time constant of the entry points).
     """
     prefer_wide_vectors()
     n = inner.shape[0]
@@ -333,18 +337,40 @@ def block_tile(acc, low, inner, sa, sw, vp, term):
         for j in range(acc.shape[1]):
             sc = s_i * sw[j]
             if term == TERM_EXACT:
-                arow[j] = _add_round(arow[j], sc * inner[0, i, j] + 0.0, vp)
+                arow[j] = _add_round(arow[j], sc * inner[0, i, j] + 0.0, vp, mode)
             elif term == TERM_DEKKER:
                 hi, lo = two_prod(sc, inner[0, i, j])
-                arow[j] = _add3_round(arow[j], hi + 0.0, lo, vp)
+                arow[j] = _add3_round(arow[j], hi + 0.0, lo, vp, mode)
             elif term == TERM_SLICES:
                 hi = inner[0, i, j]
                 lo = 0.0
                 for k in range(1, n):
                     hi, lo = _pair_add(hi, lo, inner[k, i, j])
-                arow[j] = _add3_round(arow[j], sc * hi + 0.0, sc * lo, vp)
+                arow[j] = _add3_round(arow[j], sc * hi + 0.0, sc * lo, vp, mode)
             else:
                 arow[j], lrow[j] = _pair_add(arow[j], lrow[j], sc * inner[0, i, j])
+
+
+def _block_entry(term: int, mode: int):
+    """A compiled :func:`_block_tile` with ``term`` and ``mode`` frozen in as constants."""
+
+    @njit(cache=True, nogil=True)
+    def kernel(acc, low, inner, sa, sw, vp):
+        _block_tile(acc, low, inner, sa, sw, vp, term, mode)
+
+    return kernel
+
+
+_BLOCK = {(term, bounded): _block_entry(term, ROUND_FLUSH if bounded else ROUND_ALL | ROUND_FLUSH)
+          for term in (TERM_EXACT, TERM_DEKKER, TERM_SLICES, TERM_PAIRS)
+          for bounded in (False, True)}
+
+
+def block_tile(acc, low, inner, sa, sw, vp, *, term: int, bounded: bool):
+    """One block step for a tile of outputs (:func:`_block_tile`); ``bounded``: the caller
+    proved every accumulator sum finite and below the overflow threshold
+    (:func:`lowbit.sim.exactness.block_sums_bounded`), so the checks are compiled out."""
+    _BLOCK[(term, bool(bounded))](acc, low, inner, sa, sw, vp)
 
 
 @njit(cache=True, nogil=True)

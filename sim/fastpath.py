@@ -47,14 +47,12 @@ from lowbit.formats.accum import Exact, FloatAccum, IntAccum
 
 from . import exactness as X
 from . import fast_kernels as FK
-from .accum_round import FloatParams, float_params
+from .accum_round import FLOAT64_PARAMS, float_params
 from .blas_paths import block_exact_gemm, block_round_gemm, exact_gemm
 from .operands import GridStats, Operand, align_blocks, common_blocks
 
 SLOW_GEMM_ENV = "LOWBIT_SLOW_GEMM"
 ROW_TILE, COL_TILE = 8, 256  # per-add kernels: outputs per tile (rows x columns)
-_FP64 = FloatParams(mbits=52, emin=-1022, maxv=float(np.finfo(np.float64).max), ovf=np.inf,
-                    minnorm=2.0**-1022, ftz=0, emax=1023)  # placeholder: do_round=False
 
 
 def slow_forced() -> bool:
@@ -85,28 +83,55 @@ def _register_ok(A: Operand, W: Operand, sa: GridStats, sw: GridStats, bound: fl
             and X.register_ok(bound, _lsb(A) + _lsb(W), bits))
 
 
+def _evidence(bounds: Callable, data: Callable):
+    """The statistics a BLAS path's proof is tried with, cheapest first: the formats' bounds
+    (:attr:`~lowbit.sim.operands.Operand.element_bounds`: no pass over the data but a
+    finiteness test; skipped when a format has none), then the data's own statistics (a pass
+    over both operands, made only when the bounds do not prove the path).  Both are valid
+    statistics of the same data, so a proof from either holds."""
+    ba, bw = bounds()
+    if ba is not None and bw is not None:
+        yield ba, bw
+    yield data()
+
+
+def _first(evidence, prove):
+    """The first non-``None`` ``prove(sa, sw)`` over :func:`_evidence`, or ``None``."""
+    for sa, sw in evidence():
+        found = prove(sa, sw)
+        if found is not None:
+            return found
+    return None
+
+
 # ------------------------------------------------------------------------------ element path
 
 
 def _choose_element(A: Operand, W: Operand, acc) -> FastPath | None:
-    sa, sw = A.value_stats, W.value_stats
     K = A.values.shape[1]
+    values = lambda: _evidence(lambda: (A.value_bounds, W.value_bounds),  # noqa: E731
+                               lambda: (A.value_stats, W.value_stats))
     if isinstance(acc, IntAccum):
-        if not _register_ok(A, W, sa, sw, X.dot_bound(sa, sw, K), acc.bits):
-            return None
-        plan = X.exact_gemm_plan(sa, sw, K)
-        if plan is None:
-            return None
-        return FastPath("blas-int", lambda: exact_gemm(A.values, W.values, plan))
+        def prove_int(sa, sw):
+            if not _register_ok(A, W, sa, sw, X.dot_bound(sa, sw, K), acc.bits):
+                return None
+            plan = X.exact_gemm_plan(sa, sw, K)
+            return None if plan is None else FastPath(
+                "blas-int", lambda: exact_gemm(A.values, W.values, plan))
+        return _first(values, prove_int)
     if isinstance(acc, Exact):
-        plan = X.exact_gemm_plan(sa, sw, K)
-        if plan is None:
-            return None
-        name = "blas" if plan >= K else "blas-chunked"
-        return FastPath(name, lambda: exact_gemm(A.values, W.values, plan))
+        def prove_exact(sa, sw):
+            plan = X.exact_gemm_plan(sa, sw, K)
+            if plan is None:
+                return None
+            return FastPath("blas" if plan >= K else "blas-chunked",
+                            lambda: exact_gemm(A.values, W.values, plan))
+        return _first(values, prove_exact)
     fp = float_params(acc.fmt, acc.overflow)
     if acc.chunk is not None:
-        return _chunk_round(A, W, sa, sw, acc.chunk, fp)
+        return _chunk_round(A, W, values, acc.chunk, fp)
+    # per-add kernels: O(N K M) rounding work, the data's statistics are cheap next to it
+    sa, sw = A.value_stats, W.value_stats
     vp = FK.vec_params(fp)
     bounded = X.sums_bounded(sa, sw, K, fp, vp.thr)
     if acc.order == "pairwise":
@@ -124,18 +149,39 @@ def _choose_element(A: Operand, W: Operand, acc) -> FastPath | None:
         row_tile=ROW_TILE, col_tile=COL_TILE))
 
 
-def _chunk_round(A: Operand, W: Operand, sa: GridStats, sw: GridStats, chunk: int, fp):
+def _chunk_round(A: Operand, W: Operand, values, chunk: int, fp) -> FastPath | None:
+    """Chunked float accumulation as block rounding with unit scales (one chunk = one block):
+    exact chunk sums by BLAS if proven (from ``values``: :func:`_evidence`), else as two exact
+    slices."""
     N, K = A.values.shape
     M = W.values.shape[0]
     ones_a, ones_w = np.ones((N, 1)), np.ones((M, 1))
-    if X.block_terms_exact(sa, sw, X.ONE, X.ONE, chunk):
+
+    def prove_exact(sa, sw):
+        if not X.block_terms_exact(sa, sw, X.ONE, X.ONE, chunk):
+            return None
+        kw = _block_options(sa, sw, X.ONE, X.ONE, K, chunk, fp)
         return FastPath("blas-chunk-round", lambda: block_round_gemm(
-            A.values, ones_a, W.values, ones_w, chunk, fp, scale_blocks=K))
-    s = X.block_split_plan(sa, sw, X.ONE, X.ONE, chunk)  # split exponents
-    if s is None:
-        return None
-    return FastPath("blas-chunk-round-split", lambda: block_round_gemm(
-        A.values, ones_a, W.values, ones_w, chunk, fp, term="split", split=s, scale_blocks=K))
+            A.values, ones_a, W.values, ones_w, chunk, fp, scale_blocks=K, **kw))
+
+    def prove_split(sa, sw):
+        s = X.block_split_plan(sa, sw, X.ONE, X.ONE, chunk)  # split exponents
+        if s is None:
+            return None
+        bounded = _block_options(sa, sw, X.ONE, X.ONE, K, chunk, fp)["bounded"]
+        return FastPath("blas-chunk-round-split", lambda: block_round_gemm(
+            A.values, ones_a, W.values, ones_w, chunk, fp, term="split", split=s,
+            scale_blocks=K, bounded=bounded))
+
+    return _first(values, prove_exact) or _first(values, prove_split)
+
+
+def _block_options(ea, ew, ca, cw, Kp, bs, fp) -> dict:
+    """Optional speed-ups of the block-rounding paths, each with its own proof: the rounding
+    kernel without overflow checks and float32 BLAS for the inner sums."""
+    return {"bounded": X.block_sums_bounded(ea, ew, ca, cw, Kp, bs, fp,
+                                            FK.vec_params(fp).thr),
+            "float32_inner": X.float32_inner_ok(ea, ew, bs)}
 
 
 # ------------------------------------------------------------------------------ block path
@@ -143,11 +189,12 @@ def _chunk_round(A: Operand, W: Operand, sa: GridStats, sw: GridStats, chunk: in
 
 def _choose_block(A: Operand, W: Operand, acc) -> FastPath | None:
     bs, Kp = common_blocks(A, W)
-    ea, ew = A.element_stats, W.element_stats
     ca, cw = A.scale_stats, W.scale_stats
     t = A.tensor_scale * W.tensor_scale
+    elements = lambda: _evidence(lambda: (A.element_bounds, W.element_bounds),  # noqa: E731
+                                 lambda: (A.element_stats, W.element_stats))
     if Kp == bs:
-        return _single_block(A, W, acc, ea, ew, ca, cw, t)
+        return _first(elements, lambda ea, ew: _single_block(A, W, acc, ea, ew, ca, cw, t))
 
     def blocks(fn):
         def run():
@@ -159,41 +206,70 @@ def _choose_block(A: Operand, W: Operand, acc) -> FastPath | None:
 
     if isinstance(acc, FloatAccum):
         fp = float_params(acc.fmt, acc.overflow)
-        if X.block_terms_exact(ea, ew, ca, cw, bs):
-            return FastPath("blas-block-round", blocks(
-                lambda Pa, Sa, Pw, Sw: block_round_gemm(Pa, Sa, Pw, Sw, bs, fp)))
-        if X.block_terms_dekker(ea, ew, ca, cw, bs):
-            return FastPath("blas-block-round-dekker", blocks(
-                lambda Pa, Sa, Pw, Sw: block_round_gemm(Pa, Sa, Pw, Sw, bs, fp, term="dekker")))
-        s = X.block_split_plan(ea, ew, ca, cw, bs)
-        if s is None:
-            return None
-        return FastPath("blas-block-round-split", blocks(
-            lambda Pa, Sa, Pw, Sw: block_round_gemm(Pa, Sa, Pw, Sw, bs, fp, term="split",
-                                                    split=s)))
+
+        def round_path(name, term, ok):
+            """The path ``name`` if ``ok(ea, ew)`` holds (its block terms are exact as
+            ``term``)."""
+            def prove(ea, ew):
+                if not ok(ea, ew):
+                    return None
+                kw = _block_options(ea, ew, ca, cw, Kp, bs, fp)
+                return FastPath(name, blocks(
+                    lambda Pa, Sa, Pw, Sw: block_round_gemm(Pa, Sa, Pw, Sw, bs, fp, term=term,
+                                                            **kw)))
+            return _first(elements, prove)
+
+        def prove_split(ea, ew):
+            s = X.block_split_plan(ea, ew, ca, cw, bs)
+            if s is None:
+                return None
+            bounded = _block_options(ea, ew, ca, cw, Kp, bs, fp)["bounded"]
+            return FastPath("blas-block-round-split", blocks(
+                lambda Pa, Sa, Pw, Sw: block_round_gemm(Pa, Sa, Pw, Sw, bs, fp, term="split",
+                                                        split=s, bounded=bounded)))
+
+        # fastest first, each from the formats' bounds, then from the data
+        return (round_path("blas-block-round", "exact",
+                           lambda ea, ew: X.block_terms_exact(ea, ew, ca, cw, bs))
+                or round_path("blas-block-round-dekker", "dekker",
+                              lambda ea, ew: X.block_terms_dekker(ea, ew, ca, cw, bs))
+                or _first(elements, prove_split))
     # Exact / IntAccum: the exact sum of the block terms
-    if isinstance(acc, IntAccum) and not _register_ok(A, W, ea, ew, X.inner_bound(ea, ew, bs),
-                                                      acc.bits):
-        return None
-    if not (ea.finite and ew.finite and X.scales_product_exact(ca, cw)):
+    if not X.scales_product_exact(ca, cw):
         return None  # the reference forms s_a * s_w in float64 first
-    va, vw = _scaled_stats(ea, ca), _scaled_stats(ew, cw)
-    plan = None if va is None or vw is None else X.exact_gemm_plan(va, vw, Kp)
-    if plan is not None:
-        return FastPath("blas-block-exact", blocks(
-            lambda Pa, Sa, Pw, Sw: exact_gemm(_scaled(Pa, Sa, bs), _scaled(Pw, Sw, bs), plan)))
-    if not (X.block_terms_exact(ea, ew, ca, cw, bs)
-            and X.pair_sum_ok(ea, ew, ca, cw, bs, Kp // bs)):
+
+    def prove_exact(ea, ew):
+        if not (ea.finite and ew.finite):
+            return None
+        if isinstance(acc, IntAccum) and not _register_ok(A, W, ea, ew,
+                                                          X.inner_bound(ea, ew, bs), acc.bits):
+            return None
+        va, vw = _scaled_stats(ea, ca), _scaled_stats(ew, cw)
+        plan = None if va is None or vw is None else X.exact_gemm_plan(va, vw, Kp)
+        if plan is not None:
+            return FastPath("blas-block-exact", blocks(
+                lambda Pa, Sa, Pw, Sw: exact_gemm(_scaled(Pa, Sa, bs), _scaled(Pw, Sw, bs),
+                                                  plan)))
         return None
-    return FastPath("blas-block-pairs", blocks(
-        lambda Pa, Sa, Pw, Sw: block_exact_gemm(Pa, Sa, Pw, Sw, bs)))
+
+    def prove_pairs(ea, ew):
+        if isinstance(acc, IntAccum) and not _register_ok(A, W, ea, ew,
+                                                          X.inner_bound(ea, ew, bs), acc.bits):
+            return None
+        if not (X.block_terms_exact(ea, ew, ca, cw, bs)
+                and X.pair_sum_ok(ea, ew, ca, cw, bs, Kp // bs)):
+            return None
+        return FastPath("blas-block-pairs", blocks(
+            lambda Pa, Sa, Pw, Sw: block_exact_gemm(Pa, Sa, Pw, Sw, bs)))
+
+    return _first(elements, prove_exact) or _first(elements, prove_pairs)
 
 
 def _scaled_stats(se: GridStats, ss: GridStats) -> GridStats | None:
     """Bounds on the statistics of ``elements * scales`` (``None`` unless every such product
     is exact in float64)."""
     if X.zero(se, ss):
-        return GridStats(True, 0.0, se.lsb, 0.0, 0)
+        return GridStats(finite=True, amax=0.0, lsb=se.lsb, l1max=0.0, sig_bits=0)
     if se.sig_bits + ss.sig_bits > X.FLOAT64_MANT or se.lsb + ss.lsb < X.MIN_EXP:
         return None
     return GridStats(finite=se.finite and ss.finite, amax=se.amax * ss.amax,
@@ -218,13 +294,14 @@ def _single_block(A, W, acc, ea, ew, ca, cw, t) -> FastPath | None:
     if plan is None or not X.block_terms_dekker(ea, ew, ca, cw, Kp):
         return None
     do_round = isinstance(acc, FloatAccum)
-    vp = FK.vec_params(float_params(acc.fmt, acc.overflow) if do_round else _FP64)
+    vp = FK.vec_params(float_params(acc.fmt, acc.overflow) if do_round else FLOAT64_PARAMS)
 
     def run():
         Pa, Sa = align_blocks(A, Kp, Kp)
         Pw, Sw = align_blocks(W, Kp, Kp)
         inner = np.ascontiguousarray(exact_gemm(Pa, Pw, plan))
-        out = FK.scale_gemm_result(inner, Sa[:, 0].copy(), Sw[:, 0].copy(), vp, do_round)
+        out = FK.scale_gemm_result(inner, Sa[:, 0].copy(), Sw[:, 0].copy(), vp,
+                                   do_round=do_round)
         return out * t if t != 1.0 else out
 
     return FastPath("blas-block-single", run)

@@ -36,8 +36,8 @@ from lowbit.formats.accum import Exact, FloatAccum, IntAccum
 
 from .accum_kernels import _int_step
 from .accum_round import (
+    FLOAT64_PARAMS,
     MSUM_CAP,
-    FloatParams,
     float_params,
     msum_add,
     msum_finalize,
@@ -47,9 +47,6 @@ from .accum_round import (
 from .operands import Operand, align_blocks, common_blocks, element_grid
 
 MODE_EXACT, MODE_ROUND, MODE_INT = 0, 1, 2
-# rounding parameters for the exact / integer modes, where no float rounding happens
-_NO_ROUNDING = FloatParams(mbits=52, emin=-1022, maxv=np.inf, ovf=np.inf, minnorm=2.0**-1022,
-                           ftz=0, emax=1023)
 
 
 def element_codes(op: Operand, Kp: int, bs: int):
@@ -150,7 +147,7 @@ def mul_gemm(A: Operand, W: Operand, acc, use_block: bool, model) -> np.ndarray:
     if not use_block:  # element path: the per-tensor scale multiplies every product
         Sa, Sw = Sa * A.tensor_scale, Sw * W.tensor_scale
     T = np.ascontiguousarray(model.table(fa, fw))
-    fp = float_params(acc.fmt, acc.overflow) if isinstance(acc, FloatAccum) else _NO_ROUNDING
+    fp = float_params(acc.fmt, acc.overflow) if isinstance(acc, FloatAccum) else FLOAT64_PARAMS
     Ti = np.zeros((1, 1), np.int64)
     bits, sat, unit = 64, False, 1.0
     if isinstance(acc, Exact):
@@ -178,7 +175,8 @@ def mul_gemm(A: Operand, W: Operand, acc, use_block: bool, model) -> np.ndarray:
         Ti = np.ascontiguousarray(Q.astype(np.int64))
     else:
         raise TypeError(f"unknown accumulator model {acc!r}")
-    out = _table_gemm(Ca, np.ascontiguousarray(Sa), Cw, np.ascontiguousarray(Sw), T, K,
-                      bs if use_block else 1, int(chunk), mode, fp, bits, sat, unit, Ti)
+    out = _table_gemm(Ca, np.ascontiguousarray(Sa), Cw, np.ascontiguousarray(Sw), T, K=K,
+                      sbs=bs if use_block else 1, chunk=int(chunk), mode=mode, fp=fp, bits=bits,
+                      sat=sat, unit=unit, Ti=Ti)
     return out * tensor if tensor != 1.0 else out
 

@@ -29,7 +29,7 @@ from lowbit.formats.accum import parse_accum
 
 from .checks import real_array
 from .engine import block_path_ok, gemm_nt
-from .operands import Operand, element_grid, prepare, resolve, scale_sig_bits
+from .operands import Operand, element_grid, prepare, quantize_elem, resolve, scale_sig_bits
 
 
 def mx_matmul(a, b, fmt_a, fmt_b=None, accum="fp32") -> np.ndarray:
@@ -80,17 +80,20 @@ def mx_dot_encoded(Pa, Xa, Pb, Xb, block_size, elem_a, elem_b=None, accum="fp32"
         raise ValueError(f"mx_dot_encoded: accum {acc.name!r} must be exact, int*, or a "
                          "sequential un-chunked float accumulator")
 
-    def op(P, X, e, t):
+    def op(P, X, e, t, name):
         P = np.ascontiguousarray(np.atleast_2d(P), dtype=np.float64)
         X = np.ascontiguousarray(np.atleast_2d(X), dtype=np.float64)
         if P.shape[1] != X.shape[1] * block_size:
             raise ValueError(f"element shape {P.shape} does not match scales {X.shape} x "
                              f"block_size {block_size}")
+        if not np.array_equal(quantize_elem(P, e), P, equal_nan=True):
+            raise ValueError(f"mx_dot_encoded: {name} holds values that are not {e.name} "
+                             "element values")
         sb, lsb, pmax = element_grid(e)
         vals = (P.reshape(P.shape[0], -1, block_size) * (X * t)[:, :, None]).reshape(P.shape)
         return Operand(fmt=e, values=vals, elements=P, scales=X, tensor_scale=float(t),
                        block_len=int(block_size), is_block=True,
                        sig_bits=sb + scale_sig_bits(sfmt), lsb=lsb, pmax=pmax)
 
-    return gemm_nt(op(Pa, Xa, ea, tensor_scale_a), op(Pb, Xb, eb, tensor_scale_b), acc,
+    return gemm_nt(op(Pa, Xa, ea, tensor_scale_a, "Pa"), op(Pb, Xb, eb, tensor_scale_b, "Pb"), acc,
                    dot="block")

@@ -108,13 +108,44 @@ def _stats_kernel(v):
     return finite, amax, lsb, l1max, sig
 
 
+EXP_FIELD = np.int64(0x7FF0000000000000)  # float64 exponent field: all ones for Inf / NaN
+
+
+@njit(cache=True, nogil=True)
+def _max_exp_field(flat):
+    m = np.int64(0)
+    for x in flat:
+        m = max(m, f64_bits(x) & EXP_FIELD)
+    return m
+
+
+def all_finite(v: np.ndarray) -> bool:
+    """No NaN / Inf in the float64 array ``v`` (one vectorised pass over the exponent fields)."""
+    v = np.ascontiguousarray(v, dtype=np.float64)
+    return v.size == 0 or int(_max_exp_field(v.reshape(-1))) != int(EXP_FIELD)
+
+
+@njit(cache=True, nogil=True)
+def _live_scales(P, S, bs):
+    """``S`` with the scales of all-zero blocks of ``P`` replaced by 0 (a block is live at its
+    first non-zero element; NaN counts as non-zero)."""
+    out = np.zeros_like(S)
+    for r in range(S.shape[0]):
+        for b in range(S.shape[1]):
+            for k in range(b * bs, (b + 1) * bs):
+                if P[r, k] != 0.0:
+                    out[r, b] = S[r, b]
+                    break
+    return out
+
+
 def grid_stats(v: np.ndarray) -> GridStats:
     """:class:`GridStats` of a 2-D (or 1-D: one row) float64 array."""
     v = np.asarray(v, dtype=np.float64)
     if v.ndim == 1:
         v = v.reshape(1, -1)
     if v.size == 0:
-        return GridStats(True, 0.0, NO_EXPONENT, 0.0, 0)
+        return GridStats(finite=True, amax=0.0, lsb=NO_EXPONENT, l1max=0.0, sig_bits=0)
     f, a, lsb, l1, sig = _stats_kernel(np.ascontiguousarray(v))
     return GridStats(bool(f), float(a), int(lsb), float(l1), int(sig))
 
@@ -180,18 +211,38 @@ class Operand:
         return grid_stats(self.elements)
 
     @cached_property
+    def element_bounds(self) -> GridStats | None:
+        """What the element FORMAT guarantees about ``elements``, as :class:`GridStats`: every
+        element is a multiple of ``2**lsb`` with ``|e| <= pmax`` (so a row's L1 norm is at most
+        ``Kp * pmax``) and has at most the element format's significand bits; ``finite`` is
+        read from the data (one vectorised pass).  Valid bounds of :attr:`element_stats`
+        (``prepare`` / ``prepare_prequantized`` put every element on the format's grid), so a
+        proof from them holds for the data; ``None`` when the grid is unknown (float64 values,
+        zero-point formats, :meth:`element_view`)."""
+        if self.lsb is None or self.pmax is None:
+            return None
+        fmt = self.fmt.element if self.fmt.kind == "block" else self.fmt
+        return GridStats(finite=all_finite(self.elements), amax=float(self.pmax), lsb=self.lsb,
+                         l1max=self.elements.shape[1] * float(self.pmax),
+                         sig_bits=element_grid(fmt)[0])
+
+    @property
+    def value_bounds(self) -> GridStats | None:
+        """:attr:`element_bounds` for element operands (values are the elements), ``None``
+        for block operands (their values carry the data's scales)."""
+        return None if self.is_block else self.element_bounds
+
+    @cached_property
     def scale_stats(self) -> GridStats:
         """Statistics of the scales of the blocks that hold a non-zero element (the scale of
         an all-zero block multiplies nothing); ``finite`` covers every scale."""
-        S = self.scales
-        R, nb = S.shape
+        S = np.ascontiguousarray(self.scales, dtype=np.float64)
         P = self.elements
-        if P.shape[1] == nb * self.block_len:
-            live = np.any(P.reshape(R, nb, self.block_len) != 0, axis=2)
-            st = grid_stats(np.where(live, S, 0.0))
+        if P.shape[1] == S.shape[1] * self.block_len:
+            st = grid_stats(_live_scales(np.ascontiguousarray(P), S, self.block_len))
         else:
             st = grid_stats(S)
-        return st._replace(finite=bool(np.all(np.isfinite(S))))
+        return st._replace(finite=all_finite(S))
 
 
 def element_operand(values: np.ndarray, fmt=None) -> Operand:
@@ -334,6 +385,8 @@ def prepare_prequantized(v2d, fmt, scales=None, tensor_scale: float = 1.0) -> Op
     v = np.ascontiguousarray(v2d, dtype=np.float64)
     fmt = resolve(fmt)
     if fmt is None or fmt.kind != "block":
+        if fmt is not None and not np.array_equal(quantize_elem(v, fmt), v, equal_nan=True):
+            raise ValueError(f"prepare_prequantized: values are not on the {fmt.name} grid")
         return element_operand(v, fmt)
     if scales is None or not fmt.symmetric:
         R, K = v.shape
@@ -402,5 +455,5 @@ __all__ = [
     "Operand", "GridStats", "grid_stats", "prepare", "prepare_prequantized", "prepare_values",
     "element_operand", "block_decompose", "quantize_elem", "block_len_along_k", "element_grid",
     "scale_sig_bits", "format_sig_bits", "format_name", "resolve", "align_blocks",
-    "common_blocks", "FP32_SIG_BITS",
+    "common_blocks", "all_finite", "FP32_SIG_BITS",
 ]

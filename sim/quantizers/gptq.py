@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.linalg import lapack
+from threadpoolctl import ThreadpoolController
 
 import lowbit.formats as lf
 
@@ -60,6 +61,8 @@ from .scales import (
 )
 
 SUB_BLOCK = 32  # columns per inner lazy batch (see module docstring, step 4)
+SMALL_LAYER_IN = 1024  # layers with at most this many inputs run single-threaded BLAS
+_BLAS = ThreadpoolController()
 
 
 def inverse_cholesky(H: np.ndarray) -> np.ndarray:
@@ -130,15 +133,10 @@ def gptq_quantize(w, calib_x, fmt, blocksize=128, percdamp=0.01, act_order=False
     choice (module docstring, step 6) over ``scale_grid`` (default :func:`scale_grid`).  Layers with in <= 1024 run single-threaded BLAS (the small
     factorisations are 10-100x slower with oversubscribed BLAS threads on shared machines)."""
     K = np.shape(w)[-1]
-    if K <= 1024:
-        try:
-            from threadpoolctl import threadpool_limits
-        except ImportError:  # pragma: no cover
-            threadpool_limits = None
-        if threadpool_limits is not None:
-            with threadpool_limits(limits=1, user_api="blas"):
-                return _gptq(w, calib_x, fmt, blocksize, percdamp, act_order, return_info, H,
-                             scale_search, scale_grid)
+    if K <= SMALL_LAYER_IN:
+        with _BLAS.limit(limits=1, user_api="blas"):
+            return _gptq(w, calib_x, fmt, blocksize, percdamp, act_order, return_info, H,
+                         scale_search, scale_grid)
     return _gptq(w, calib_x, fmt, blocksize, percdamp, act_order, return_info, H, scale_search,
                  scale_grid)
 

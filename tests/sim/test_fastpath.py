@@ -17,12 +17,21 @@ from numba import njit
 
 import lowbit.formats as lf
 from lowbit.formats.accum import FloatAccum, parse_accum
+from lowbit.sim import accum_kernels as K_
 from lowbit.sim import exactness, fastpath
 from lowbit.sim import fast_kernels as FK
 from lowbit.sim.accum_round import float_params, round_fmt, two_sum
+from lowbit.sim.blas_paths import block_round_gemm
 from lowbit.sim.engine import _use_block, gemm_nt, gemm_path, reference_gemm
 from lowbit.sim.gemm import qmatmul
-from lowbit.sim.operands import element_operand, grid_stats, prepare
+from lowbit.sim.operands import (
+    GridStats,
+    all_finite,
+    element_operand,
+    grid_stats,
+    prepare,
+    prepare_prequantized,
+)
 from lowbit.sim.qconfig import QuantConfig
 
 
@@ -404,3 +413,128 @@ def test_seq_round_checks_dropped_only_when_sums_are_bounded():
     for acc in ("fp16", "fp16_sat", "fp16_pairwise"):
         got = fast_vs_reference(big, big, acc, "pairwise" if "pairwise" in acc else "seq")
         assert not np.all(np.isfinite(got)) or acc.endswith("sat")
+
+
+# --------------------------------------------------------------------------- format bounds
+
+
+@pytest.mark.parametrize("fmt,amax,lsb,sig", [("int8", 128.0, 0, 8), ("fp8_e4m3", 448.0, -9, 4),
+                                              ("fp8_e5m2", 57344.0, -16, 3),
+                                              ("mxfp4", 6.0, -1, 2), ("nvfp4", 6.0, -1, 2),
+                                              ("int4_g128", 7.0, 0, 3)])
+def test_element_bounds_by_hand_and_valid_for_the_data(fmt, amax, lsb, sig):
+    """The format's bounds (what the BLAS paths try first) are the format's grid and range,
+    and bound the data's own statistics (ordinary, huge, tiny and zero inputs)."""
+    rng = np.random.default_rng(30)
+    x = wide(rng, (6, 256), -40, 40)
+    x[1] = 0.0
+    op = prepare(x, fmt)
+    b, d = op.element_bounds, op.element_stats
+    assert (b.amax, b.lsb, b.sig_bits, b.l1max) == (amax, lsb, sig, 256 * amax)
+    assert b.finite and d.finite
+    assert d.amax <= b.amax and d.lsb >= b.lsb and d.sig_bits <= b.sig_bits
+    assert d.l1max <= b.l1max
+    assert (op.value_bounds is None) == op.is_block
+    # no bounds without a grid: float64 values, the element view of a block operand
+    assert prepare(x, None).element_bounds is None
+    if op.is_block:
+        assert op.element_view().element_bounds is None
+
+
+def test_all_finite_and_nan_elements_take_the_reference():
+    for bad in (np.nan, np.inf, -np.inf):
+        v = np.zeros((3, 5))
+        v[2, 4] = bad
+        assert not all_finite(v)
+    assert all_finite(np.array([[5e-324, -0.0, 1.7976931348623157e308]]))
+    assert all_finite(np.zeros((0, 3)))
+    x = np.ones((2, 64))
+    x[1, 3] = np.nan  # a NaN input stays NaN through fp8_e4m3 / int8 quantisation
+    for fmt, acc, path in [("fp8_e4m3", "exact", "reference-element"),
+                           ("mxfp8_e4m3", "fp32", "reference-block")]:
+        A = prepare(x, fmt)
+        assert not (A.element_bounds.finite and A.scale_stats.finite)  # MX: a NaN scale
+        assert gemm_path(A, A, acc) == path
+
+
+def test_bounds_fail_but_data_prove():
+    """fp16 operands: the format's range (2**-24 .. 65504) proves nothing for an exact K=300
+    sum, the data (small integers) do; and a block format whose element range is too wide for
+    the plain block term (MXFP8-E5M2) still takes the exact-term path on ordinary data."""
+    rng = np.random.default_rng(31)
+    A = prepare(rng.integers(-50, 50, (4, 300)).astype(float), "fp16")
+    W = prepare(rng.integers(-50, 50, (5, 300)).astype(float), "fp16")
+    assert exactness.exact_gemm_plan(A.value_bounds, W.value_bounds, 300) is None
+    fast_vs_reference(A, W, "exact", "blas")
+    y = rng.standard_normal((4, 256))
+    E, F = prepare(y, "mxfp8_e5m2"), prepare(y[::-1], "mxfp8_e5m2")
+    assert not exactness.block_terms_exact(E.element_bounds, F.element_bounds, E.scale_stats,
+                                           F.scale_stats, 32)
+    fast_vs_reference(E, F, "fp32", "blas-block-round")
+
+
+def test_prequantized_values_must_be_on_the_grid():
+    q = prepare(np.linspace(-3, 3, 20).reshape(2, 10), "fp8_e4m3").values
+    assert np.array_equal(prepare_prequantized(q, "fp8_e4m3").values, q)
+    with pytest.raises(ValueError, match="fp8_e4m3 grid"):
+        prepare_prequantized(q + 2.0**-12, "fp8_e4m3")
+    with pytest.raises(ValueError, match="int8 grid"):
+        prepare_prequantized(np.array([[0.5, 1.0]]), "int8")
+
+
+# --------------------------------------------------------------------------- block options
+
+
+def test_float32_inner_sums_only_when_exact_in_float32():
+    """float32 BLAS for the block inner sums: proven for FP4 / INT4 elements, refused at the
+    2**24 boundary and for wider elements; forcing it where it is refused changes results."""
+    def st(amax, lsb, sig):
+        return GridStats(finite=True, amax=amax, lsb=lsb, l1max=32 * amax, sig_bits=sig)
+
+    for fmt in ("mxfp4", "nvfp4", "int4_g128"):
+        op = prepare(np.ones((1, 128)), fmt)
+        assert exactness.float32_inner_ok(op.element_bounds, op.element_bounds, op.block_len)
+    e8 = prepare(np.ones((1, 32)), "mxfp8_e4m3").element_bounds  # 32 * 448**2 on 2**-18
+    assert not exactness.float32_inner_ok(e8, e8, 32)
+    # 32 * (2**9.5 - ...)**2 just below / above 2**24 on the integer grid
+    below, above = math.sqrt(2.0**24 / 32 / (1 + 2.0**-19)), math.sqrt(2.0**24 / 32) + 1
+    assert exactness.float32_inner_ok(st(below, 0, 10), st(below, 0, 10), 32)
+    assert not exactness.float32_inner_ok(st(above, 0, 10), st(above, 0, 10), 32)
+    assert not exactness.float32_inner_ok(st(1.0, 0, 25), st(1.0, 0, 1), 32)  # not a float32
+    assert not exactness.float32_inner_ok(st(1.0, -150, 1), st(1.0, 0, 1), 32)
+    # E4M3 elements whose block sum 448**2 + 2**-18 - 448**2 needs 36 bits: float32 BLAS
+    # loses the 2**-18 in every summation order but (448**2 - 448**2) + 2**-18
+    t = 2.0**-9
+    Pa = np.zeros((4, 64))
+    for r, row in enumerate([[448, t, -448], [t, 448, -448], [448, -448, t], [-448, t, 448]]):
+        Pa[r, 32:35] = row
+    Pw = np.zeros((1, 64))
+    Pw[0, 32:35] = [448, t, 448]
+    ones_a, ones_w = np.ones((4, 2)), np.ones((1, 2))
+    fp = float_params(lf.resolve("fp32"))
+    exact = block_round_gemm(Pa, ones_a, Pw, ones_w, 32, fp)
+    same(exact, K_.block_gemm_round(Pa, ones_a, Pw, ones_w, block_len=32, plain=False, fp=fp))
+    st = grid_stats(Pa)
+    assert not exactness.float32_inner_ok(st, grid_stats(Pw), 32)
+    forced = block_round_gemm(Pa, ones_a, Pw, ones_w, 32, fp, float32_inner=True)
+    assert np.any(forced != exact)
+
+
+def test_block_rounding_checks_dropped_only_when_bounded():
+    """The block rounding kernel without overflow checks runs only when every accumulator sum
+    is proven below the overflow threshold; equal to the reference either way."""
+    rng = np.random.default_rng(33)
+    y = rng.standard_normal((5, 128))
+    fp32, fp16 = (float_params(lf.resolve(f)) for f in ("fp32", "fp16"))
+    A, W = prepare(y, "mxfp4"), prepare(y[::-1], "mxfp4")
+    args = (A.element_bounds, W.element_bounds, A.scale_stats, W.scale_stats, 128, 32)
+    assert exactness.block_sums_bounded(*args, fp32, FK.vec_params(fp32).thr)
+    assert exactness.block_sums_bounded(*args, fp16, FK.vec_params(fp16).thr)
+    big = prepare(np.full((2, 128), 6.0e3), "mxfp4")  # 128 * 6e3**2 overflows fp16
+    bargs = (big.element_bounds, big.element_bounds, big.scale_stats, big.scale_stats, 128, 32)
+    assert not exactness.block_sums_bounded(*bargs, fp16, FK.vec_params(fp16).thr)
+    for acc in ("fp32", "fp16"):
+        fast_vs_reference(A, W, acc, "blas-block-round")
+    for acc in ("fp16", "fp16_sat", "bf16"):
+        got = fast_vs_reference(big, big, acc, "blas-block-round")
+        assert acc == "bf16" or not np.all(np.isfinite(got)) or acc.endswith("sat")
