@@ -191,48 +191,38 @@ def lut_scaled_encode(x, nrows, rowlen, div, s, ts, bad, k, table, values, y, yb
     nv = values.shape[0]
     nbad = 0
     for r in prange(nrows):
-        d = div[r]
-        for j in range(rowlen):
-            i = r * rowlen + j
-            y[i] = np.float64(x[i]) / d
-        for j in range(rowlen):
-            i = r * rowlen + j
-            if bad[r]:
+        i0 = r * rowlen
+        if bad[r]:
+            for j in range(rowlen):
                 if want_codes:
-                    codes_out[i] = 0
+                    codes_out[i0 + j] = 0
                 if want_vals:
-                    vals_out[i] = np.nan
-                continue
-            c = table[table_index(yb[i], sh, mask)]
+                    vals_out[i0 + j] = np.nan
+            continue
+        d = div[r]
+        for j in range(rowlen):  # the divisions first: a vectorizable loop
+            y[i0 + j] = np.float64(x[i0 + j]) / d
+        sr = s[r]
+        for j in range(rowlen):
+            c = table[table_index(yb[i0 + j], sh, mask)]
             if c >= nv:
                 nbad += 1
             if want_codes:
-                codes_out[i] = c
+                codes_out[i0 + j] = c
             if want_vals:
-                vals_out[i] = (values[c] * s[r]) * ts if c < nv else np.nan
+                vals_out[i0 + j] = (values[c] * sr) * ts if c < nv else np.nan
     return nbad
 
 
 @dual_kernel
-def row_amax_f32(u, nrows, rowlen, amax, bad):
-    """Per-row max |x| and a flag for rows holding NaN/Inf (float32 bits); a flagged row's
-    amax is 0 (it takes no part in any scale). Branch-free inner loop (vectorizable)."""
+def row_amax_f32(u, nrows, rowlen, amax_bits):
+    """Per-row max of ``|x|`` as float32 bits (``>= 0x7F800000``: the row holds NaN / Inf), for
+    float32 bit patterns ``u``. Branch-free inner loop (vectorizable)."""
     for r in prange(nrows):
         m = np.uint32(0)
         for j in range(rowlen):
             m = max(m, u[r * rowlen + j] & np.uint32(0x7FFFFFFF))
-        b = m >= np.uint32(0x7F800000)
-        bad[r] = b
-        amax[r] = 0.0 if b else _bits_to_f64(m)
-
-
-@njit(cache=True, inline="always")
-def _bits_to_f64(m):
-    ex = np.int64(m >> np.uint32(23))
-    mant = np.int64(m & np.uint32(0x7FFFFF))
-    if ex == 0:
-        return np.ldexp(np.float64(mant), -149)
-    return np.ldexp(np.float64(mant | (1 << 23)), ex - 150)
+        amax_bits[r] = m
 
 
 @dual_kernel

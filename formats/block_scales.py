@@ -55,9 +55,10 @@ class RowStats:
         """Statistics of the rows of a native float32 / float64 2-D array."""
         nr, k = rows.shape
         if rows.dtype == np.float32 and rows.size:
-            amax = np.empty(nr, np.float64)
-            bad = np.empty(nr, np.bool_)
-            row_amax_f32.serial(rows.reshape(-1).view(np.uint32), nr, k, amax, bad)
+            bits = np.empty(nr, np.uint32)
+            row_amax_f32.serial(rows.reshape(-1).view(np.uint32), nr, k, bits)
+            bad = bits >= 0x7F800000
+            amax = bits.view(np.float32).astype(np.float64)
         else:
             fin = np.isfinite(rows)
             bad = ~fin.all(axis=1) if k else np.zeros(nr, bool)
