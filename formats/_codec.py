@@ -9,6 +9,7 @@ kernel above). Nothing here imports the format classes, so the descriptors can u
 
 from __future__ import annotations
 
+import operator
 from functools import lru_cache
 
 import numpy as np
@@ -204,6 +205,31 @@ def check_codes(codes, fmt, argname: str = "codes") -> np.ndarray:
     if c.size and (int(c.min()) < 0 or int(c.max()) >= (1 << fmt.bits)):
         raise ValueError(f"{argname} must be in 0..{(1 << fmt.bits) - 1} for {fmt.name}, "
                          f"got values in {int(c.min())}..{int(c.max())}")
+    return c
+
+
+VALUES_MAX_BITS = 20
+"""Widest format whose ``values()`` (one entry per code) may be enumerated."""
+
+
+def all_values(fmt) -> np.ndarray:
+    """Value of every code of ``fmt`` in code order (float64; NaN where a code is NaN or an
+    unused integer code): ``FloatFormat.values`` / ``IntFormat.values``."""
+    if fmt.bits > VALUES_MAX_BITS:
+        raise ValueError(f"values() enumerates 2**bits codes; {fmt.name} has {fmt.bits} bits "
+                         f"(at most {VALUES_MAX_BITS})")
+    return decode_codes(np.arange(1 << fmt.bits, dtype=np.uint32), fmt)
+
+
+def one_code(code, fmt) -> int:
+    """``code`` as a Python int in ``0 .. 2**bits - 1`` (TypeError for a non-integer, ValueError
+    outside the range)."""
+    try:
+        c = operator.index(code)
+    except TypeError:
+        raise TypeError(f"code must be an integer, got {type(code).__name__} {code!r}") from None
+    if not 0 <= c < (1 << fmt.bits):
+        raise ValueError(f"code must be in 0..{(1 << fmt.bits) - 1} for {fmt.name}, got {c}")
     return c
 
 

@@ -95,6 +95,17 @@ def table_index(v, sh, mask):
     return (np.int64(v >> sh) << 1) | np.int64((v & mask) != 0)
 
 
+@njit(cache=True, inline="always")
+def fill_bad_row(i0, rowlen, codes_out, vals_out, want_codes, want_vals):
+    """The outputs of a block that held NaN / Inf: codes 0 and values NaN for elements
+    ``i0:i0 + rowlen`` (of the outputs that are wanted)."""
+    for j in range(rowlen):
+        if want_codes:
+            codes_out[i0 + j] = 0
+        if want_vals:
+            vals_out[i0 + j] = np.nan
+
+
 @dual_kernel
 def lut_encode(u, sh, mask, table, ncodes, out):
     """``out[i] = table[index(u[i])]`` (``out`` of any unsigned dtype); returns the number of
@@ -145,11 +156,7 @@ def lut_block_encode(u, nrows, rowlen, shift, bad, k, table, P, values, codes_ou
     for r in prange(nrows):
         i0 = r * rowlen
         if bad[r]:
-            for j in range(rowlen):
-                if want_codes:
-                    codes_out[i0 + j] = 0
-                if want_vals:
-                    vals_out[i0 + j] = np.nan
+            fill_bad_row(i0, rowlen, codes_out, vals_out, want_codes, want_vals)
             continue
         e = shift[r]
         scale = np.ldexp(np.float64(1.0), e)
@@ -193,11 +200,7 @@ def lut_scaled_encode(x, nrows, rowlen, div, s, ts, bad, k, table, values, y, yb
     for r in prange(nrows):
         i0 = r * rowlen
         if bad[r]:
-            for j in range(rowlen):
-                if want_codes:
-                    codes_out[i0 + j] = 0
-                if want_vals:
-                    vals_out[i0 + j] = np.nan
+            fill_bad_row(i0, rowlen, codes_out, vals_out, want_codes, want_vals)
             continue
         d = div[r]
         for j in range(rowlen):  # the divisions first: a vectorizable loop

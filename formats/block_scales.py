@@ -169,23 +169,31 @@ def scale_codes(scales, bad, scale_fmt):
     return codes
 
 
-def _mse_pow2(rows, amax, fmt, kw, offset):
-    base = pow2_exponent(amax, "floor", fmt.element)
-    best_e = clamp_exp(base, fmt)
-    best_err = None
-    k = rows.shape[1]
-    for d in MSE_POW2_OFFSETS:
-        e = clamp_exp(base + d, fmt)
-        _, vals = run_encode(rows.reshape(-1), fmt.element, shift=e, rowlen=max(k, 1),
-                             want_values=True, offset=offset, **kw)
-        err = ((np.ldexp(vals.reshape(rows.shape), e[:, None]) - rows) ** 2).sum(axis=1)
+def _least_error(candidates):
+    """Per block, the candidate scale of least squared error (the first one on a tie), from
+    ``(scales, errors)`` pairs of arrays over the blocks."""
+    best, best_err = None, None
+    for cand, err in candidates:
         if best_err is None:
-            best_err, best_e = err, e
+            best, best_err = cand, err
         else:
             better = err < best_err
             best_err = np.where(better, err, best_err)
-            best_e = np.where(better, e, best_e)
-    return best_e
+            best = np.where(better, cand, best)
+    return best
+
+
+def _mse_pow2(rows, amax, fmt, kw, offset):
+    base = pow2_exponent(amax, "floor", fmt.element)
+    k = rows.shape[1]
+
+    def candidates():
+        for d in MSE_POW2_OFFSETS:
+            e = clamp_exp(base + d, fmt)
+            _, vals = run_encode(rows.reshape(-1), fmt.element, shift=e, rowlen=max(k, 1),
+                                 want_values=True, offset=offset, **kw)
+            yield e, ((np.ldexp(vals.reshape(rows.shape), e[:, None]) - rows) ** 2).sum(axis=1)
+    return _least_error(candidates())
 
 
 def _store_scale(s, fmt, amax):
@@ -211,23 +219,19 @@ def _amax_scale(amax, fmt, ts):
 
 
 def _mse_amax(rows, amax, fmt, ts, kw, offset):
-    best_s, best_err = None, None
     t = ts if ts is not None else 1.0
-    for f in MSE_FACTORS:
-        s = _store_scale(amax * f / float(fmt.element.max) / t, fmt, amax)
-        if fmt.scale is None:
-            s = np.where(amax > 0, s, 1.0)
-        div = np.where(s == 0, 1.0, s) * t
-        y = rows.astype(np.float64) / div[:, None]
-        _, vals = run_encode(y.reshape(-1), fmt.element, want_values=True, offset=offset, **kw)
-        err = ((vals.reshape(rows.shape) * div[:, None] - rows) ** 2).sum(axis=1)
-        if best_err is None:
-            best_s, best_err = s, err
-        else:
-            better = err < best_err
-            best_err = np.where(better, err, best_err)
-            best_s = np.where(better, s, best_s)
-    return best_s
+
+    def candidates():
+        for f in MSE_FACTORS:
+            s = _store_scale(amax * f / float(fmt.element.max) / t, fmt, amax)
+            if fmt.scale is None:
+                s = np.where(amax > 0, s, 1.0)
+            div = np.where(s == 0, 1.0, s) * t
+            y = rows.astype(np.float64) / div[:, None]
+            _, vals = run_encode(y.reshape(-1), fmt.element, want_values=True, offset=offset,
+                                 **kw)
+            yield s, ((vals.reshape(rows.shape) * div[:, None] - rows) ** 2).sum(axis=1)
+    return _least_error(candidates())
 
 
 def _asym(stats, el) -> ScalePlan:

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lowbit.formats._codec import decode_codes
+from lowbit.formats._codec import all_values, decode_codes, one_code
 
 NAN_SCHEMES = ("ieee", "fn", "fnuz", None)
 
@@ -276,15 +276,11 @@ class FloatFormat:
 
     def values(self) -> np.ndarray:
         """All code values in code order (float64; NaN where a code is NaN)."""
-        if self.bits > 20:
-            raise ValueError(f"values() enumerates 2**bits codes; {self.name} has {self.bits} bits")
-        return decode_codes(np.arange(self.num_codes, dtype=np.uint32), self)
+        return all_values(self)
 
     def explain(self, code: int) -> str:
         """Human-readable breakdown of one code."""
-        code = int(code)
-        if not 0 <= code < self.num_codes:
-            raise ValueError(f"code must be in 0..{self.num_codes - 1} for {self.name}, got {code}")
+        code = one_code(code, self)
         m = code & ((1 << self.mbits) - 1)
         e = (code >> self.mbits) & ((1 << self.ebits) - 1)
         s = (code >> (self.ebits + self.mbits)) & 1 if self.signed else 0

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lowbit.formats._codec import decode_codes
+from lowbit.formats._codec import all_values, one_code
 from lowbit.formats._kernel import OVERFLOW, ROUNDING
 
 HLS_QUANTIZATION = {"AP_TRN": "rdown", "AP_TRN_ZERO": "rtz", "AP_RND": "rnp",
@@ -158,14 +158,10 @@ class IntFormat:
 
     def values(self) -> np.ndarray:
         """All code values in code order (float64); the unused code of a narrow format is NaN."""
-        if self.bits > 20:
-            raise ValueError(f"values() enumerates 2**bits codes; {self.name} has {self.bits} bits")
-        return decode_codes(np.arange(self.num_codes, dtype=np.uint32), self)
+        return all_values(self)
 
     def explain(self, code: int) -> str:
-        code = int(code)
-        if not 0 <= code < self.num_codes:
-            raise ValueError(f"code must be in 0..{self.num_codes - 1} for {self.name}, got {code}")
+        code = one_code(code, self)
         q = int(self.code_to_int(np.array([code]))[0])
         unused = self.narrow and code == (1 << (self.bits - 1))
         v = "unused (narrow range)" if unused else repr(q * self.step)

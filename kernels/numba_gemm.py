@@ -84,9 +84,7 @@ def _run(a_codes, a_scales, b_codes, b_scales, K, spec, scale_fmt, alpha=None):
     a_codes = np.ascontiguousarray(a_codes, np.uint8)
     b_codes = np.ascontiguousarray(b_codes, np.uint8)
     for name, c, s in (("a", a_codes, a_scales), ("b", b_codes, b_scales)):
-        if c.shape[1] != (K + 1) // 2 or np.shape(s) != (c.shape[0], nbk):
-            raise ValueError(f"{name}: packed codes must be (rows, ceil(K/2)) and scales "
-                             f"(rows, ceil(K/{bs})); got {c.shape}, {np.shape(s)}")
+        S.check_block_operands(c, np.asarray(s), K, bs, packed=True, name=name)
     units, unit2 = _integer_units(spec)
     A = _unpack_blocks(a_codes, K, bs, nbk, units)
     Bt = np.ascontiguousarray(_unpack_blocks(b_codes, K, bs, nbk, units).transpose(0, 2, 1))

@@ -388,11 +388,7 @@ def mx_dequantize(codes, scales, K, fmt="mxfp8"):
     scales = np.ascontiguousarray(scales, np.uint8)
     codes = np.ascontiguousarray(codes, np.uint8)
     packed = m.elem.bits == 4
-    nbk = -(-K // m.block)
-    if scales.ndim != 2 or scales.shape[1] != nbk or codes.shape != (
-            scales.shape[0], (K + 1) // 2 if packed else K):
-        raise ValueError(f"codes must be (M, {(K + 1) // 2 if packed else K}) and scales "
-                         f"(M, {nbk}) for K={K}; got {codes.shape}, {scales.shape}")
+    S.check_block_operands(codes, scales, K, m.block, packed)
     if not packed and codes.size and int(codes.max()) >= (1 << m.elem.bits):
         raise ValueError(f"codes must be in 0..{(1 << m.elem.bits) - 1} for {m.elem.name}")
     out = np.empty((scales.shape[0], K), np.float32)
@@ -410,8 +406,7 @@ def nvfp4_quantize(x, profile="lowbit", tensor_amax=None, fmt="nvfp4"):
     M = u.shape[0]
     if tensor_amax is None:
         tensor_amax = _finite_block_amax(u, sp.block)
-    ts = S.nvfp4_tensor_scale(tensor_amax, sp)
-    _, gd, mult = S.nvfp4_global_scales(tensor_amax, sp)
+    ts, gd, mult = S.nvfp4_host_scalars(tensor_amax, sp)
     codes = np.empty((M, (K + 1) // 2), np.uint8)
     scales = np.empty((M, -(-K // sp.block)), np.uint8)
     _nvfp4_quant(u, u.view(np.float32), K, sp.block, (*_elem_args(e), e.max),
@@ -442,8 +437,10 @@ def _finite_block_amax(u, bs):
 def nvfp4_dequantize(codes, scales, K, global_decode, fmt="nvfp4"):
     sp = S.nvfp4_spec(fmt)
     scales = np.ascontiguousarray(scales, np.uint8)
+    codes = np.ascontiguousarray(codes, np.uint8)
+    S.check_block_operands(codes, scales, K, sp.block, packed=True)
     out = np.empty((scales.shape[0], K), np.float32)
-    _nvfp4_dequant(np.ascontiguousarray(codes, np.uint8), scales, K, sp.block,
+    _nvfp4_dequant(codes, scales, K, sp.block,
                    (1 << sp.scale.bits) - 1, sp.elem.values32(), sp.scale.values32(),
                    np.float32(global_decode), out)
     return out

@@ -22,6 +22,7 @@ ValueError naming the first property a format lacks.
 """
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 
 import numpy as np
@@ -215,6 +216,31 @@ def nvfp4_tensor_scale(amax: float, spec: NVFP4Spec) -> np.float32:
         return np.float32(1.0)
     ts = np.float32(float(amax) / spec.tensor_divisor)
     return ts if ts > 0 else np.float32(np.finfo(np.float32).smallest_subnormal)
+
+
+def check_block_operands(codes, scales, K, block: int, packed: bool, name: str = "") -> None:
+    """ValueError unless ``codes`` is (M, K) - (M, ceil(K/2)) for ``packed`` 4-bit elements -
+    and ``scales`` is (M, ceil(K/block)) for the same M: the (de)quantize and GEMM kernels index
+    both arrays by (row, column) up to K, so a smaller array would be read past its end.
+    ``codes`` / ``scales`` are numpy arrays or torch tensors."""
+    K = operator.index(K)
+    if K < 0:
+        raise ValueError(f"K must be >= 0, got {K}")
+    want_c = (K + 1) // 2 if packed else K
+    nbk = -(-K // block)
+    cs, ss = tuple(codes.shape), tuple(scales.shape)
+    if len(cs) != 2 or len(ss) != 2 or cs != (ss[0], want_c) or ss[1] != nbk:
+        what = "packed codes" if packed else "codes"
+        raise ValueError(f"{name + ': ' if name else ''}{what} must be (M, {want_c}) and scales "
+                         f"(M, {nbk}) for K={K}, block {block}; got {cs} and {ss}")
+
+
+def nvfp4_host_scalars(amax: float, spec: NVFP4Spec) -> tuple[np.float32, np.float32, np.float32]:
+    """The float32 scalars an NVFP4 quantize kernel takes from the tensor amax: ``(ts, gd,
+    mult)``, the lowbit.formats tensor scale (:func:`nvfp4_tensor_scale`) and TE's global
+    decode scale and encode multiplier (:func:`nvfp4_global_scales`)."""
+    _, gd, mult = nvfp4_global_scales(amax, spec)
+    return nvfp4_tensor_scale(amax, spec), gd, mult
 
 
 def kernel_formats() -> dict[str, str]:

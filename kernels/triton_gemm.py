@@ -126,9 +126,7 @@ def _gemm(a_codes, a_scales, b_codes, b_scales, K, mode, spec, alpha=1.0, bm=16,
     for name, c, s in (("a", a_codes, a_scales), ("b", b_codes, b_scales)):
         if c.dtype != torch.uint8 or s.dtype != torch.uint8:
             raise ValueError(f"{name}_codes/{name}_scales must be uint8 tensors")
-        if c.shape[1] != (K + 1) // 2 or s.shape[1] != nbk or s.shape[0] != c.shape[0]:
-            raise ValueError(f"{name}: packed codes must be (rows, ceil(K/2)) and scales "
-                             f"(rows, ceil(K/{bs})); got {tuple(c.shape)}, {tuple(s.shape)}")
+        S.check_block_operands(c, s, K, bs, packed=True, name=name)
     out = torch.empty((M, N), dtype=torch.float32, device=a_codes.device)
     al = torch.tensor([float(alpha)], dtype=torch.float64, device=a_codes.device)
     grid = (triton.cdiv(M, bm), triton.cdiv(N, bn))

@@ -396,6 +396,7 @@ def mx_dequantize(codes, scales, K, fmt="mxfp8", tb=16):
     e, bs = m.elem, m.block
     codes = codes.contiguous()
     scales = scales.contiguous()
+    S.check_block_operands(codes, scales, K, bs, packed=e.bits == 4)
     M = scales.shape[0]
     nbk = triton.cdiv(K, bs)
     y = torch.empty((M, K), dtype=torch.float32, device=codes.device)
@@ -424,8 +425,7 @@ def nvfp4_quantize(x, profile="lowbit", tensor_amax=None, tb=16, fmt="nvfp4"):
     M = x2.shape[0]
     if tensor_amax is None:
         tensor_amax = _finite_block_amax(x2, sp.block)
-    ts = S.nvfp4_tensor_scale(tensor_amax, sp)
-    _, gd, mult = S.nvfp4_global_scales(tensor_amax, sp)
+    ts, gd, mult = S.nvfp4_host_scalars(tensor_amax, sp)
     bs = sp.block
     nbk = triton.cdiv(K, bs)
     nblocks = M * nbk
@@ -460,6 +460,7 @@ def nvfp4_dequantize(codes, scales, K, global_decode, tb=16, fmt="nvfp4"):
     e, s = sp.elem, sp.scale
     codes = codes.contiguous()
     scales = scales.contiguous()
+    S.check_block_operands(codes, scales, K, sp.block, packed=True)
     M = scales.shape[0]
     nbk = triton.cdiv(K, sp.block)
     y = torch.empty((M, K), dtype=torch.float32, device=codes.device)

@@ -273,6 +273,33 @@ def test_bad_arguments(H):
         nq.nvfp4_quantize(np.zeros((1, 16), np.float32), profile="torchao")
 
 
+SHORT_OPERANDS = [  # (what, codes shape, scales shape, K): each smaller than K needs
+    ("mx packed codes too narrow", (1, 1), (1, 1), 32),
+    ("mx scales too narrow", (2, 16), (2, 0), 32),
+    ("mx fewer code rows than scale rows", (1, 16), (3, 1), 32),
+    ("mx 1-D codes", (16,), (1, 1), 32),
+]
+
+
+@pytest.mark.parametrize("what,cshape,sshape,K", SHORT_OPERANDS)
+def test_dequantize_and_gemm_refuse_operands_smaller_than_K(backend, what, cshape, sshape, K):
+    """Table-index audit: the dequantize and GEMM kernels read codes[r, k >> 1] and
+    scales[r, k // block] for every k < K; operands too small for K used to be read past their
+    end (nvfp4_dequantize of a (1, 1) array with K=4096 returned 4096 values of whatever memory
+    followed). They are now refused by shape, on both backends."""
+    c, s = np.zeros(cshape, np.uint8), np.zeros(sshape, np.uint8)
+    with pytest.raises(ValueError, match="codes must be .* and scales"):
+        backend.mx_dequantize(c, s, K, "mxfp4")
+    nv_s = np.zeros((sshape[0], 2 * sshape[1]) if len(sshape) == 2 else sshape, np.uint8)
+    with pytest.raises(ValueError, match="codes must be .* and scales"):
+        backend.nvfp4_dequantize(c, nv_s, K, 1.0)
+    good_c, good_s = np.zeros((2, 16), np.uint8), np.zeros((2, 1), np.uint8)
+    with pytest.raises(ValueError, match="a: packed codes must be"):
+        backend.mxfp4_gemm(c, s, good_c, good_s, K)
+    with pytest.raises(ValueError, match="b: packed codes must be"):
+        backend.nvfp4_gemm(good_c, np.zeros((2, 2), np.uint8), 1.0, c, nv_s, 1.0, K)
+
+
 @pytest.mark.parametrize("fmt", FP8)
 def test_numba_fp8_table_equals_bit_manipulation(H, fmt):
     """The table path covers every (sign, exponent, kept mantissa, sticky) class: compare it with
