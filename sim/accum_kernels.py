@@ -168,7 +168,9 @@ def _gemm_chunk(A, Bt, chunk, twoprod, do_round, fp):
 
 
 @njit(cache=True, inline="always")
-def _int_step(acc, p, lo, hi, span, sat):
+def int_step(acc, p, lo, hi, span, sat):
+    """One add of a two's-complement register ``[lo, hi]`` (``span = hi - lo + 1``): saturate
+    at the bounds (``sat``) or wrap modulo ``span``."""
     acc += p
     if sat:
         if acc > hi:
@@ -285,7 +287,7 @@ def _block_gemm_int(Ia, Sa, Iw, Sw, bs, bits, sat, unit):
             for b in range(nb):
                 acc = np.int64(0)
                 for k in range(b * bs, (b + 1) * bs):
-                    acc = _int_step(acc, Ia[i, k] * Iw[j, k], lo_, hi_, span, sat)
+                    acc = int_step(acc, Ia[i, k] * Iw[j, k], lo_, hi_, span, sat)
                 hi, lo = two_prod(Sa[i, b] * Sw[j, b] * unit, float(acc))
                 n = msum_add(parts, n, hi)
                 if lo != 0.0:

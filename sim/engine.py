@@ -53,6 +53,7 @@ from lowbit.formats.multiplier import parse_multiplier
 from . import accum_kernels as K_
 from . import fastpath
 from .accum_round import float_params
+from .exactness import INT_GRID_BITS
 from .mulpath import mul_gemm
 from .operands import Operand, align_blocks, common_blocks
 
@@ -145,8 +146,8 @@ def _int_grid(op: Operand, values: np.ndarray, what: str):
     if not np.all(np.isfinite(ints)) or not np.array_equal(ints, np.rint(ints)):
         raise ValueError(f"IntAccum: {what} values are not integers on the grid 2**{lsb}; "
                          "use an int format, dot='block' for block formats, or a float accumulator")
-    if np.any(np.abs(ints) >= 2.0 ** 31):
-        raise ValueError(f"IntAccum: {what} grid integers exceed 2**31")
+    if np.any(np.abs(ints) >= 2.0 ** INT_GRID_BITS):
+        raise ValueError(f"IntAccum: {what} grid integers exceed 2**{INT_GRID_BITS}")
     return ints.astype(np.int64), 2.0 ** lsb
 
 

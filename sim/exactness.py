@@ -43,6 +43,9 @@ MIN_EXP = -1074  # exponent of the smallest float64 subnormal
 MAX_EXP = 1023
 DEKKER_MAX_EXP = 995
 DEKKER_MIN_EXP = -969
+INT_GRID_BITS = 31  # the reference integer register takes grid integers below 2**31
+SPLIT_MAGIC_BITS = 52  # slice i is formed with c = 1.5 * 2**(52 + s_i) ...
+SPLIT_EXACT_BITS = 51  # ... exactly for |R| < 2**(51 + s_i)
 ONE = GridStats(finite=True, amax=1.0, lsb=0, l1max=1.0, sig_bits=1)  # unit scales
 
 
@@ -130,7 +133,7 @@ def split_exponents(sx: GridStats, sy: GridStats, k_len: int):
             return None
         s = math.frexp(k_len * rem * sy.amax * BOUND_MARGIN)[1] - FLOAT64_MANT - sy.lsb + 1
         half = math.ldexp(1.0, s - 1)
-        if (s <= sx.lsb or s + 52 > MAX_EXP or not fits(rem, s, 51)
+        if (s <= sx.lsb or s + SPLIT_MAGIC_BITS > MAX_EXP or not fits(rem, s, SPLIT_EXACT_BITS)
                 or not fits(k_len * (rem + half) * sy.amax * BOUND_MARGIN, s + sy.lsb,
                             FLOAT64_MANT)):
             return None
@@ -204,7 +207,7 @@ def grid_ok(lsb_fmt: int, st: GridStats) -> bool:
         return False
     if st.amax == 0.0:
         return True
-    return st.lsb >= lsb_fmt and fits(st.amax, lsb_fmt, 31)
+    return st.lsb >= lsb_fmt and fits(st.amax, lsb_fmt, INT_GRID_BITS)
 
 
 def register_ok(bound: float, unit_exp: int, bits: int) -> bool:

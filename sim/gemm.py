@@ -60,8 +60,8 @@ def qmatmul(a, b, config="exact") -> np.ndarray:
     if b.ndim != 2 or a.shape[-1] != b.shape[0]:
         raise ValueError(f"qmatmul: shapes {a.shape} and {b.shape} do not match (..., K) @ (K, M)")
     lead = a.shape[:-1]
-    aa = _check_axis(cfg.act_axis, a.ndim, "act_axis", "qmatmul")
-    wa = _check_axis(cfg.weight_axis, 2, "weight_axis", "qmatmul")
+    aa = _check_axis(cfg.act_axis, ndim=a.ndim, what="act_axis", where="qmatmul")
+    wa = _check_axis(cfg.weight_axis, ndim=2, what="weight_axis", where="qmatmul")
     if a.size == 0 or b.shape[1] == 0:  # empty batch / K = 0 / no outputs: empty sums
         return _empty_sum(lead, b.shape[1], None)
     a2 = a.reshape(-1, a.shape[-1])
@@ -83,8 +83,8 @@ def qlinear(x, w, bias=None, config="exact") -> np.ndarray:
         raise ValueError(f"qlinear: x {x.shape} and w {w.shape} do not match (..., in) / (out, in)")
     bias = check_bias(bias, w.shape[0], "qlinear")
     lead = x.shape[:-1]
-    aa = _check_axis(cfg.act_axis, x.ndim, "act_axis", "qlinear")
-    wa = _check_axis(cfg.weight_axis, 2, "weight_axis", "qlinear")
+    aa = _check_axis(cfg.act_axis, ndim=x.ndim, what="act_axis", where="qlinear")
+    wa = _check_axis(cfg.weight_axis, ndim=2, what="weight_axis", where="qlinear")
     if x.size == 0 or w.shape[0] == 0:  # empty batch / K = 0 / no outputs: empty sums
         return _empty_sum(lead, w.shape[0], bias)
     A = _prep(x.reshape(-1, x.shape[-1]), cfg.act, aa in (None, x.ndim - 1))

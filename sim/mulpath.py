@@ -34,7 +34,7 @@ from numba import njit, prange
 from lowbit.formats import encode
 from lowbit.formats.accum import Exact, FloatAccum, IntAccum
 
-from .accum_kernels import _int_step
+from .accum_kernels import int_step
 from .accum_round import (
     FLOAT64_PARAMS,
     MSUM_CAP,
@@ -101,7 +101,7 @@ def _table_gemm(Ca, Sa, Cw, Sw, T, K, sbs, chunk, mode, fp, bits, sat, unit, Ti)
                 if mode == MODE_INT:
                     reg = np.int64(0)
                     for k in range(k0, min(k0 + chunk, K)):
-                        reg = _int_step(reg, Ti[Ca[i, k], Cw[j, k]], lo_, hi_, span, sat)
+                        reg = int_step(reg, Ti[Ca[i, k], Cw[j, k]], lo_, hi_, span, sat)
                     b = k0 // sbs
                     n = _add_scaled(parts, n, float(reg), Sa[i, b] * unit, Sw[j, b])
                     continue
