@@ -2,6 +2,7 @@
 their choice: :mod:`lowbit.sim.fastpath`).
 
 * :func:`exact_gemm` - ``X @ Y.T`` exactly, in one BLAS call or in K chunks added as exact pairs.
+* :func:`split_exact_gemm` - ``X @ Y.T`` exactly from exact slices of X (Ozaki's scheme).
 * :func:`block_round_gemm` - block dot products with one accumulator rounding per block: per
   output tile and block, the inner sums by BLAS (one call, or two for a two-slice split), then
   a vectorised rounding kernel of :mod:`lowbit.sim.fast_kernels`.
@@ -49,6 +50,19 @@ def exact_gemm(X: np.ndarray, Y: np.ndarray, chunk: int) -> np.ndarray:
     for k0 in range(chunk, K, chunk):
         c = np.ascontiguousarray(X[:, k0:k0 + chunk] @ Y[:, k0:k0 + chunk].T)
         FK.exact_pair_add(hi, lo, c)
+    return zero_sign(hi)
+
+
+def split_exact_gemm(X: np.ndarray, Y: np.ndarray, exps) -> np.ndarray:
+    """Exact ``X @ Y.T`` correctly rounded to float64 from exact slices of X (split exponents
+    ``exps`` of :func:`~lowbit.sim.exactness.split_exponents`, which proved every slice times
+    Y exact over K and the slice results summable as an exact pair): one BLAS call per slice,
+    the results added as ``hi + lo``; ``hi`` is the correctly rounded exact sum."""
+    parts = split_slices(X, exps)
+    hi = np.ascontiguousarray(parts[0] @ Y.T)
+    lo = np.zeros_like(hi)
+    for P in parts[1:]:
+        FK.exact_pair_add(hi, lo, np.ascontiguousarray(P @ Y.T))
     return zero_sign(hi)
 
 

@@ -10,6 +10,11 @@ fast path (:func:`slow_forced`).  Paths (name: model -> obligation):
 * ``blas-chunked`` (Exact, element): one product fits 53 bits but K does not: K chunks, each
   exact, added as exact pairs (running sum below ``2**104`` grid units); ``hi`` is the correctly
   rounded exact sum.
+* ``blas-split`` (Exact, element, when a single product needs more than 53 bits, e.g. FP32
+  activations times FP32-scaled INT4 weights): the operand with the wider range split into
+  at most ``MAX_SLICES`` exact slices (Ozaki's scheme, :func:`~lowbit.sim.exactness.
+  split_exponents`), each slice times the other operand exact by the lemma, the slice results
+  added as an exact pair; ``hi`` is the correctly rounded exact sum.
 * ``blas-int`` (IntAccum, element): the values are integers on the formats' grids and the
   register can never leave its range (``B <= 2**(bits-1) - 1`` and ``< 2**53`` register units):
   wrap and saturate never act, the register holds the exact integer dot product.
@@ -48,7 +53,7 @@ from lowbit.formats.accum import Exact, FloatAccum, IntAccum
 from . import exactness as X
 from . import fast_kernels as FK
 from .accum_round import FLOAT64_PARAMS, float_params
-from .blas_paths import block_exact_gemm, block_round_gemm, exact_gemm
+from .blas_paths import block_exact_gemm, block_round_gemm, exact_gemm, split_exact_gemm
 from .operands import GridStats, Operand, align_blocks, common_blocks
 
 SLOW_GEMM_ENV = "LOWBIT_SLOW_GEMM"
@@ -126,7 +131,16 @@ def _choose_element(A: Operand, W: Operand, acc) -> FastPath | None:
                 return None
             return FastPath("blas" if plan >= K else "blas-chunked",
                             lambda: exact_gemm(A.values, W.values, plan))
-        return _first(values, prove_exact)
+
+        def prove_split(sa, sw):
+            s_a, s_w = X.split_exponents(sa, sw, K), X.split_exponents(sw, sa, K)
+            if s_a is not None and (s_w is None or len(s_a) <= len(s_w)):
+                return FastPath("blas-split", lambda: split_exact_gemm(A.values, W.values, s_a))
+            if s_w is not None:  # slices of W: (W @ A.T).T
+                return FastPath("blas-split", lambda: np.ascontiguousarray(
+                    split_exact_gemm(W.values, A.values, s_w).T))
+            return None
+        return _first(values, prove_exact) or _first(values, prove_split)
     fp = float_params(acc.fmt, acc.overflow)
     if acc.chunk is not None:
         return _chunk_round(A, W, values, acc.chunk, fp)

@@ -190,6 +190,28 @@ def test_exact_blas_and_chunked_blas():
     assert gemm_path(A3, A3, "exact") == "reference-element"
 
 
+def test_exact_split_into_slices():
+    """Exact model with products wider than 53 bits (FP32-valued activations spanning
+    2**-12 .. 2**8 times FP32-scaled INT4 weights): exact slices of the wider operand, each
+    times the other by BLAS, added as an exact pair; bit-equal to the reference with
+    cancellation and signed zeros, for slices of either operand; a range beyond four slices
+    (FP32 subnormals next to 2**8) takes the reference."""
+    rng = np.random.default_rng(34)
+    x = wide(rng, (6, 200), -12, 8).astype(np.float32).astype(float)
+    x[0, :4] = [2.0**8, 2.0**-12, -(2.0**8), 3.0]  # cancellation around a tiny term
+    x[1] = -0.0
+    A = element_operand(x)
+    w = wide(rng, (5, 200), -6, 3)
+    w[0, :4] = [1.0, 1.0, 1.0, 0.0]
+    W = prepare(w, "int4_g128")
+    assert exactness.exact_gemm_plan(A.value_stats, W.value_stats, 200) is None
+    got = fast_vs_reference(A, W, "exact", "blas-split")
+    assert got[1, 0] == 0.0 and not np.signbit(got[1, 0])
+    fast_vs_reference(W, A, "exact", "blas-split")
+    x[2, 5] = 2.0**-149
+    assert gemm_path(element_operand(x), W, "exact") == "reference-element"
+
+
 def test_int_register_blas_only_when_it_cannot_overflow():
     rng = np.random.default_rng(4)
     x = rng.integers(-128, 128, (5, 300)).astype(float)
