@@ -185,9 +185,12 @@ def test_exact_blas_and_chunked_blas():
     A2, W2 = element_operand(xa), element_operand(xw)
     got = fast_vs_reference(A2, W2, "exact", "blas-chunked")
     assert got[0, 0] == float(64 * (2**26 - 1) ** 2)  # correctly rounded exact value
-    # a single product of > 53 bits: reference
+    # a single product of > 53 bits: exact slices of one operand
     A3 = element_operand(rng.integers(-2**40, 2**40, (2, 8)).astype(float))
-    assert gemm_path(A3, A3, "exact") == "reference-element"
+    fast_vs_reference(A3, A3, "exact", "blas-split")
+    # ... unless the slices would need more than 53 bits each: reference
+    A4 = element_operand(rng.integers(-2**52, 2**52, (2, 8)).astype(float))
+    assert gemm_path(A4, A4, "exact") == "reference-element"
 
 
 def test_exact_split_into_slices():
