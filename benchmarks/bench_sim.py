@@ -7,7 +7,8 @@ A shape ``NxKxM`` is activations (N, K) times weights (M, K) transposed.  Both o
 quantised first (``lowbit.sim.operands.prepare``, not timed: quantisation has its own benchmark);
 then ``gemm_nt`` - the engine with its automatic, provably bit-identical fast paths - is timed,
 best of ``--reps`` after a compile warm-up.  The baseline is ``x @ w.T`` in float64 (numpy's
-BLAS) on the same shape with the same thread count, measured in the same run; ``x BLAS`` is
+BLAS) on the same shape with the same thread count, measured in the same run before and after
+the cases (the faster of the two counts); ``x BLAS`` is
 ``t_BLAS / t_case`` (1.0 = BLAS speed), and "met" judges the issue-14 target on these wall-clock
 figures.  ``G/cpu-s`` and ``x BLAS cpu`` use process CPU time instead (MACs per CPU-second of
 all threads): on a machine shared with other jobs they show what the code does per core, while
@@ -77,9 +78,7 @@ def run_shape(n, k, m, reps=3, reference=False, cases=CASES):
     macs = n * k * m
     x @ w.T
     t_blas, c_blas = _best(lambda: x @ w.T, reps)
-    rows = [{"case": "numpy float64 matmul (BLAS)", "path": "-", "seconds": t_blas,
-             "mac_per_s": macs / t_blas, "mac_per_cpu_s": macs / c_blas, "x_blas": 1.0,
-             "x_blas_cpu": 1.0, "target": "-", "ok": None}]
+    rows = []
     for fmt, acc, scale, target in cases:
         A, W = prepare(x * scale, fmt), prepare(w * scale, fmt)
         model = parse_accum(acc)
@@ -88,7 +87,7 @@ def run_shape(n, k, m, reps=3, reference=False, cases=CASES):
         # engine's exactness checks
         t, c = _best(lambda A=A, W=W, model=model: gemm_nt(replace(A), replace(W), model), reps)
         row = {"case": f"{fmt} x {fmt} -> {acc}", "path": gemm_path(A, W, model),
-               "seconds": t, "mac_per_s": macs / t, "mac_per_cpu_s": macs / c,
+               "seconds": t, "cpu_seconds": c, "mac_per_s": macs / t, "mac_per_cpu_s": macs / c,
                "x_blas": t_blas / t, "x_blas_cpu": c_blas / c}
         if target is None:
             row["target"], row["ok"] = "-", None
@@ -106,6 +105,18 @@ def run_shape(n, k, m, reps=3, reference=False, cases=CASES):
                 del os.environ[SLOW_GEMM_ENV]
             row["speedup_vs_reference"] = t_ref / t
         rows.append(row)
+    # the baseline again after the cases: the faster of the two BLAS timings is the baseline
+    # (a shared machine slows a 2-thread BLAS most; this keeps the ratios conservative)
+    t2, c2 = _best(lambda: x @ w.T, reps)
+    t_blas, c_blas = min(t_blas, t2), min(c_blas, c2)
+    for row in rows:
+        row["x_blas"], row["x_blas_cpu"] = t_blas / row["seconds"], c_blas / row["cpu_seconds"]
+        if row["target"].endswith("x BLAS"):
+            row["ok"] = row["x_blas"] >= float(row["target"].split()[1][:-1])
+    rows.insert(0, {"case": "numpy float64 matmul (BLAS)", "path": "-", "seconds": t_blas,
+                    "cpu_seconds": c_blas, "mac_per_s": macs / t_blas,
+                    "mac_per_cpu_s": macs / c_blas, "x_blas": 1.0, "x_blas_cpu": 1.0,
+                    "target": "-", "ok": None})
     return {"shape": [n, k, m], "macs": macs, "rows": rows}
 
 

@@ -384,28 +384,33 @@ def _scale_row(orow, irow, s_i, sw, vp, do_round):
             orow[j] = p + 0.0
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@njit(cache=True, nogil=True)
 def scale_gemm_result(inner, sa, sw, vp, do_round):
     """One-block dot products: ``RN64((sa[i] * sw[j]) * inner[i, j])`` (``do_round=False``:
     the Exact and integer models, whose reference rounds the exact term once to float64) or
     ``RNE_fmt`` of the exact term (``do_round=True``: a float accumulator starting at 0, one
     add), the exact term being the Dekker pair ``p + e``.  The caller proves ``sa * sw`` exact
-    and the Dekker product valid (no overflow, error term above 2**-1074)."""
+    and the Dekker product valid (no overflow, error term above 2**-1074).
+
+    Single-threaded (O(N M) next to the O(N M K) BLAS call before it): a numba thread team
+    started right after a multi-threaded BLAS call competes with BLAS threads still spinning
+    for work, which made this step slower than the GEMM on 2 cores."""
     N, M = inner.shape
     out = np.empty((N, M))
-    for i in prange(N):
+    for i in range(N):
         _scale_row(out[i], inner[i], sa[i], sw, vp, do_round)
     return out
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@njit(cache=True, nogil=True)
 def exact_pair_add(hi, lo, c):
     """``(hi, lo) += c`` exactly, in place: ``hi + lo`` is an unevaluated exact sum with
     ``hi = RN64(hi + lo)`` (TwoSum, then TwoSum of the two parts).  Exact while every
     operand is a multiple of a common power of two ``2**u`` and the running sum stays below
-    ``2**104 * 2**u`` (see :func:`lowbit.sim.fastpath.exact_gemm`)."""
+    ``2**104 * 2**u`` (see :func:`lowbit.sim.fastpath.exact_gemm`).  Single-threaded, like
+    :func:`scale_gemm_result`: it runs between multi-threaded BLAS calls."""
     h = hi.reshape(-1)
     lw = lo.reshape(-1)
     cc = c.reshape(-1)
-    for t in prange(h.size):
+    for t in range(h.size):
         h[t], lw[t] = _pair_add(h[t], lw[t], cc[t])
