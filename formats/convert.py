@@ -63,6 +63,7 @@ import numpy as np
 
 from lowbit.formats import _kernel as K
 from lowbit.formats import chunking as C
+from lowbit.formats._arith import arith_encode, arith_params
 from lowbit.formats._codec import (
     ROUNDING_ALIASES,
     decode_codes,
@@ -210,11 +211,13 @@ def convert_elements(x, fmt, want_codes=True, want_values=False, rounding="rne",
     """Codes (``code_dtype(fmt)``) and / or values (:func:`value_dtype`) of a float array in an
     element format, ``x``'s shape, computed in chunks of :data:`chunking.CHUNK_ELEMS`.
 
-    Fast path (deterministic rounding, formats of at most 8 bits, float32 input, or float64
-    from :data:`TABLE_MIN_FLOAT64` elements): one gather per element from the rounding table
-    (codes) or from the values of its entries (values), which :mod:`lowbit.formats._lut` proves
-    equal to the exact kernel; a chunk in which an error sentinel may hide is re-encoded to
-    raise the error. Otherwise the exact kernel per chunk."""
+    Fast paths, each proven equal to the exact kernel: float32 input to a float format under
+    round-to-nearest-even, the branch-free integer rounding of :mod:`lowbit.formats._arith`;
+    otherwise (deterministic rounding, formats of at most 8 bits, float32 input, or float64
+    from :data:`TABLE_MIN_FLOAT64` elements) one gather per element from the rounding table
+    (codes) or from the values of its entries (values), :mod:`lowbit.formats._lut`. A chunk in
+    which an error may hide is re-encoded exactly to raise the error. Otherwise the exact
+    kernel per chunk."""
     xa = C.as_float_array(x)
     rounding = rounding_mode(rounding)
     P = kernel_params(fmt, rounding, overflow, nan_input, subnormal_output, sr_bits)
@@ -226,7 +229,11 @@ def convert_elements(x, fmt, want_codes=True, want_values=False, rounding="rne",
     work = C.work_dtype(xa.dtype)
     src_bits = 32 if work == np.float32 else 64
     table = None
-    if not stochastic and lut_width(fmt, src_bits, overflow) is not None and (
+    qc = arith_params(fmt, P.tobytes(), False) if want_codes and src_bits == 32 else None
+    qv = arith_params(fmt, P.tobytes(), True) if want_values and src_bits == 32 else None
+    arith = (want_codes or want_values) and (qc is not None or not want_codes) and (
+        qv is not None or not want_values)
+    if not arith and not stochastic and lut_width(fmt, src_bits, overflow) is not None and (
             src_bits == 32 or xa.size >= TABLE_MIN_FLOAT64):
         k, table = compact_table(fmt, P.tobytes(), src_bits)
         ncodes = 1 << fmt.bits
@@ -244,6 +251,18 @@ def convert_elements(x, fmt, want_codes=True, want_values=False, rounding="rne",
     def piece(item):
         start, chunk = item
         n = chunk.shape[0]
+        if arith:
+            u = chunk.view(np.uint32)
+            suspect = 0
+            if want_codes:
+                suspect += arith_encode(u, qc, cflat[start:start + n])
+            if want_values:
+                suspect += arith_encode(u, qv, vflat[start:start + n].view(np.uint32))
+            if suspect and could_fail:
+                check_errors(run_encode(chunk, fmt, **pol, key=key, offset=start,
+                                        check=False)[0], chunk, fmt, overflow, nan_input,
+                             offset=start)
+            return
         if table is not None:
             u = _bits(chunk)[0]
             suspect = 0
