@@ -102,12 +102,14 @@ def block_round_gemm(Pa, Sa, Pw, Sw, bs: int, fp, *, term: str = "exact",
                          dtype=np.float32 if float32_inner else np.float64)
 
 
-def block_exact_gemm(Pa, Sa, Pw, Sw, bs: int):
+def block_exact_gemm(Pa, Sa, Pw, Sw, bs: int, *, dekker: bool = False):
     """The exact sum over blocks of ``(Sa*Sw) * inner_b``, correctly rounded to float64, inner
     sums by BLAS, terms added as exact ``hi + lo`` pairs (the caller has checked
-    :func:`~lowbit.sim.exactness.block_terms_exact` and
-    :func:`~lowbit.sim.exactness.pair_sum_ok`)."""
-    return zero_sign(_tiled_blocks([Pa], Sa, Pw, Sw, bs, term=FK.TERM_PAIRS, vp=_NO_ROUNDING,
+    :func:`~lowbit.sim.exactness.pair_sum_ok` and :func:`~lowbit.sim.exactness.
+    block_terms_exact`, or with ``dekker=True`` :func:`~lowbit.sim.exactness.
+    block_terms_dekker`: each term is then added as its exact Dekker pair)."""
+    term = FK.TERM_DEKKER_PAIRS if dekker else FK.TERM_PAIRS
+    return zero_sign(_tiled_blocks([Pa], Sa, Pw, Sw, bs, term=term, vp=_NO_ROUNDING,
                                    scale_blocks=None, bounded=True, dtype=np.float64))
 
 

@@ -279,6 +279,7 @@ TERM_EXACT = 0  # the block term (s_a s_w) * inner is exact in float64
 TERM_DEKKER = 1  # ... needs more than 53 bits: an exact Dekker pair
 TERM_SLICES = 2  # the inner sum is given as exact slices, added as an exact pair
 TERM_PAIRS = 3  # exact block dot product: terms added as exact pairs, no rounding
+TERM_DEKKER_PAIRS = 4  # ... with the terms as Dekker pairs (both parts added exactly)
 
 
 @njit(cache=True, inline="always")
@@ -325,6 +326,8 @@ def _block_tile(acc, low, inner, sa, sw, vp, term, mode):
       ``acc + hi + lo`` rounded once.
     * ``TERM_PAIRS``: no rounding: ``(acc, low) += (sa_i sw_j) * inner`` as an exact pair (the
       exact block dot product; ``acc`` ends as the correctly rounded exact sum).
+    * ``TERM_DEKKER_PAIRS``: as ``TERM_PAIRS`` with the term's Dekker pair ``hi + lo`` (both
+      multiples of the terms' grid ``2**g``, so both pair adds stay exact under the same bound).
 
     ``mode``: the :func:`round_vec` checks (compile-time constant of the entry points).
     """
@@ -347,8 +350,12 @@ def _block_tile(acc, low, inner, sa, sw, vp, term, mode):
                 for k in range(1, n):
                     hi, lo = _pair_add(hi, lo, inner[k, i, j])
                 arow[j] = _add3_round(arow[j], sc * hi + 0.0, sc * lo, vp, mode)
-            else:
+            elif term == TERM_PAIRS:
                 arow[j], lrow[j] = _pair_add(arow[j], lrow[j], sc * inner[0, i, j])
+            else:
+                hi, lo = two_prod(sc, inner[0, i, j])
+                a, r = _pair_add(arow[j], lrow[j], hi)
+                arow[j], lrow[j] = _pair_add(a, r, lo)
 
 
 def _block_entry(term: int, mode: int):
@@ -362,7 +369,7 @@ def _block_entry(term: int, mode: int):
 
 
 _BLOCK = {(term, bounded): _block_entry(term, ROUND_FLUSH if bounded else ROUND_ALL | ROUND_FLUSH)
-          for term in (TERM_EXACT, TERM_DEKKER, TERM_SLICES, TERM_PAIRS)
+          for term in (TERM_EXACT, TERM_DEKKER, TERM_SLICES, TERM_PAIRS, TERM_DEKKER_PAIRS)
           for bounded in (False, True)}
 
 

@@ -28,6 +28,9 @@ fast path (:func:`slow_forced`).  Paths (name: model -> obligation):
 * ``blas-block-pairs`` (Exact or IntAccum, block, when the above needs > 53 bits per product,
   e.g. an outlier block next to small ones): per block the exact inner sum by BLAS and the
   exact term, terms added as exact pairs.
+* ``blas-block-pairs-dekker``: the same with terms that need more than 53 bits (FP32 group
+  scales: int4_g128), each added as its exact Dekker pair (both parts on the terms' grid, the
+  same bound).
 * ``blas-block-round`` (sequential FloatAccum, block) and ``blas-chunk-round`` (chunked
   FloatAccum, element: a chunk is a block with unit scales): per block the exact inner sum by
   BLAS and the term exact in float64, then ``acc = RNE(acc + term)`` once per block.
@@ -270,11 +273,15 @@ def _choose_block(A: Operand, W: Operand, acc) -> FastPath | None:
         if isinstance(acc, IntAccum) and not _register_ok(A, W, ea, ew,
                                                           X.inner_bound(ea, ew, bs), acc.bits):
             return None
-        if not (X.block_terms_exact(ea, ew, ca, cw, bs)
-                and X.pair_sum_ok(ea, ew, ca, cw, bs, Kp // bs)):
+        if not X.pair_sum_ok(ea, ew, ca, cw, bs, Kp // bs):
             return None
-        return FastPath("blas-block-pairs", blocks(
-            lambda Pa, Sa, Pw, Sw: block_exact_gemm(Pa, Sa, Pw, Sw, bs)))
+        if X.block_terms_exact(ea, ew, ca, cw, bs):
+            return FastPath("blas-block-pairs", blocks(
+                lambda Pa, Sa, Pw, Sw: block_exact_gemm(Pa, Sa, Pw, Sw, bs)))
+        if X.block_terms_dekker(ea, ew, ca, cw, bs):  # FP32 group scales (int4_g128)
+            return FastPath("blas-block-pairs-dekker", blocks(
+                lambda Pa, Sa, Pw, Sw: block_exact_gemm(Pa, Sa, Pw, Sw, bs, dekker=True)))
+        return None
 
     return _first(elements, prove_exact) or _first(elements, prove_pairs)
 

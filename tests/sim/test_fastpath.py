@@ -337,6 +337,26 @@ def test_block_round_dekker_terms(acc):
                       "blas-block-round-dekker")
 
 
+@pytest.mark.parametrize("acc", ["exact", "int32", "int20_sat"])
+def test_block_pairs_dekker_terms(acc):
+    """Exact / integer accumulation of FP32-scaled groups (int4_g128): every block term is an
+    exact Dekker pair, both parts added to the exact running pair; a row whose group scales
+    span more than 104 bits takes the reference."""
+    rng = np.random.default_rng(17)
+    x = rng.standard_normal((6, 384)) * np.exp2(rng.integers(-8, 8, (6, 1)))
+    x[0, :128] = 0.0  # an all-zero group
+    x[1, :64] = -0.0
+    w = rng.standard_normal((5, 384))
+    w[0, 128:256] = -w[0, :128] * 3.0  # cancellation across groups
+    w[1, 256:] = 0.0
+    w[2, :128] *= 2.0**-12  # a tiny group next to large ones
+    A, W = prepare(x, "int4_g128"), prepare(w, "int4_g128")
+    fast_vs_reference(A, W, acc, "blas-block-pairs-dekker")
+    x[2, :128] *= 2.0**-70
+    x[2, 128:256] *= 2.0**40
+    assert gemm_path(prepare(x, "int4_g128"), W, acc) == "reference-block"
+
+
 @pytest.mark.parametrize("acc", ["fp32_chunk32", "fp16_chunk8", "bf16_chunk4", "fp32_chunk64"])
 def test_chunk_round_split_inner(acc):
     """fp16 / bf16 operands with subnormal-to-large values: a chunk's exact inner sum needs
