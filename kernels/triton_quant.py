@@ -78,8 +78,9 @@ if AVAILABLE:
             code = tl.where(a == 0x7F800000, INFCODE, code)
         if NANCODE >= 0:
             code = tl.where(a > 0x7F800000, NANCODE, code)
-        else:
+        else:  # no NaN code: +0 (the sign of a NaN carries no value)
             code = tl.where(a > 0x7F800000, 0, code)
+            sign = tl.where(a > 0x7F800000, 0, sign)
         return code | (sign * SIGNBIT)
 
     @triton.jit

@@ -16,8 +16,9 @@ symbolic link to every top-level entry but ``results/``, so ``examples/...``, ``
 ``.venv`` are where a reader has them and outputs stay out of the checkout), with this venv's
 ``bin`` first on PATH.
 Most run exactly as written (:data:`AS_IS`); a long one runs as the small-input variant listed in
-:data:`SMALL` together with the reason.  ``test_every_readme_command_is_covered`` fails when a
-README command is in neither table (add it: to AS_IS if it takes seconds, else a small variant to
+:data:`SMALL` together with the reason; one that reads files the python blocks write runs after
+them in their folder (:data:`AFTER_PYTHON`).  ``test_every_readme_command_is_covered`` fails when
+a README command is in no table (add it: to AS_IS if it takes seconds, else a small variant to
 SMALL) or when a table entry is no longer in the README.
 """
 
@@ -49,6 +50,9 @@ AS_IS = {
     "lowbit cosim fp_mul --a fp8_e4m3 --b fp8_e4m3 --exhaustive",
     "lowbit report --workload digits-cnn --target asic --out results/report",
     "python examples/custom_workload.py",
+    "python -m lowbit.kernels.validate",
+    "lowbit report --workload examples/torch_model.py:make_cnn_workload --formats int8_pc,mxfp4 "
+    "--out results/digit-cnn-report",
 }
 
 _SWEEP_SMALL = "lowbit sweep --formats fp32,mxfp4 --no-progress --no-plots --workers 1"
@@ -104,9 +108,27 @@ SMALL = {
         "&& lowbit report --sweep results/sweep --out results/report "
         "&& grep -q mxfp4 results/report/report.md",
         "needs a sweep first: a 2-format one"),
-    "python -m lowbit.kernels.validate": (
-        "python -m lowbit.kernels.validate --no-study",
-        "without the torch._scaled_mm study (tests/kernels covers it)"),
+    "lowbit sweep --workload examples/torch_model.py:make_transformer_workload --formats "
+    "fp8_e4m3,mxfp4,nvfp4 --accum fp32 --out results/row-transformer --workers 1": (
+        "lowbit sweep --workload examples/torch_model.py:make_transformer_workload --formats mxfp4 "
+        "--accum fp32 --out results/row-transformer --workers 1 --no-progress --no-plots",
+        "1 of the 3 formats (the workload trains its transformer first)"),
+    "python examples/torch_model.py": (
+        "python examples/torch_model.py "
+        "&& test -s results/torch_model/row-transformer/report/report.md",
+        "as written (the script has no small-input mode; about a minute on an idle machine)"),
+}
+
+
+#: README commands that read files the README's python blocks write: they run, as written or
+#: as the given variant, in ``test_readme_python_blocks`` after the blocks, in the same folder.
+AFTER_PYTHON = {
+    "lowbit sweep --workload results/my-cnn.onnx --data results/my-cnn.npz --formats "
+    "mxfp4,int8_pc --out results/my-cnn-onnx --workers 1": (
+        "lowbit sweep --workload results/my-cnn.onnx --data results/my-cnn.npz --formats "
+        "mxfp4,int8_pc --out results/my-cnn-onnx --workers 1 --no-progress "
+        "&& grep -q ',ok,' results/my-cnn-onnx/results.csv",
+        "the ONNX file and data come from the python block above it"),
 }
 
 
@@ -175,16 +197,20 @@ def python_blocks(text: str) -> list[tuple[str, int]]:
 
 TEXT = README.read_text()
 COMMANDS = readme_commands(TEXT)
+STANDALONE = [c for c in COMMANDS if c not in AFTER_PYTHON]
 
 
 # ------------------------------------------------------------------------ tests
 
 
 def test_every_readme_command_is_covered():
-    missing = [c for c in COMMANDS if c not in AS_IS and c not in SMALL]
-    stale = sorted((AS_IS | set(SMALL)) - set(COMMANDS))
+    missing = [c for c in COMMANDS if c not in AS_IS and c not in SMALL and c not in AFTER_PYTHON]
+    stale = sorted((AS_IS | set(SMALL) | set(AFTER_PYTHON)) - set(COMMANDS))
+    overlap = (AS_IS & set(SMALL)) | ((AS_IS | set(SMALL)) & set(AFTER_PYTHON))
+    assert not overlap, f"commands in more than one table: {sorted(overlap)}"
     assert not missing, ("README commands not covered by tests/test_readme.py; add each to AS_IS "
-                         "(runs in seconds) or a small-input variant to SMALL:\n  "
+                         "(runs in seconds), a small-input variant to SMALL, or to AFTER_PYTHON "
+                         "(it reads what the python blocks write):\n  "
                          + "\n  ".join(missing))
     assert not stale, "entries of AS_IS / SMALL no longer in README.md:\n  " + "\n  ".join(stale)
 
@@ -223,7 +249,15 @@ def _env() -> dict:
     return env
 
 
-@pytest.mark.parametrize("command", COMMANDS)
+def _run_command(command: str, run: str, folder: Path) -> None:
+    r = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", run], cwd=folder, env=_env(),
+                       capture_output=True, text=True, timeout=TIMEOUT_S)
+    assert r.returncode == 0, (f"README command {command!r} ran as {run!r}: exit {r.returncode}\n"
+                               f"{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
+    assert "Traceback" not in r.stderr, r.stderr[-3000:]
+
+
+@pytest.mark.parametrize("command", STANDALONE)
 def test_readme_command(command, tmp_path, request):
     if command in AS_IS:
         run = command
@@ -231,16 +265,10 @@ def test_readme_command(command, tmp_path, request):
         run = SMALL[command][0]
     else:
         pytest.fail(f"README command {command!r} is not covered: add it to AS_IS or SMALL")
-    fmt = {}
     if "{scheduler}" in run:
-        fmt["scheduler"] = request.getfixturevalue("scheduler")
-    run = run.format(**fmt)
+        run = run.format(scheduler=request.getfixturevalue("scheduler"))
     _repo_like(tmp_path)
-    r = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", run], cwd=tmp_path, env=_env(),
-                       capture_output=True, text=True, timeout=TIMEOUT_S)
-    assert r.returncode == 0, (f"README command {command!r} ran as {run!r}: exit {r.returncode}\n"
-                               f"{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
-    assert "Traceback" not in r.stderr, r.stderr[-3000:]
+    _run_command(command, run, tmp_path)
 
 
 DRIVER = """
@@ -257,9 +285,14 @@ for block in json.load(open(sys.argv[1])):
 
 
 def test_readme_python_blocks(tmp_path):
+    """All python blocks in order in one interpreter, then the AFTER_PYTHON commands."""
+    _repo_like(tmp_path)
     blocks = [{"code": c, "line": ln, "file": str(README)} for c, ln in python_blocks(TEXT)]
     (tmp_path / "blocks.json").write_text(json.dumps(blocks))
     (tmp_path / "driver.py").write_text(DRIVER)
     r = subprocess.run([sys.executable, "driver.py", "blocks.json"], cwd=tmp_path, env=_env(),
                        capture_output=True, text=True, timeout=TIMEOUT_S)
     assert r.returncode == 0, r.stderr[-5000:]
+    for command in COMMANDS:
+        if command in AFTER_PYTHON:
+            _run_command(command, AFTER_PYTHON[command][0], tmp_path)

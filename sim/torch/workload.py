@@ -46,6 +46,7 @@ import hashlib
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from lowbit.sim import qmatmul
 from lowbit.sim.gemm import im2col
@@ -392,7 +393,8 @@ class TorchWorkload(LayerwiseWorkload):
         for p in params:
             p.requires_grad_(True)
         try:
-            with torch.enable_grad():
+            # the math attention kernel: the fused CPU / flash kernels have no double backward
+            with torch.enable_grad(), sdpa_kernel(SDPBackend.MATH):
                 loss = self.loss(output_tensor(model(*x.args, **x.kwargs)), y)
                 if not (isinstance(loss, torch.Tensor) and loss.dim() == 0):
                     raise ValueError("loss must return a scalar tensor")
