@@ -202,6 +202,8 @@ OPTION_TYPES = {
     "seed": nonnegative_int,
     "front_points": nonnegative_int,
     "node": positive_float,
+    "worker_timeout": positive_float,
+    "claim_lease": positive_float,
     # lists that must not be empty
     "formats": nonempty_text,
     "candidates": nonempty_text,

@@ -3,7 +3,12 @@
     lowbit sweep [--workload tinylm[,digits-cnn]|file.py:func|model.onnx --data d.npz]
                  [--formats F1,F2,...] [--accum exact,fp32] [--quantizer rtn,gptq,hadamard+gptq]
                  [--out results/sweep] [--scheduler tcp://HOST:PORT]
-                 [--workers N] [--keep-failed] [--no-progress] [--no-plots]
+                 [--workers N] [--worker-timeout S] [--claim-lease S] [--keep-failed]
+                 [--no-progress] [--no-plots]
+
+Ctrl-C stores the finished points and exits 130 (rerun to resume); several sweeps on one --out
+share its points (claims in the store); exit 1 when a point failed or Dask lost its scheduler /
+had no worker for --worker-timeout seconds.
 
 Bad arguments raise ValueError naming the argument and the allowed values (exit code 2).
 Heavy imports happen inside the command so that ``lowbit --help`` stays fast.
@@ -13,6 +18,8 @@ from __future__ import annotations
 
 from lowbit.sim.quantizers.compose import QUANTIZER_HELP
 from lowbit.sim.sweep.points import DEFAULT_WORKLOADS, split_list
+from lowbit.sim.sweep.runner import DEFAULT_WORKER_TIMEOUT_S
+from lowbit.sim.sweep.store import DEFAULT_LEASE_S
 from lowbit.sim.workloads import resolve_workload
 
 
@@ -50,6 +57,13 @@ def register(subparsers) -> None:
                    help="output folder; each workload writes OUT/<workload>/ (default results/sweep)")
     p.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
                    help="run the points on this Dask scheduler instead of local processes")
+    p.add_argument("--worker-timeout", type=float, default=DEFAULT_WORKER_TIMEOUT_S,
+                   metavar="SECONDS", help="with --scheduler: give up (exit 1, finished points "
+                   "kept) when the scheduler has had no worker this long (default %(default)g)")
+    p.add_argument("--claim-lease", type=float, default=DEFAULT_LEASE_S, metavar="SECONDS",
+                   help="a point claimed by another sweep on the same --out whose heartbeat is "
+                   "older than this is taken over (a dead process on this host at once; default "
+                   "%(default)g)")
     p.add_argument("--workers", type=int, default=None,
                    help="local worker processes (default min(2, cores); 1 = in-process)")
     p.add_argument("--keep-failed", action="store_true",
@@ -71,10 +85,14 @@ def run_sweep_command(args) -> int:
     res = sweep(names, args.formats, args.accum, args.quantizer, out=args.out,
                 scheduler=args.scheduler, workers=args.workers,
                 progress=not args.no_progress, plots=not args.no_plots,
-                retry_failed=not args.keep_failed, multipliers=args.multiplier)
+                retry_failed=not args.keep_failed, multipliers=args.multiplier,
+                worker_timeout_s=args.worker_timeout, lease_s=args.claim_lease)
     st = res["stats"]
+    extra = "".join(f", {st[k]} {what}" for k, what in (
+        ("by_others", "by other sweeps"), ("overflow", "overflowed")) if st.get(k))
     print(f"{st['total']} points ({st['computed']} computed, {st['skipped']} reused, "
-          f"{st['failed']} failed) in {st['seconds']:.1f} s -> {res['paths']['md'].parent}")
+          f"{st['failed']} failed{extra}) in {st['seconds']:.1f} s -> "
+          f"{res['paths']['md'].parent}")
     print(res["paths"]["md"].read_text().split("## Assumptions")[0].rstrip())
     return 1 if st["failed"] else 0
 

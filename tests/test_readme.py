@@ -51,6 +51,7 @@ AS_IS = {
     "lowbit report --workload digits-cnn --target asic --out results/report",
     "python examples/custom_workload.py",
     "python -m lowbit.kernels.validate",
+    "lowbit experiment list",
     "lowbit report --workload examples/torch_model.py:make_cnn_workload --formats int8_pc,mxfp4 "
     "--out results/digit-cnn-report",
 }
@@ -76,21 +77,23 @@ SMALL = {
         "source .venv/bin/activate && command -v lowbit && lowbit --version",
         "activating the venv must give the lowbit command"),
     "lowbit sweep": (
-        "lowbit sweep --formats fp32,mxfp4 --no-progress && test -s results/sweep/report.md "
-        "&& test -s results/sweep/metric_vs_bits.png",
-        "2 of the 12 default formats; default worker processes and plots"),
+        "lowbit sweep --formats mxfp4 --no-progress && test -s results/sweep/tinylm/report.md",
+        "1 of the 13 default formats on the default workload (tinylm)"),
     "lowbit sweep --workload minilm --formats int8_pc,mxfp4,nvfp4": (
         "lowbit sweep --workload minilm --formats int8_pc --no-progress --no-plots --workers 1 "
-        "&& test -s results/sweep/results.csv",
+        "&& test -s results/sweep/minilm/results.csv",
         "1 of the 3 formats: one MiniLM point takes tens of seconds"),
-    "lowbit sweep --formats int4_g128/fp8_e4m3 --accum fp32,fp16 --quantizer rtn,gptq": (
-        "lowbit sweep --formats int4_g128/fp8_e4m3 --accum fp16 --quantizer gptq --no-progress "
-        "--no-plots --workers 1 && grep -q int4_g128/fp8_e4m3 results/sweep/results.csv",
-        "1 of the 4 points: the W/A spelling, a non-default accumulator and GPTQ"),
+    "lowbit sweep --workload digits-cnn --formats int4_g128/fp8_e4m3,fp4_e2m1_pc --accum fp32,fp16 "
+    "--quantizer rtn,gptq,smoothquant,hadamard+rtn,hadamard:16+gptq,hadamard+mrgptq": (
+        "lowbit sweep --workload digits-cnn --formats int4_g128/fp8_e4m3,fp4_e2m1_pc --accum fp16 "
+        "--quantizer hadamard:16+gptq --no-progress --no-plots --workers 1 "
+        "&& grep -q int4_g128/fp8_e4m3 results/sweep/digits-cnn/results.csv",
+        "2 of the 24 points: both format spellings, a non-default accumulator, a composition"),
     "lowbit sweep --scheduler tcp://HOST:8786": (
-        "lowbit sweep --scheduler {scheduler} --formats fp32 --no-progress --no-plots "
-        "&& grep -q ',ok,' results/sweep/results.csv",
-        "a real Dask LocalCluster started by this test instead of HOST:8786; 1 format"),
+        "lowbit sweep --scheduler {scheduler} --workload digits-cnn --formats fp32 --no-progress "
+        "--no-plots && grep -q ',ok,' results/sweep/digits-cnn/results.csv",
+        "a real Dask LocalCluster started by this test instead of HOST:8786; one digits-cnn "
+        "point (a tinylm point takes a minute)"),
     "lowbit search --workload digits-cnn --candidates fp8_e4m3,mxfp6_e2m3,mxfp4,nvfp4,int8,int4 "
     "--budget energy=0.5 --out results/search": (
         "lowbit search --workload digits-cnn --candidates fp8_e4m3,mxfp4,int4 --budget energy=0.5 "
@@ -103,11 +106,21 @@ SMALL = {
         "lowbit report --calibrate --cal-targets gates --no-progress --out results/cal "
         "&& test -s results/cal/calibration.md",
         "the generic-gates target only (Xilinx / iCE40 synthesis takes many minutes)"),
-    "lowbit report --sweep results/sweep --out results/report": (
-        f"{_SWEEP_SMALL} --out results/sweep "
-        "&& lowbit report --sweep results/sweep --out results/report "
-        "&& grep -q mxfp4 results/report/report.md",
-        "needs a sweep first: a 2-format one"),
+    "lowbit report --workload tinylm --sweep results/sweep --out results/report": (
+        "lowbit sweep --workload digits-cnn --formats fp32,mxfp4 --no-progress --no-plots "
+        "--workers 1 --out results/sweep && lowbit report --workload digits-cnn --sweep "
+        "results/sweep --out results/report && grep -q mxfp4 results/report/report.md",
+        "needs a sweep first: a 2-format digits-cnn one (a tinylm sweep takes minutes)"),
+    "lowbit experiment mr-gptq": (
+        "lowbit experiment mr-gptq --workload digits-cnn --out results/experiments "
+        "&& test -s results/experiments/mr-gptq/table.md",
+        "on digits-cnn instead of tinylm (minutes)"),
+    "lowbit experiment": (
+        "lowbit experiment --help | grep mr-gptq >/dev/null",
+        "the command named in prose; its help lists the experiments"),
+    "make experiments": (
+        "make -n experiments | grep 'lowbit experiment' >/dev/null",
+        "make -n checks the recipe; `lowbit experiment mr-gptq` runs above"),
     "lowbit sweep --workload examples/torch_model.py:make_transformer_workload --formats "
     "fp8_e4m3,mxfp4,nvfp4 --accum fp32 --out results/row-transformer --workers 1": (
         "lowbit sweep --workload examples/torch_model.py:make_transformer_workload --formats mxfp4 "

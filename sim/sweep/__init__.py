@@ -7,7 +7,9 @@ Each workload's results go to ``OUT/<workload>/`` (a store holds one workload; `
 indexes them). Every finished point is committed to ``OUT/<workload>/results.sqlite`` as it
 completes; re-running the same
 sweep resumes: successful points are never recomputed; points stored with an error are retried
-(``retry_failed=False`` / ``--keep-failed`` keeps them). ``scheduler="tcp://host:port"`` runs the
+(``retry_failed=False`` / ``--keep-failed`` keeps them). Several sweeps on one ``out`` share the
+points (claims in the store, see :mod:`lowbit.sim.sweep.store`; ``lease_s``: how long a silent
+claim holds); ``worker_timeout_s``: how long a Dask scheduler may have no worker. ``scheduler="tcp://host:port"`` runs the
 points on a Dask cluster; ``workers=N`` on N local processes; ``workers=1`` in-process.
 """
 
@@ -28,8 +30,8 @@ from .points import (
     split_list,
 )
 from .report import write_outputs
-from .runner import evaluate_point, run_sweep
-from .store import ResultStore
+from .runner import DEFAULT_WORKER_TIMEOUT_S, evaluate_point, run_sweep
+from .store import DEFAULT_LEASE_S, ResultStore
 
 DEFAULT_OUT = "results/sweep"
 
@@ -58,7 +60,8 @@ def workload_dir(out, workload: str, display_name: str | None = None) -> Path:
 def sweep(workload=None, formats=None, accums=None, quantizers=None,
           out=DEFAULT_OUT, scheduler: str | None = None, workers: int | None = None,
           progress: bool = True, plots: bool = True, retry_failed: bool = True,
-          multipliers=None) -> dict:
+          multipliers=None, worker_timeout_s: float = DEFAULT_WORKER_TIMEOUT_S,
+          lease_s: float = DEFAULT_LEASE_S) -> dict:
     """Run (or resume) a sweep and write its outputs into ``OUT/<workload>/``.
 
     ``workload``: a name, a comma-separated string or a list (default
@@ -82,14 +85,16 @@ def sweep(workload=None, formats=None, accums=None, quantizers=None,
         with ResultStore(out_dir / "results.sqlite") as store:
             check_store_workload(store, name)
             stats = run_sweep(points, store, workers=workers, scheduler=scheduler,
-                              progress=progress, retry_failed=retry_failed)
+                              progress=progress, retry_failed=retry_failed,
+                              worker_timeout_s=worker_timeout_s, lease_s=lease_s)
             rows = store.rows([p.key for p in points])
         paths = write_outputs(out_dir, rows, wl, stats, plots=plots)
         res[name] = {"stats": stats, "rows": rows, "paths": paths, "points": points}
     if len(res) == 1:
         return next(iter(res.values()))
     total = {k: sum(r["stats"][k] for r in res.values())
-             for k in ("total", "skipped", "computed", "failed", "seconds")}
+             for k in ("total", "skipped", "computed", "failed", "overflow", "by_others",
+                       "seconds")}
     return {"workloads": res, "stats": total, "paths": {"md": write_index(root, res)}}
 
 

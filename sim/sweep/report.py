@@ -265,16 +265,20 @@ def report_markdown(workload, flat, ref, ref_fid, metric_names, pairs, named, no
          f"Float reference (float weights, float64 arithmetic): {mname} = {ref_txt} "
          f"({'higher' if higher else 'lower'} is better).", ""]
     if stats:
+        extra = "".join(f", {stats[k]} {what}" for k, what in (
+            ("by_others", "computed by another sweep on this store"),
+            ("overflow", "overflowed (Inf/NaN)")) if stats.get(k))
         L += [f"Points: {stats.get('total')} ({stats.get('computed')} computed now, "
               f"{stats.get('skipped')} reused from results.sqlite, {stats.get('failed')} "
-              f"failed); wall time {stats.get('seconds', 0):.1f} s.", ""]
+              f"failed{extra}); wall time {stats.get('seconds', 0):.1f} s.", ""]
     others = [m for m in metric_names if m != mname]
     head = ["format", "bits/elem", "accum", "quantizer", f"{mname} [95% CI]",
             "Δ vs float [95% CI]", "≠ float"] + [f"{m} [95% CI]" for m in others] + \
         ["min layer SQNR (dB)", "status"]
     body = []
     for r in flat:
-        status = r["status"] if r["status"] == "ok" else f"error: {r['error'][:80]}"
+        status = {"ok": "ok", "overflow": "**overflow** (Inf/NaN)"}.get(
+            r["status"], f"error: {r['error'][:80]}")
         mt = r["metrics"]
         body.append([r["format"], fmt_num(r["bits_per_element"], 2), r["accum"], r["quantizer"],
                      with_ci(r["metric"], r["metric_lo"], r["metric_hi"]) if r["metric_lo"]
@@ -286,6 +290,12 @@ def report_markdown(workload, flat, ref, ref_fid, metric_names, pairs, named, no
                                2 if m == "sqnr" else 4) if m in mt else "" for m in others]
                     + [fmt_num(r["min_layer_sqnr_db"], 1), status])
     L += [markdown_table(head, body, "lrll" + "rrl" + "r" * len(others) + "rl"), ""]
+    over = [r for r in flat if r["status"] == "overflow"]
+    if over:
+        L += [f"**Overflow:** {len(over)} point(s) produced Inf/NaN outputs, so their metrics "
+              "describe a broken network, not a rounding error: "
+              + "; ".join(f"{r['format']} / {r['accum']} / {r['quantizer']}: {r['error']}"
+                          for r in over) + ".", ""]
     L += _significance_lines(flat, mname, higher, pairs, named)
     qn = sorted({n for r in flat for n in (r["result"].get("quantizer_notes") or [])})
     L += ["## Assumptions", ""] + [f"- {n}" for n in notes + qn] + [""]

@@ -105,6 +105,24 @@ def sqnr_db(ref: np.ndarray, test: np.ndarray) -> float:
     return 10.0 * np.log10(ps / pe)
 
 
+def nonfinite_counts(out, capture: dict) -> dict:
+    """``{layer: count}`` of Inf/NaN values in each captured layer output, and ``"output"`` in
+    the model output (numeric arrays / tensors only); layers without any are left out."""
+    counts = {n: c["output"] for n, c in capture.items()}
+    counts["output"] = out
+    res = {}
+    for name, v in counts.items():
+        try:
+            a = np.asarray(v.detach().cpu() if hasattr(v, "detach") else v)
+        except (TypeError, ValueError, RuntimeError):
+            continue
+        if a.dtype.kind in "fc":
+            n = int(a.size - np.count_nonzero(np.isfinite(a)))
+            if n:
+                res[name] = n
+    return res
+
+
 class _Ctx:
     """Per-forward state: per-layer configs, quantised weights, optional capture dict."""
 
@@ -278,6 +296,7 @@ class LayerwiseWorkload:
         res["per_layer_sqnr"] = {
             n: sqnr_db(ref["capture"][n]["output"], cap[n]["output"]) for n in cap
         }
+        res["nonfinite"] = nonfinite_counts(out, cap)
         fid = self.fidelity(out, ref["out"])
         if fid:
             res["metrics"], res["samples"] = metrics_json(fid)

@@ -23,12 +23,15 @@ import hashlib
 import importlib.metadata
 import importlib.util
 import sys
+import threading
 from pathlib import Path
 
 from .base import _INSTANCES, _REGISTRY, register_workload
 from .onnx_model import OnnxWorkload
 
 ENTRY_POINT_GROUP = "lowbit.workloads"
+# one registration / instantiation at a time: a Dask worker runs points in several threads
+_LOCK = threading.RLock()
 
 
 class FileWorkloadFactory:
@@ -140,16 +143,18 @@ def resolve_workload(spec: str, data: str | None = None) -> str:
     registered names otherwise."""
     spec = str(spec)
     key = spec_key(spec, data)
-    if key in _REGISTRY:
+    with _LOCK:
+        if key in _REGISTRY:
+            return key
+        fac = factory_for_spec(spec, data)
+        if fac is None and spec in entry_point_factories():
+            fac = EntryPointFactory(spec)
+        if fac is None:
+            raise ValueError(f"unknown workload {spec!r}; allowed: "
+                             f"{', '.join(list_workloads())}, path/to/file.py:function or "
+                             "model.onnx (with --data data.npz)")
+        register_workload(key, fac)
         return key
-    fac = factory_for_spec(spec, data)
-    if fac is None and spec in entry_point_factories():
-        fac = EntryPointFactory(spec)
-    if fac is None:
-        raise ValueError(f"unknown workload {spec!r}; allowed: {', '.join(list_workloads())}, "
-                         "path/to/file.py:function or model.onnx (with --data data.npz)")
-    register_workload(key, fac)
-    return key
 
 
 def get_workload(name: str, cached: bool = True):
@@ -158,6 +163,7 @@ def get_workload(name: str, cached: bool = True):
     name = resolve_workload(name)
     if not cached:
         return _REGISTRY[name]()
-    if name not in _INSTANCES:
-        _INSTANCES[name] = _REGISTRY[name]()
-    return _INSTANCES[name]
+    with _LOCK:
+        if name not in _INSTANCES:
+            _INSTANCES[name] = _REGISTRY[name]()
+        return _INSTANCES[name]
