@@ -46,9 +46,13 @@ TIMEOUT_S = 900
 AS_IS = {
     "lowbit formats",
     "lowbit formats show fp4_e2m1",
-    "lowbit rtl fp_mac --a fp8_e4m3 --b fp8_e4m3 --acc fp32 -o fp8_mac.v",
+    "lowbit rtl fp_mac --a fp8_e4m3 --b fp8_e4m3 --acc fp32 --stages 2 -o fp8_mac.v",
+    "lowbit cosim lmul_mul --a fp8_e4m3 --b fp8_e4m3 --exhaustive",
+    "lowbit cosim kulisch_mac --a fp4_e2m1 --b fp4_e2m1 --stages 3 --exhaustive",
+    "lowbit cost fp_mac --a fp8_e4m3 --b fp8_e4m3 --acc fp32 --stages 2 --target ice40",
+    "lowbit cost kulisch_mac --a fp8_e4m3 --b fp8_e4m3 --terms 1024",
     "lowbit cosim fp_mul --a fp8_e4m3 --b fp8_e4m3 --exhaustive",
-    "lowbit report --workload digits-cnn --target asic --out results/report",
+    "lowbit report --workload digits-cnn --acc exact,fp32 --out results/report",
     "python examples/custom_workload.py",
     "python -m lowbit.kernels.validate",
     "lowbit experiment list",
@@ -111,6 +115,23 @@ SMALL = {
         "--workers 1 --out results/sweep && lowbit report --workload digits-cnn --sweep "
         "results/sweep --out results/report && grep -q mxfp4 results/report/report.md",
         "needs a sweep first: a 2-format digits-cnn one (a tinylm sweep takes minutes)"),
+    "lowbit sweep --workload digits-cnn --formats fp8_e4m3,int8_pc --multiplier exact,lmul "
+    "--out results/lmul": (
+        "lowbit sweep --workload digits-cnn --formats fp8_e4m3 --multiplier exact,lmul "
+        "--out results/lmul --workers 1 --no-progress --no-plots "
+        "&& grep -q fp8_e4m3@lmul results/lmul/digits-cnn/results.csv",
+        "2 of the 4 points: the exact and the L-Mul multiplier"),
+    "lowbit report --workload digits-cnn --formats fp8_e4m3,fp8_e4m3@lmul,int8_pc --acc "
+    "fp32,int32 --sweep results/lmul --out results/lmul_report": (
+        "lowbit sweep --workload digits-cnn --formats fp8_e4m3 --multiplier exact,lmul "
+        "--out results/lmul --workers 1 --no-progress --no-plots && lowbit report --workload "
+        "digits-cnn --formats fp8_e4m3,fp8_e4m3@lmul,int8_pc --acc fp32,int32 --sweep "
+        "results/lmul --out results/lmul_report && test -s results/lmul_report/report.md",
+        "as written, after the 2-point version of the sweep above that it reads"),
+    "python scripts/lowprec_training.py": (
+        "python scripts/lowprec_training.py --steps 5 --seeds 0 --out results/lp "
+        "&& test -s results/lp/table.md && test -s results/lp/loss.png",
+        "5 training steps and one seed instead of 300 steps x 3 seeds (minutes)"),
     "lowbit experiment mr-gptq": (
         "lowbit experiment mr-gptq --workload digits-cnn --out results/experiments "
         "&& test -s results/experiments/mr-gptq/table.md",
@@ -118,6 +139,9 @@ SMALL = {
     "lowbit experiment": (
         "lowbit experiment --help | grep mr-gptq >/dev/null",
         "the command named in prose; its help lists the experiments"),
+    "lowbit rtl": (
+        "lowbit rtl --help | grep -- --module >/dev/null",
+        "the command named in prose; its help lists the options"),
     "make experiments": (
         "make -n experiments | grep 'lowbit experiment' >/dev/null",
         "make -n checks the recipe; `lowbit experiment mr-gptq` runs above"),
@@ -140,7 +164,7 @@ AFTER_PYTHON = {
     "mxfp4,int8_pc --out results/my-cnn-onnx --workers 1": (
         "lowbit sweep --workload results/my-cnn.onnx --data results/my-cnn.npz --formats "
         "mxfp4,int8_pc --out results/my-cnn-onnx --workers 1 --no-progress "
-        "&& grep -q ',ok,' results/my-cnn-onnx/results.csv",
+        "&& grep -rq ',ok,' --include=results.csv results/my-cnn-onnx",
         "the ONNX file and data come from the python block above it"),
 }
 

@@ -191,6 +191,18 @@ class Dask:
 
         self._evaluate, self.address = evaluate, address
         self._timeout = float(worker_timeout_s)
+        # distributed's own log lines ("event loop was unresponsive", the client's reconnect
+        # attempts and its tracebacks when it gives up) would bury the sweep's one-line outcome
+        # (a lost scheduler is SchedulerLostError, a failed task the point's error); quiet
+        # while this client lives, all of them with LOWBIT_DEBUG=1
+        self._quiet = os.environ.get("LOWBIT_DEBUG", "") in ("", "0")
+        self._levels = {}
+        if self._quiet:
+            for name, level in (("distributed", logging.ERROR),
+                                ("distributed.client", logging.CRITICAL + 1)):
+                log = logging.getLogger(name)
+                self._levels[name] = log.level
+                log.setLevel(level)
         try:
             self.client = Client(address, timeout=f"{connect_timeout_s}s")
         except (OSError, TimeoutError) as exc:
@@ -279,18 +291,14 @@ class Dask:
             self.close()
 
     def close(self):
-        """Close the client; after a lost scheduler without distributed's reconnect-failure
-        log (the loss is reported once, by :class:`SchedulerLostError`)."""
-        log = logging.getLogger("distributed.client")
-        level = log.level
-        if self._lost_error is not None:
-            log.setLevel(logging.CRITICAL + 1)
+        """Close the client and give distributed's loggers their levels back."""
         try:
             self.client.close(timeout=5)
         except Exception:  # noqa: BLE001 - closing a client whose scheduler is gone
             pass
         finally:
-            log.setLevel(level)
+            for name, level in self._levels.items():
+                logging.getLogger(name).setLevel(level)
 
 
 __all__ = ["Dask", "NoWorkersError", "Processes", "SchedulerLostError", "Serial"]
