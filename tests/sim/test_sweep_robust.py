@@ -36,7 +36,10 @@ from lowbit.sim.sweep.store import ClaimOwner, StoreError, StoreReadOnlyError, p
 
 WL = Path(__file__).with_name("sweep_slow_workload.py")
 SPEC = f"{WL}:make"
-BIN = Path(sys.executable).parent
+# this interpreter, not the console scripts next to it: a script's #! line may name another
+# environment's Python (a copied virtualenv), which would test another checkout's lowbit
+LOWBIT = [sys.executable, "-m", "lowbit.main"]
+DASK = [sys.executable, "-m", "dask"]
 FORMATS = ["fp32", "fp8_e4m3", "fp8_e5m2", "mxfp4", "nvfp4", "int8_pc"]
 
 
@@ -47,7 +50,7 @@ def _env(tmp, sleep="0", **extra):
 
 
 def _cmd(out, formats=FORMATS, *extra):
-    return [str(BIN / "lowbit"), "sweep", "--workload", SPEC, "--formats", ",".join(formats),
+    return [*LOWBIT, "sweep", "--workload", SPEC, "--formats", ",".join(formats),
             "--accum", "exact", "--out", str(out), "--no-progress", "--no-plots", *extra]
 
 
@@ -96,6 +99,15 @@ def _claims(out) -> int:
         return 0
     finally:
         con.close()
+
+
+def _no_failed_points(out) -> bool:
+    """True, or AssertionError at once naming the points stored with an error (a wait for
+    running points would otherwise run into its timeout)."""
+    bad = [r for r in _rows_text(out) if r[1] == "error"]
+    if bad:
+        raise AssertionError(f"points failed: {bad}")
+    return True
 
 
 def _wait(cond, timeout, what, what_now=None):
@@ -308,24 +320,32 @@ def test_dask_without_workers_is_a_named_error(tmp_path, no_worker_cluster, caps
     assert rc == 1 and err.count("\n") == 1 and "has had no worker for 1 s" in err, err
 
 
+def _scheduler_address(path) -> str | None:
+    """The address in a ``--scheduler-file``, None while it is missing or half written."""
+    try:
+        return json.loads(path.read_text())["address"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
 def test_killed_dask_scheduler_marks_running_points_failed_once(tmp_path):
     env = _env(tmp_path, "fp32=0,*=600")
-    sched = subprocess.Popen([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port",
+    sched = subprocess.Popen([*DASK, "scheduler", "--host", "127.0.0.1", "--port",
                               "0", "--no-dashboard", "--scheduler-file",
                               str(tmp_path / "sched.json")], env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     worker = None
     try:
-        _wait(lambda: (tmp_path / "sched.json").exists()
-              and (tmp_path / "sched.json").stat().st_size > 0, 120, "the scheduler")
-        addr = json.loads((tmp_path / "sched.json").read_text())["address"]
-        worker = subprocess.Popen([str(BIN / "dask"), "worker", addr, "--nthreads", "2",
+        _wait(lambda: _scheduler_address(tmp_path / "sched.json"), 120, "the scheduler")
+        addr = _scheduler_address(tmp_path / "sched.json")
+        worker = subprocess.Popen([*DASK, "worker", addr, "--nthreads", "2",
                                    "--no-dashboard", "--no-nanny"], env=env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         out = tmp_path / "o"
         proc = subprocess.Popen(_cmd(out, FORMATS[:4], "--scheduler", addr), env=env, text=True,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        _wait(lambda: _statuses(out) == {"fp32": "ok"} and _claims(out) == 3 and
+        _wait(lambda: _no_failed_points(out) and _statuses(out) == {"fp32": "ok"}
+              and _claims(out) == 3 and
               sum(ev == "start" for _, f, ev in _log(tmp_path) if f != "fp32") == 2, 240,
               "1 stored point, 2 running and 1 queued (2 worker threads + 1)",
               lambda: (_rows_text(out), _claims(out), _log(tmp_path)))

@@ -182,3 +182,44 @@ def test_gptq_beats_rtn(wl):
     rtn = wl.evaluate(cfg, quantizer="rtn")["per_layer_sqnr"]
     gptq = wl.evaluate(cfg, quantizer="gptq")["per_layer_sqnr"]
     assert all(gptq[n] > rtn[n] + 0.5 for n in rtn), (rtn, gptq)
+
+
+def test_first_use_of_a_file_spec_from_many_threads(tmp_path, monkeypatch):
+    """A Dask worker runs points in several threads: the first use of a ``file.py:function``
+    spec registers it once and builds one instance, whichever thread gets there first (the
+    window between "not registered yet" and "register" is widened here to make a race certain
+    without the registry lock: 'already registered' in all but one thread)."""
+    import shutil
+    import threading
+    import time
+    from pathlib import Path
+
+    import lowbit.sim.workloads.external as external
+
+    src = tmp_path / "wl_threads.py"
+    shutil.copy(Path(__file__).with_name("sweep_slow_workload.py"), src)
+    spec = f"{src}:make"
+    real = external.factory_for_spec
+
+    def slow_factory_for_spec(*args, **kwargs):
+        time.sleep(0.05)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(external, "factory_for_spec", slow_factory_for_spec)
+    n = 6
+    barrier, got, errors = threading.Barrier(n), [], []
+
+    def use():
+        barrier.wait()
+        try:
+            got.append(get_workload(spec))
+        except Exception as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(f"{type(exc).__name__}: {exc}")
+
+    threads = [threading.Thread(target=use) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert errors == [] and len(got) == n
+    assert len({id(w) for w in got}) == 1 and got[0].name == "slow-mlp"
