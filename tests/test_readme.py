@@ -56,6 +56,8 @@ AS_IS = {
     "python examples/custom_workload.py",
     "python -m lowbit.kernels.validate",
     "lowbit experiment list",
+    "lowbit sweep --workload digits-cnn --formats int4_g128/fp8_e4m3,fp4_e2m1_pc --accum fp32 "
+    "--quantizer rtn,hadamard:16+gptq",
     "lowbit report --workload examples/torch_model.py:make_cnn_workload --formats int8_pc,mxfp4 "
     "--out results/digit-cnn-report",
 }
@@ -87,12 +89,6 @@ SMALL = {
         "lowbit sweep --workload minilm --formats int8_pc --no-progress --no-plots --workers 1 "
         "&& test -s results/sweep/minilm/results.csv",
         "1 of the 3 formats: one MiniLM point takes tens of seconds"),
-    "lowbit sweep --workload digits-cnn --formats int4_g128/fp8_e4m3,fp4_e2m1_pc --accum fp32,fp16 "
-    "--quantizer rtn,gptq,smoothquant,hadamard+rtn,hadamard:16+gptq,hadamard+mrgptq": (
-        "lowbit sweep --workload digits-cnn --formats int4_g128/fp8_e4m3,fp4_e2m1_pc --accum fp16 "
-        "--quantizer hadamard:16+gptq --no-progress --no-plots --workers 1 "
-        "&& grep -q int4_g128/fp8_e4m3 results/sweep/digits-cnn/results.csv",
-        "2 of the 24 points: both format spellings, a non-default accumulator, a composition"),
     "lowbit sweep --scheduler tcp://HOST:8786": (
         "lowbit sweep --scheduler {scheduler} --workload digits-cnn --formats fp32 --no-progress "
         "--no-plots && grep -q ',ok,' results/sweep/digits-cnn/results.csv",
@@ -132,7 +128,7 @@ SMALL = {
         "python scripts/lowprec_training.py --steps 5 --seeds 0 --out results/lp "
         "&& test -s results/lp/table.md && test -s results/lp/loss.png",
         "5 training steps and one seed instead of 300 steps x 3 seeds (minutes)"),
-    "lowbit experiment mr-gptq": (
+    "lowbit experiment NAME '[--workload' 'W]'": (
         "lowbit experiment mr-gptq --workload digits-cnn --out results/experiments "
         "&& test -s results/experiments/mr-gptq/table.md",
         "on digits-cnn instead of tinylm (minutes)"),
