@@ -11,21 +11,24 @@ share its points (claims in the store); exit 1 when a point failed or Dask lost 
 had no worker for --worker-timeout seconds.
 
 Bad arguments raise ValueError naming the argument and the allowed values (exit code 2).
-Heavy imports happen inside the command so that ``lowbit --help`` stays fast.
 """
 
 from __future__ import annotations
 
 from lowbit.sim.quantizers.compose import QUANTIZER_HELP
-from lowbit.sim.sweep.points import DEFAULT_WORKLOADS, split_list
+from lowbit.sim.sweep import sweep
+from lowbit.sim.sweep.points import (
+    DEFAULT_ACCUMS,
+    DEFAULT_FORMATS,
+    DEFAULT_WORKLOADS,
+    split_list,
+)
 from lowbit.sim.sweep.runner import DEFAULT_WORKER_TIMEOUT_S
 from lowbit.sim.sweep.store import DEFAULT_LEASE_S
 from lowbit.sim.workloads import resolve_workload
 
 
 def register(subparsers) -> None:
-    from lowbit.sim.sweep.points import DEFAULT_ACCUMS, DEFAULT_FORMATS
-
     p = subparsers.add_parser(
         "sweep",
         help="evaluate a workload over number formats and accumulators",
@@ -74,7 +77,6 @@ def register(subparsers) -> None:
 
 
 def run_sweep_command(args) -> int:
-    from lowbit.sim.sweep import sweep
     if args.workers is not None and args.workers < 1:
         raise ValueError(f"--workers must be >= 1, got {args.workers}")
     if args.scheduler is not None and not str(args.scheduler).startswith(

@@ -12,9 +12,7 @@ Every module under formats/, sim/, hw/, cost_models/, kernels/ and cli/ is parse
   such as torch, triton, dask, onnx only: a lowbit module that imports one of them at module
   level, directly or through other lowbit modules, may be imported lazily).
 
-``KNOWN`` lists violations other work is removing right now; each is an xfail(strict) case so
-that it turns into a failure the moment it is fixed (then delete it from the list). Any
-violation not in ``KNOWN`` fails :func:`test_no_new_violations`.
+No exceptions are listed: any violation fails :func:`test_no_violations`.
 """
 
 from __future__ import annotations
@@ -22,8 +20,6 @@ from __future__ import annotations
 import ast
 import os
 from functools import lru_cache
-
-import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: source folder -> installed package (pyproject.toml [tool.setuptools.package-dir])
@@ -238,16 +234,6 @@ def violations() -> list[str]:
     return sorted(found)
 
 
-#: violations being removed by work in progress (each must disappear; see module docstring)
-KNOWN: list[str] = [
-    'function-level import: lowbit.sim.cli imports lowbit.sim.sweep.points.DEFAULT_ACCUMS',
-    'function-level import: lowbit.sim.cli imports lowbit.sim.sweep.points.DEFAULT_FORMATS',
-    'function-level import: lowbit.sim.cli imports lowbit.sim.sweep.sweep',
-    'function-level import: lowbit.sim.sweep imports lowbit.sim.workloads.get_workload',
-    'function-level import: lowbit.sim.sweep.report imports lowbit.sim.sweep.store._sanitize',
-]
-
-
 def test_walker_sees_the_package():
     mods = modules()
     assert {"lowbit.formats.convert", "lowbit.sim.gemm", "lowbit.hw", "lowbit.main",
@@ -269,15 +255,6 @@ def test_rules_catch_what_they_claim():
     assert "cost_models" not in ALLOWED["sim"] and "sim" not in ALLOWED["formats"]
 
 
-def test_no_new_violations():
-    new = [v for v in violations() if v not in KNOWN]
-    assert not new, "import-structure violations:\n" + "\n".join(new)
-
-
-@pytest.mark.parametrize("known", KNOWN or [None])
-def test_known_violation_still_present(known):
-    if known is None:
-        return  # nothing pending: the rules hold strictly
-    if known in violations():
-        pytest.xfail(f"pending fix: {known}")
-    pytest.fail(f"fixed: remove {known!r} from tests/test_architecture.py KNOWN")
+def test_no_violations():
+    found = violations()
+    assert not found, "import-structure violations:\n" + "\n".join(found)

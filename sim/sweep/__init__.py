@@ -19,6 +19,8 @@ import os
 import re
 from pathlib import Path
 
+from lowbit.sim.workloads import get_workload
+
 from .points import (
     DEFAULT_ACCUMS,
     DEFAULT_FORMATS,
@@ -75,8 +77,6 @@ def sweep(workload=None, formats=None, accums=None, quantizers=None,
     root = prepare_out_dir(out)
     if workers is None:
         workers = min(2, os.cpu_count() or 1)
-    from lowbit.sim.workloads import get_workload
-
     res = {}
     for name, points in plan.items():
         wl = get_workload(name)

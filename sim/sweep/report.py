@@ -30,6 +30,7 @@ from ..stats import LEVEL, N_BOOT, SEED
 from . import compare
 from .plots import write_plots
 from .points import split_format
+from .store import json_safe
 
 BASE_FIELDS = ("workload", "format", "accum", "quantizer", "status", "metric_name", "metric",
                "metric_lo", "metric_hi", "delta_vs_fp32", "delta_lo", "delta_hi", "delta_p",
@@ -196,8 +197,6 @@ def write_outputs(out_dir: Path, rows: list[dict], workload, stats: dict | None 
     for a, b in ASSUMED_PAIRS:
         named += [{"a_format": a, "b_format": b, **x} for x in compare.named_pair(rows, a, b)]
 
-    from .store import _sanitize
-
     notes = assumptions(workload, flat)
     ref_summary = {k: m.summary() for k, m in ref_fid.items()}
     doc = {"workload": workload.name, "workload_version": getattr(workload, "version", ""),
@@ -207,7 +206,7 @@ def write_outputs(out_dir: Path, rows: list[dict], workload, stats: dict | None 
            "points": [{k: v for k, v in r.items() if k != "result"} | {"details": r["result"]}
                       for r in flat]}
     p = out_dir / "results.json"
-    p.write_text(json.dumps(_sanitize(doc), indent=1, default=str))
+    p.write_text(json.dumps(json_safe(doc), indent=1, default=str))
     paths["json"] = p
 
     if plots:

@@ -68,12 +68,12 @@ def _json_default(o):
     raise TypeError(type(o).__name__)
 
 
-def _sanitize(o):
+def json_safe(o):
     """JSON has no inf/nan: encode non-finite floats as strings "inf", "-inf", "nan"."""
     if isinstance(o, dict):
-        return {k: _sanitize(v) for k, v in o.items()}
+        return {k: json_safe(v) for k, v in o.items()}
     if isinstance(o, (list, tuple)):
-        return [_sanitize(v) for v in o]
+        return [json_safe(v) for v in o]
     try:
         f = float(o) if not isinstance(o, (str, bool, int)) and o is not None else None
     except (TypeError, ValueError):
@@ -316,7 +316,7 @@ class ResultStore:
         """Insert / replace the row of ``point`` and drop its claim, in one transaction."""
         if status not in STATUSES:
             raise ValueError(f"status={status!r}; allowed: {', '.join(STATUSES)}")
-        result = _sanitize(result or {})
+        result = json_safe(result or {})
         metric = result.get("metric")
         metric = metric if isinstance(metric, float) else None
         bpe = result.get("bits_per_element")
@@ -399,4 +399,4 @@ class ResultStore:
 
 
 __all__ = ["DEFAULT_LEASE_S", "STATUSES", "ClaimOwner", "ResultStore", "StoreError",
-           "StoreReadOnlyError", "claim_is_stale", "pid_alive"]
+           "StoreReadOnlyError", "claim_is_stale", "json_safe", "pid_alive"]
