@@ -90,6 +90,31 @@ def int_pair(v, where: str, name: str, lo: int) -> tuple[int, int]:
     return int(items[0]), int(items[1])
 
 
+def check_block_axis(fmt, operand_shape, blocked_dim: int, where: str, name: str,
+                     axis_text: str) -> None:
+    """ValueError when ``fmt`` scales blocks of more than one element and its blocks would run
+    along a length-1 dimension: every block would then hold ONE element with a scale of its own
+    (MXFP4: 12 bits per element instead of 4.25), almost surely an axis pointing at the wrong
+    dimension (or a layer with one input feature, K = 1).
+
+    ``operand_shape``: the (R, K) operand as quantised, ``blocked_dim`` its dimension the blocks
+    run along; ``name`` / ``axis_text`` name the caller's argument and axis in the message
+    (``"x"``, ``"act_axis=0"``).  Per-tensor and element formats are never affected (the same
+    rule as the formats' own check, :mod:`lowbit.formats`' block engine, with the caller's
+    names)."""
+    bs = getattr(fmt, "block_size", None)
+    if not isinstance(bs, int) or bs == 1 or operand_shape[blocked_dim] != 1:
+        return
+    if int(np.prod(operand_shape)) <= 1:
+        return
+    bits = fmt.element.bits + fmt.scale_bits
+    raise ValueError(f"{where}: {axis_text} runs along a dimension of length 1 of {name}: "
+                     f"{fmt.name} {f'blocks of {bs}' if bs > 0 else 'per-row scales'} would hold one "
+                     f"element each ({bits} bits per "
+                     f"element instead of {fmt.bits_per_element:g}); allowed: an axis of length "
+                     "> 1")
+
+
 def axis_arg(axis, name: str):
     """``None`` or an int axis (numpy ints accepted; bool, float, str rejected)."""
     if axis is None:
@@ -99,4 +124,4 @@ def axis_arg(axis, name: str):
     return int(axis)
 
 
-__all__ = ["REAL_KINDS", "axis_arg", "check_bias", "int_arg", "int_pair", "real_array"]
+__all__ = ["REAL_KINDS", "axis_arg", "check_bias", "check_block_axis", "int_arg", "int_pair", "real_array"]

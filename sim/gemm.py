@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .checks import check_bias, int_arg, int_pair, real_array
+from .checks import check_bias, check_block_axis, int_arg, int_pair, real_array
 from .engine import gemm_nt
 from .operands import Operand, prepare, prepare_prequantized, prepare_values
 from .qconfig import QuantConfig, as_config
@@ -23,9 +23,13 @@ from .qconfig import QuantConfig, as_config
 # ------------------------------------------------------------------------------ layers
 
 
-def _prep(x2d, fmt, along_k: bool) -> Operand:
+def _prep(x2d, fmt, along_k: bool, where: str, name: str, axis_name: str, axis) -> Operand:
     """Operand for an (R, K) array; ``along_k=False``: blocks run along R (a non-K axis of the
-    caller's tensor), so the operand is quantise-dequantised and multiplied on the element path."""
+    caller's tensor), so the operand is quantise-dequantised and multiplied on the element path.
+    ``where`` / ``name`` / ``axis_name`` / ``axis``: the caller's function, operand and axis
+    argument, named in the error when the blocks would run along a length-1 dimension."""
+    axis_text = f"{axis_name}={axis}" + (" (the reduction axis K)" if axis is None else "")
+    check_block_axis(fmt, x2d.shape, 1 if along_k else 0, where, name, axis_text)
     if along_k:
         return prepare(x2d, fmt)
     return prepare(prepare_values(x2d, fmt, axis=0), None)
@@ -65,8 +69,8 @@ def qmatmul(a, b, config="exact") -> np.ndarray:
     if a.size == 0 or b.shape[1] == 0:  # empty batch / K = 0 / no outputs: empty sums
         return _empty_sum(lead, b.shape[1], None)
     a2 = a.reshape(-1, a.shape[-1])
-    A = _prep(a2, cfg.act, aa in (None, a.ndim - 1))
-    W = _prep(b.T, cfg.weight, wa in (None, 0))
+    A = _prep(a2, cfg.act, aa in (None, a.ndim - 1), "qmatmul", "a", "act_axis", cfg.act_axis)
+    W = _prep(b.T, cfg.weight, wa in (None, 0), "qmatmul", "b", "weight_axis", cfg.weight_axis)
     return gemm_nt(A, W, cfg.accum, cfg.dot, cfg.multiplier).reshape(*lead, b.shape[1])
 
 
@@ -87,8 +91,9 @@ def qlinear(x, w, bias=None, config="exact") -> np.ndarray:
     wa = _check_axis(cfg.weight_axis, ndim=2, what="weight_axis", where="qlinear")
     if x.size == 0 or w.shape[0] == 0:  # empty batch / K = 0 / no outputs: empty sums
         return _empty_sum(lead, w.shape[0], bias)
-    A = _prep(x.reshape(-1, x.shape[-1]), cfg.act, aa in (None, x.ndim - 1))
-    W = _prep(w, cfg.weight, wa in (None, 1))
+    A = _prep(x.reshape(-1, x.shape[-1]), cfg.act, aa in (None, x.ndim - 1), "qlinear", "x",
+              "act_axis", cfg.act_axis)
+    W = _prep(w, cfg.weight, wa in (None, 1), "qlinear", "w", "weight_axis", cfg.weight_axis)
     y = gemm_nt(A, W, cfg.accum, cfg.dot, cfg.multiplier)
     if bias is not None:
         y = y + bias
@@ -112,7 +117,9 @@ def qlinear_prequant(x, wq, bias=None, config="exact") -> np.ndarray:
     lead = x.shape[:-1]
     if x.size == 0 or wq.shape[0] == 0:
         return _empty_sum(lead, wq.shape[0], bias)
-    A = prepare(x.reshape(-1, x.shape[-1]), cfg.act).element_view()
+    x2d = x.reshape(-1, x.shape[-1])
+    check_block_axis(cfg.act, x2d.shape, 1, "qlinear_prequant", "x", "the reduction axis K")
+    A = prepare(x2d, cfg.act).element_view()
     y = gemm_nt(A, prepare_prequantized(wq, cfg.weight), cfg.accum, "element",
                 cfg.multiplier)
     if bias is not None:
@@ -175,7 +182,11 @@ def qconv2d(x, w, bias=None, config="exact", stride=1, padding=0, dilation=1,
     if cols.size == 0 or O == 0:  # empty batch / C = 0 / no outputs: empty sums
         y = _empty_sum((N * OH * OW,), O, bias)
         return np.ascontiguousarray(y.reshape(N, OH, OW, O).transpose(0, 3, 1, 2))
-    W = prepare(w.transpose(0, 2, 3, 1).reshape(O, KH * KW * Cg), cfg.weight)
+    K = KH * KW * Cg
+    for fmt, nm, shape in ((cfg.act, "x", cols.shape), (cfg.weight, "w", (O, K))):
+        check_block_axis(fmt, shape, 1, "qconv2d", f"{nm} (K = KH*KW*C/groups = {K})",
+                         "the reduction axis K")
+    W = prepare(w.transpose(0, 2, 3, 1).reshape(O, K), cfg.weight)
     ys = []
     for g in range(groups):
         if g:

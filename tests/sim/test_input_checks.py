@@ -74,6 +74,22 @@ NV = QuantConfig(weight="nvfp4", act="nvfp4", accum="fp32")
      ["qmatmul: act_axis=-3", "-2..1"]),
     (lambda: qconv2d(XC, WC, None, QuantConfig(act_axis=0)), ValueError,
      ["qconv2d: act_axis=0", "None or 1"]),
+    # a block axis on a length-1 dimension: one-element blocks, 12 bits per MXFP4 element
+    # (silently before; then the formats' message about an axis=-1 the caller never passed)
+    (lambda: qlinear(X[:1], W, None, QuantConfig(weight="mxfp4", act="mxfp4", act_axis=0)),
+     ValueError, ["qlinear: act_axis=0", "length 1 of x", "12 bits per element instead of 4.25"]),
+    (lambda: qlinear(X, W[:1], None, QuantConfig(weight="nvfp4", weight_axis=0)), ValueError,
+     ["qlinear: weight_axis=0", "length 1 of w", "nvfp4 blocks of 16"]),
+    (lambda: qmatmul(X, W.T[:, :1], QuantConfig(weight="mxfp4", weight_axis=1)), ValueError,
+     ["qmatmul: weight_axis=1", "length 1 of b"]),
+    (lambda: qmatmul(X[:, :1], W.T[:1], QuantConfig(act="mxfp4")), ValueError,
+     ["qmatmul: act_axis=None (the reduction axis K)", "length 1 of a"]),
+    (lambda: qlinear(X[:, :1], W[:, :1], None, QuantConfig(weight="int8_pc")), ValueError,
+     ["qlinear: weight_axis=None", "int8_pc per-row scales", "40 bits per element"]),
+    (lambda: qlinear_prequant(X[:, :1], W[:, :1], None, QuantConfig(act="mxfp4")), ValueError,
+     ["qlinear_prequant: the reduction axis K", "length 1 of x"]),
+    (lambda: qconv2d(XC[:, :1], WC[:, :1, :1, :1], None, BLOCK), ValueError,
+     ["qconv2d: the reduction axis K", "K = KH*KW*C/groups = 1"]),
     # shapes
     (lambda: qlinear(X, W[0]), ValueError, ["qlinear", "(4, 32)", "(32,)", "(out, in)"]),
     (lambda: qlinear(X[:, :31], W), ValueError, ["qlinear", "(4, 31)", "(8, 32)"]),
@@ -132,6 +148,16 @@ def test_real_dtypes_equal_their_float64_values(dtype):
     np.testing.assert_array_equal(qconv2d(XC.astype(np.dtype(">f8")), WC, stride=(2, 1),
                                           padding=(1, np.int64(0))),
                                   qconv2d(XC, WC, stride=(2, 1), padding=(1, 0)))
+
+
+def test_length_1_axes_that_hold_no_block_are_fine():
+    """Only a blocked dimension of length 1 is an error: a single element, a per-tensor or
+    element format, or a length-1 batch blocked along K all run."""
+    one = qlinear(X[:1, :1], W[:1, :1], None, BLOCK)
+    assert one.shape == (1, 1) and np.isfinite(one).all()
+    np.testing.assert_array_equal(qlinear(X[:1], W, None, BLOCK), qlinear(X, W, None, BLOCK)[:1])
+    fp8 = QuantConfig(weight="fp8_e4m3", act="int8_pt", accum="fp32")
+    assert qlinear(X[:, :1], W[:, :1], None, fp8).shape == (4, 8)
 
 
 def test_nan_input_is_data_not_an_error():
