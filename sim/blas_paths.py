@@ -28,6 +28,8 @@ from .accum_round import FLOAT64_PARAMS
 
 BLOCK_ROW_TILE, BLOCK_COL_TILE = 128, 512  # accumulator tile (fits in L2 with its inner sums)
 MIN_ROW_TILE = 16  # rows of a tile when small outputs are split to give every thread a tile
+GROUP_SUMS = 1 << 16  # inner sums per tile and step (blocks x rows x cols): small tiles take
+# several blocks per BLAS / kernel call, so that Python (holding the GIL) runs less per block
 _BLAS = ThreadpoolController()  # made once: threadpool_limits() re-scans the libraries per call
 SPLIT_MAGIC = 1.5 * 2.0**52  # (x + c) - c rounds x to a multiple of c / 1.5 / 2**52
 _NO_ROUNDING = FK.vec_params(FLOAT64_PARAMS)  # TERM_PAIRS never rounds
@@ -133,19 +135,33 @@ def _tiled_blocks(lefts, Sa, Pw, Sw, bs, *, term, vp, scale_blocks, bounded, dty
     tiles = [(i0, min(i0 + rt, N), j0, min(j0 + BLOCK_COL_TILE, M))
              for i0 in range(0, N, rt) for j0 in range(0, M, BLOCK_COL_TILE)]
 
+    nfull = K // bs  # full blocks; a short last block (chunked accumulation) runs alone
+    block_cols = np.arange(-(-K // bs)) * bs // sb  # scale column of every block
+
     def work(tile):
         i0, i1, j0, j1 = tile
-        acc = np.zeros((i1 - i0, j1 - j0))
+        r, c = i1 - i0, j1 - j0
+        acc = np.zeros((r, c))
         low = np.zeros_like(acc)
-        inner = np.empty((len(lefts), i1 - i0, j1 - j0), dtype=dtype)
-        for k0 in range(0, K, bs):
-            k1 = min(k0 + bs, K)
-            wt = Pw[j0:j1, k0:k1].T
-            for X, buf in zip(lefts, inner):
-                np.matmul(X[i0:i1, k0:k1], wt, out=buf)
-            c = k0 // sb
-            FK.block_tile(acc, low, inner, SaT[c, i0:i1], SwT[c, j0:j1], vp, term=term,
-                          bounded=bounded)
+        g = max(1, min(nfull, GROUP_SUMS // (r * c)))
+        inner = np.empty((g, len(lefts), r, c), dtype=dtype)
+        # (blocks, rows, bs) and (blocks, bs, cols) views: one BLAS call per block, in C
+        xs = [X[i0:i1, :nfull * bs].reshape(r, nfull, bs).transpose(1, 0, 2) for X in lefts]
+        ws = Pw[j0:j1, :nfull * bs].reshape(c, nfull, bs).transpose(1, 2, 0)
+        for b0 in range(0, nfull, g):
+            b1 = min(b0 + g, nfull)
+            for s, X in enumerate(xs):
+                np.matmul(X[b0:b1], ws[b0:b1], out=inner[:b1 - b0, s])
+            cols = block_cols[b0:b1]
+            FK.block_tile(acc, low, inner[:b1 - b0], SaT[cols, i0:i1], SwT[cols, j0:j1], vp,
+                          term=term, bounded=bounded)
+        if nfull * bs < K:
+            k0 = nfull * bs
+            for s, X in enumerate(lefts):
+                np.matmul(X[i0:i1, k0:], Pw[j0:j1, k0:].T, out=inner[0, s])
+            cols = block_cols[nfull:]
+            FK.block_tile(acc, low, inner[:1], SaT[cols, i0:i1], SwT[cols, j0:j1], vp,
+                          term=term, bounded=bounded)
         out[i0:i1, j0:j1] = acc
 
     nthreads = min(threads, len(tiles))

@@ -359,11 +359,13 @@ def _block_tile(acc, low, inner, sa, sw, vp, term, mode):
 
 
 def _block_entry(term: int, mode: int):
-    """A compiled :func:`_block_tile` with ``term`` and ``mode`` frozen in as constants."""
+    """A compiled loop of :func:`_block_tile` over consecutive blocks, with ``term`` and
+    ``mode`` frozen in as constants."""
 
     @njit(cache=True, nogil=True)
     def kernel(acc, low, inner, sa, sw, vp):
-        _block_tile(acc, low, inner, sa, sw, vp, term, mode)
+        for b in range(inner.shape[0]):
+            _block_tile(acc, low, inner[b], sa[b], sw[b], vp, term, mode)
 
     return kernel
 
@@ -374,9 +376,11 @@ _BLOCK = {(term, bounded): _block_entry(term, ROUND_FLUSH if bounded else ROUND_
 
 
 def block_tile(acc, low, inner, sa, sw, vp, *, term: int, bounded: bool):
-    """One block step for a tile of outputs (:func:`_block_tile`); ``bounded``: the caller
-    proved every accumulator sum finite and below the overflow threshold
-    (:func:`lowbit.sim.exactness.block_sums_bounded`), so the checks are compiled out."""
+    """Block steps for a tile of outputs, blocks in K order (:func:`_block_tile` per block):
+    ``inner`` (blocks, n, rows, cols), ``sa`` (blocks, rows), ``sw`` (blocks, cols).
+    ``bounded``: the caller proved every accumulator sum finite and below the overflow
+    threshold (:func:`lowbit.sim.exactness.block_sums_bounded`), so the checks are compiled
+    out."""
     _BLOCK[(term, bool(bounded))](acc, low, inner, sa, sw, vp)
 
 

@@ -42,6 +42,17 @@ fast path (:func:`slow_forced`).  Paths (name: model -> obligation):
   the reference's order per output, vectorised over output columns
   (:mod:`lowbit.sim.fast_kernels`); applies whenever the reference uses plain float64 products
   (``sig_bits_a + sig_bits_w <= 53``), or the data's significant bits prove the products exact.
+
+Evidence: the BLAS paths try their proof first from the FORMATS' bounds (every element on the
+element grid, ``|e| <= pmax``: :attr:`~lowbit.sim.operands.Operand.element_bounds`, which costs
+one vectorised finiteness pass) and only then from the data's statistics (a pass over both
+operands); paths are tried fastest first, each with both.  Options of the block-rounding paths,
+each with its own obligation: ``bounded`` (:func:`~lowbit.sim.exactness.block_sums_bounded`:
+every accumulator sum finite and below the overflow threshold, so the rounding kernel compiled
+without the overflow / Inf-NaN checks runs) and ``float32_inner``
+(:func:`~lowbit.sim.exactness.float32_inner_ok`: the elements are float32 values and every
+partial inner sum is a float32 integer multiple of the product grid, so float32 BLAS is exact:
+FP4 / INT4 elements).
 """
 
 from __future__ import annotations
