@@ -50,7 +50,12 @@ operand's format (block scales included: MXFP4 4.25, NVFP4 4.5), partial sums at
 DRAM traffic (two-level model with one scratchpad per operand, ``buffers`` in bytes):
 an operand whose unique footprint fits its buffer is fetched once (U bytes); otherwise
 every SRAM read pass refetches it: min(SRAM read bytes, U * passes). Outputs are written
-once; partial sums that do not fit the output buffer spill (reads + writes go to DRAM).
+once. Partial sums (WS / IS, K split over ``F_r`` row folds): the folds of one column fold run
+back to back (the loop order the SRAM counts above already use: A is re-read once per column
+fold), so the live partial sums are one column fold's outputs, ``T * min(S_c, C)`` values
+(``T`` = M for WS, N for IS) of one group; when that set does not fit the output buffer the
+partial sums spill (reads + writes go to DRAM). Tiling ``T`` to avoid such a spill is not
+modelled.
 """
 
 from __future__ import annotations
@@ -149,7 +154,7 @@ def gemm_model(M, K, N, cfg: ArrayConfig = ArrayConfig(), groups=1, a_bits=8.0, 
     buf_a, buf_b, buf_o = (float(x) for x in cfg.buffers)
     da = np.where(ua <= buf_a, ua, np.minimum(sb_a, ua * a_pass))
     db = np.where(ub <= buf_b, ub, np.minimum(sb_b, ub * b_pass))
-    psum_fp = G * MN * psum_bits / 8  # partial-sum working set of all folds
+    psum_fp = T * np.minimum(Sc, C) * psum_bits / 8  # live psums: one column fold, one group
     spill = (ps_folds > 1) & (psum_fp > buf_o)
     do = final_wr * out_bits / 8 + np.where(spill, sb_o - final_wr * out_bits / 8, 0.0)
     return {

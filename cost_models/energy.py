@@ -2,7 +2,8 @@
 
 Reference table (45 nm, 0.9 V) -- M. Horowitz, "Computing's energy problem (and what we can
 do about it)", ISSCC 2014, as reproduced in stillwater-sc/esim ``energysim/database/
-energy.py`` and Han et al. 2015 Table 1 (see /work/shared/reference/toolchain.md rows 1-7):
+energy.py`` and S. Han et al., "Learning both Weights and Connections for Efficient Neural
+Networks", NeurIPS 2015, Table 1:
 
 =================  ========  ====================================================
 operation          pJ        source

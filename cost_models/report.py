@@ -20,7 +20,7 @@ from lowbit.sim.workloads import get_workload, list_workloads
 
 from .array import ArrayConfig
 from .calibrate import family_table
-from .energy import mac_energy
+from .energy import dram_pj_per_byte, mac_energy, sram_pj_per_byte
 from .inference import evaluate_format, spec_multiplier, split_spec, workload_layers
 from .plots import pareto_plots
 from .pnr import load_pnr
@@ -222,6 +222,15 @@ def build_report(workload: str = "digits-cnn", formats=DEFAULT_FORMATS, target: 
           "implements the MAC (lowbit rtl exports it). Energies: Horowitz ISSCC 2014 (45 nm) "
           "anchors; unit costs from the Yosys-calibrated models; area um^2 from sky130_fd_sc_hd "
           f"cells (130 nm) scaled by (node/130)^2; Fmax: iCE40 UP5K after nextpnr.", "",
+          "Memory energy per byte moved (array model `lowbit.cost_models.array`: each operand "
+          "fetched from DRAM once when it fits its buffer, refetched per pass otherwise; partial "
+          "sums spill only when one column fold's outputs do not fit the output buffer): SRAM "
+          f"{sram_pj_per_byte(sum(cfg.buffers) / 3, node_nm):.2f} pJ/byte (Horowitz ISSCC 2014 "
+          f"64-bit reads, at the mean buffer size), DRAM {dram_pj_per_byte(node_nm):.0f} pJ/byte "
+          "(Han et al., NeurIPS 2015: 640 pJ per 32-bit access, the low end of Horowitz' "
+          "1.3-2.6 nJ per 64 bits; HBM-class memory is several times lower). One inference = "
+          "one evaluation sample of the workload (its GEMM MACs per sample; tinylm: one "
+          "128-byte window, attention matmuls not counted).", "",
           "## Per format and accumulator (whole inference)", "",
           markdown_table(totals, ["format", "arch", "w_bits", "mac_cost", "mac_ge",
                                   "mac_area_um2", "mac_pj", "fmax_mhz", "array_area_um2",

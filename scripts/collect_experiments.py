@@ -29,10 +29,8 @@ included -- in the listed format; `digits-cnn`; `minilm`). Metrics carry 95% per
 intervals over the evaluation samples (2,000 resamples, seed 0, the same resamples for every
 format, so differences are paired: `lowbit.sim.stats`); a difference marked `*` or
 "significant" has a paired interval that excludes 0. Re-run everything with `make experiments`
-(default workload tinylm). The tables below marked (digits-cnn) were produced with
-`--workload digits-cnn`: on the shared two-core machine where they were made, the tinylm runs
-of those experiments did not finish in time; the heading of every table names its workload and
-its first line the exact command.
+(default workload tinylm; `--workload digits-cnn` or `minilm` for the others); the heading of
+every table names its workload and its first line the exact command.
 """
 
 

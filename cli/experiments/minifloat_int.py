@@ -127,27 +127,50 @@ def _summary(recs, par, task, hib) -> list[str]:
 
 
 def _plot(out, recs, par, task, workload, ref) -> Path:
+    """Degradation vs float (paired difference, oriented so that up = worse) against xc7 LUTs
+    per MAC, with the paired 95% intervals; symmetric-log y so that 8-bit and 3-bit formats
+    both stay readable."""
+    from matplotlib.ticker import FuncFormatter
+
     pyplot = plt()
-    fig, ax = pyplot.subplots(figsize=(8, 5))
+    fig, ax = pyplot.subplots(figsize=(9, 5.4))
+    sign = -1.0 if ref.higher_is_better else 1.0
+
+    def deg(m):
+        d = m.compare(ref)
+        lo, hi = sorted((sign * d["lo"], sign * d["hi"]))
+        return sign * d["diff"], lo, hi
+
+    for x in recs:
+        x["deg"] = deg(x["m"])
     for kind, mk, col in (("INT", "s", "C0"), ("FP", "o", "C1")):
         sel = [x for x in recs if (x["grid"] == "INT") == (kind == "INT")]
-        v = np.array([x["m"].value for x in sel])
-        ci = np.array([x["m"].ci() for x in sel])
-        ax.errorbar([x["lut_x"] for x in sel], v, yerr=[v - ci[:, 0], ci[:, 1] - v], fmt=mk,
-                    color=col, capsize=2, label="integer" if kind == "INT" else "minifloat")
+        v = np.array([x["deg"][0] for x in sel])
+        lo = np.array([x["deg"][1] for x in sel])
+        hi = np.array([x["deg"][2] for x in sel])
+        ax.errorbar([x["lut_x"] for x in sel], v, yerr=[v - lo, hi - v], fmt=mk, color=col,
+                    capsize=2, label="integer" if kind == "INT" else "minifloat")
+    span = max(abs(x["deg"][0]) for x in recs) or 1.0
+    small = [abs(x["deg"][0]) for x in recs if abs(x["deg"][0]) > 0]
+    lin = max(min(small) if small else span, span * 1e-3)
+    ax.set_yscale("symlog", linthresh=lin, linscale=0.5)
     ax.set_xscale("log")
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+    luts = [x["lut_x"] for x in recs]
+    ax.set_xticks([t for t in (20, 30, 40, 60, 100, 150, 200, 300, 400, 600, 1000)
+                   if min(luts) * 0.9 <= t <= max(luts) * 1.1])
     fig.canvas.draw()
-    spread_labels([x["lut_x"] for x in recs], [x["m"].value for x in recs],
+    spread_labels([x["lut_x"] for x in recs], [x["deg"][0] for x in recs],
                   [x["el"] for x in recs], ax, fontsize=6)
-    fr = sorted([(x["lut_x"], x["m"].value) for x, p in zip(recs, par) if p])
+    fr = sorted([(x["lut_x"], x["deg"][0]) for x, p in zip(recs, par) if p])
     ax.plot([a for a, _ in fr], [b for _, b in fr], "k--", lw=0.8, label="Pareto front")
-    ax.axhline(ref.value, color="grey", ls=":", lw=1, label="float model")
-    if not ref.higher_is_better:
-        ax.set_yscale("log")
-    ax.set_xscale("log")
-    ax.set_xlabel("LUTs per MAC (AMD 7-series, calibrated model)")
-    ax.set_ylabel(f"{task} (95% bootstrap interval)")
+    ax.axhline(0.0, color="grey", ls=":", lw=1, label=f"float model ({task} {ref.value:.4g})")
+    ax.set_xlabel("LUTs per MAC (AMD 7-series, calibrated model; log scale)")
+    what = f"float − {task}" if ref.higher_is_better else f"{task} − float"
+    ax.set_ylabel(f"{what} (paired 95% interval; up = worse; symlog)")
     ax.set_title(f"{workload}: minifloats vs integers, 3-8 bits, per-channel FP32 scales")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, which="major")
+    ax.legend(fontsize=8, loc="upper right")
     return save(fig, out / "plot.png")

@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from lowbit.sim.search import SensitivityTable, compute_sensitivity, parse_candidates, search
+from lowbit.sim.sweep.compare import sample_metrics
 from lowbit.sim.sweep.plots import save
-from lowbit.sim.sweep.report import with_ci
 from lowbit.sim.workloads import get_workload
 
-from .common import plt, write_markdown, write_table
+from .common import cell, diff_cell, plt, write_markdown, write_table
 
 FAMILIES = {"INT": "int8_pc,int6_pc,int4_pc",
             "FP": "fp8_e4m3_pc,fp6_e3m2_pc,fp4_e2m1_pc",
@@ -41,83 +41,102 @@ def run(out: Path, workload: str = "tinylm", budgets=BUDGETS, accum: str = "exac
     metric = "hessian" if hasattr(wl, "loss_and_grads") else "direct"
     task = wl.metric_name
     hib = getattr(wl, "higher_is_better", True)
+    ref = wl.reference()["fidelity"][task]
     rows, series = [], {}
     # sensitivities once for all candidates, sliced per family
     allc = parse_candidates(FAMILIES["INT+FP"])
+    cand = {c.name: c for c in allc}
     full = compute_sensitivity(wl, allc, metric)
+    measured: dict = {}  # evaluations cached by assignment
     for fam, cands in FAMILIES.items():
         names = cands.split(",")
         idx = [full.candidates.index(n) for n in names]
         sens = SensitivityTable(full.values[:, idx], full.layers, names, full.metric,
                                 full.details)
-        # every family's most expensive uniform candidate is an 8-bit x 8-bit network, so
-        # BOPs fractions are comparable across families
-        res = search(wl, cands, "bops=1.0", metric=metric, front=False, measure=False,
-                     accum=accum, sensitivity=sens)
-        ref_bops = res.costs.max_uniform("bops")
         pts = []
         for b in budgets:
             try:
-                r = search(wl, cands, f"bops={b}", metric=metric, front=False, measure=True,
+                r = search(wl, cands, f"bops={b}", metric=metric, front=False, measure=False,
                            accum=accum, sensitivity=sens)
             except ValueError:
                 continue
-            at = next(x for x in r.points if x["kind"] == "ilp@budget")
-            pts.append((b, at))
-            rows.append([fam, f"{b:.2f}", f"{at['bops'] / ref_bops:.3f}",
-                         with_ci(at["measured"], at.get("metric_lo"), at.get("metric_hi")),
-                         at["assignment"]])
+            a = r.assignment
+            key = tuple(sorted(a.formats.items()))
+            if key not in measured:
+                res = wl.evaluate({ln: cand[c].config(accum) for ln, c in a.formats.items()})
+                measured[key] = sample_metrics(res)[task]
+            m = measured[key]
+            frac = a.costs["bops"] / r.costs.max_uniform("bops")
+            pts.append({"budget": b, "bops": frac, "m": m, "d": m.compare(ref)})
+            rows.append([fam, f"{b:.2f}", f"{frac:.3f}", cell(m), diff_cell(m, ref)[0],
+                         " ".join(f"{k}:{v}" for k, v in a.formats.items())])
         series[fam] = pts
-    head = ["candidates", "BOPs budget (x uniform int8)", "BOPs used", f"{task} [95% CI]",
-            "assignment (layer:format)"]
-    table = write_table(out, "table", head, rows, "lrrrl")
-    png = _plot(out, series, task, workload, hib)
+    head = ["candidates", "BOPs budget (x uniform 8-bit)", "BOPs used", f"{task} [95% CI]",
+            "Δ vs float [95% CI]", "assignment (layer:format)"]
+    table = write_table(out, "table", head, rows, "lrrrrl")
+    verdict = _verdict(series, task, hib)
+    png = _plot(out, series, task, workload, ref)
     md = write_markdown(out, f"Mixed precision over INT and FP candidates ({workload})", [
         f"Command: `lowbit experiment mixed-precision --workload {workload}`. Sensitivity "
         f"`{metric}`, ILP objective = summed sensitivity, budget = BOPs as a fraction of the "
-        f"uniform int8_pc / fp8_e4m3_pc network; accumulator `{accum}`, RTN weights. "
+        f"uniform int8_pc / fp8_e4m3_pc network; accumulator `{accum}`, RTN weights. Float "
+        f"model: {task} = {ref.value:.4f}; `*` = significant paired difference (95%). "
         "Candidates per family: " + "; ".join(f"{k}: {v}" for k, v in FAMILIES.items()) + ".",
         table, "**Paper's claim.** " + CLAIM,
-        "**Here.** " + _verdict(series, task, hib), f"![{task} vs BOPs]({png.name})"])
-    return {"table": md, "png": png, "rows": rows}
+        "**Here** (paired differences between the families' assignments at each budget, "
+        f"{'positive' if hib else 'negative'} = INT+FP better):\n\n" + "\n".join(f"- {v}" for v in verdict),
+        f"![{task} vs BOPs]({png.name})"])
+    return {"table": md, "png": png, "rows": rows, "verdicts": verdict}
 
 
-def _verdict(series, task, hib) -> str:
-    """Per budget: the best family by point estimate, and whether the 95% intervals of the
-    three families overlap (then no family is distinguishable at that budget)."""
-    parts = []
-    for b_idx, b in enumerate(BUDGETS):
-        vals = {fam: pts[b_idx][1] for fam, pts in series.items() if b_idx < len(pts)}
-        if len(vals) < 2:
+def _verdict(series, task, hib) -> list[str]:
+    """Per budget: INT+FP against each single family, paired over the evaluation samples."""
+    out = []
+    by = {fam: {p["budget"]: p for p in pts} for fam, pts in series.items()}
+    for b in sorted({p["budget"] for pts in series.values() for p in pts}):
+        joint = by.get("INT+FP", {}).get(b)
+        if joint is None:
             continue
-        best = (max if hib else min)(vals, key=lambda f: vals[f]["measured"])
-        los = [v.get("metric_lo", v["measured"]) for v in vals.values()]
-        his = [v.get("metric_hi", v["measured"]) for v in vals.values()]
-        overlap = max(los) <= min(his)
-        parts.append(f"at {b:.2f}x BOPs " + (
-            f"all families are within each other's 95% intervals ({task} "
-            f"{min(v['measured'] for v in vals.values()):.4g}-"
-            f"{max(v['measured'] for v in vals.values()):.4g})" if overlap else
-            f"{best} is best ({task} {vals[best]['measured']:.4g}) and the intervals separate"))
-    return "; ".join(parts) + "."
+        parts = []
+        for fam in ("INT", "FP"):
+            other = by.get(fam, {}).get(b)
+            if other is None:
+                continue
+            d = joint["m"].compare(other["m"])
+            better = (d["diff"] > 0) == hib
+            parts.append(f"INT+FP − {fam} = {d['diff']:+.4g} [{d['lo']:+.4g}, {d['hi']:+.4g}]"
+                         + ((" (INT+FP better)" if better else f" ({fam} better)")
+                            if d["significant"] else " (not significant)"))
+        out.append(f"{b:.2f}x BOPs: " + "; ".join(parts))
+    return out
 
 
-def _plot(out, series, task, workload, hib) -> Path:
+def _plot(out, series, task, workload, ref) -> Path:
+    """Difference to the float model (paired 95% interval, up = worse, symlog) per family
+    against the BOPs actually used."""
+    from matplotlib.ticker import FuncFormatter
+
     pyplot = plt()
-    fig, ax = pyplot.subplots(figsize=(7, 4.5))
+    fig, ax = pyplot.subplots(figsize=(7.5, 4.6))
+    sign = -1.0 if ref.higher_is_better else 1.0
+    allv = []
     for k, ((fam, pts), mk) in enumerate(zip(series.items(), "osD")):
         if not pts:
             continue
-        x = [b + 0.008 * (k - 1) for b, _ in pts]  # dodge so that equal results stay visible
-        y = np.array([p["measured"] for _, p in pts])
-        lo = np.array([p.get("metric_lo", p["measured"]) for _, p in pts])
-        hi = np.array([p.get("metric_hi", p["measured"]) for _, p in pts])
-        ax.errorbar(x, y, yerr=[y - lo, hi - y], fmt=mk + "-", capsize=3, label=fam)
-    ax.set_xlabel("BOPs budget (fraction of the uniform 8-bit network; families dodged)")
-    ax.set_ylabel(f"{task} ({'higher' if hib else 'lower'} is better; 95% CI)")
-    if not hib:
-        ax.set_yscale("log")
+        x = np.array([p["bops"] for p in pts]) + 0.006 * (k - 1)  # dodge equal results
+        v = np.array([sign * p["d"]["diff"] for p in pts])
+        b = np.array([sorted((sign * p["d"]["lo"], sign * p["d"]["hi"])) for p in pts])
+        allv += list(np.abs(v))
+        ax.errorbar(x, v, yerr=[v - b[:, 0], b[:, 1] - v], fmt=mk + "-", capsize=3, label=fam)
+    pos = [v for v in allv if v > 0]
+    ax.set_yscale("symlog", linthresh=max(min(pos) if pos else 1.0, max(allv or [1.0]) * 1e-3),
+                  linscale=0.5)
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.axhline(0.0, color="grey", ls=":", lw=1, label=f"float model ({task} {ref.value:.4g})")
+    ax.set_xlabel("BOPs used (fraction of the uniform 8-bit network; families dodged)")
+    what = f"float − {task}" if ref.higher_is_better else f"{task} − float"
+    ax.set_ylabel(f"{what} (paired 95% CI; up = worse)")
     ax.set_title(f"{workload}: ILP mixed precision, INT vs FP vs INT+FP candidates")
-    ax.grid(alpha=0.3, which="both")
+    ax.grid(alpha=0.3, which="major")
     ax.legend(fontsize=8)
     return save(fig, out / "plot.png")

@@ -33,28 +33,31 @@ def run(out: Path, workload: str = "tinylm", accum: str = "exact", workers=None)
     pts = r["points"]
     wl_res = r["sweep"]
     task = get_workload(workload).metric_name
+    ref = get_workload(workload).reference()["fidelity"][task]
     rows, data = [], {}
     for q in QUANTIZERS:
         mx = pts[("mxfp4", accum, q)]["metrics"]
         nv = pts[("nvfp4", accum, q)]["metrics"]
         gap, gd = diff_cell(mx.get(task), nv.get(task))
+        fmx, fmxd = diff_cell(mx.get(task), ref)
+        fnv, fnvd = diff_cell(nv.get(task), ref)
         mx_rtn = pts[("mxfp4", accum, "rtn")]["metrics"].get(task)
         nv_rtn = pts[("nvfp4", accum, "rtn")]["metrics"].get(task)
         dmx, _ = diff_cell(mx.get(task), mx_rtn) if q != "rtn" else ("", {})
         dnv, _ = diff_cell(nv.get(task), nv_rtn) if q != "rtn" else ("", {})
-        rows.append([q, cell(mx.get(task)), cell(nv.get(task)), gap, dmx, dnv,
+        rows.append([q, cell(mx.get(task)), cell(nv.get(task)), fmx, fnv, gap, dmx, dnv,
                      cell(mx.get("kl")), cell(nv.get("kl"))])
-        data[q] = {"mx": mx.get(task), "nv": nv.get(task), "gap": gd}
-    head = ["quantizer", f"MXFP4 {task}", f"NVFP4 {task}", "MXFP4 − NVFP4",
-            "MXFP4 vs its RTN", "NVFP4 vs its RTN", "MXFP4 KL", "NVFP4 KL"]
-    table = write_table(out, "table", head, rows, "lrrrrrrr")
+        data[q] = {"mx": fmxd, "nv": fnvd, "gap": gd}
+    head = ["quantizer", f"MXFP4 {task}", f"NVFP4 {task}", "MXFP4 − float", "NVFP4 − float",
+            "MXFP4 − NVFP4", "MXFP4 vs its RTN", "NVFP4 vs its RTN", "MXFP4 KL", "NVFP4 KL"]
+    table = write_table(out, "table", head, rows, "l" + "r" * (len(head) - 1))
     verdicts = _verdicts(pts, accum, task) + _verdicts(pts, accum, "kl")
-    png = _plot(out, data, task, workload)
+    png = _plot(out, data, task, workload, ref)
     md = write_markdown(out, f"MXFP4 vs NVFP4 under RTN / GPTQ / Hadamard+GPTQ ({workload})", [
         f"Command: `lowbit experiment mr-gptq --workload {workload}`. W4A4 (weights and "
         f"activations in the format), accumulator `{accum}`, {task} with 95% bootstrap "
-        "intervals; differences are paired bootstrap intervals over the same evaluation "
-        "samples, `*` = significant (interval excludes 0).",
+        f"intervals (float model: {ref.value:.4f}); differences are paired bootstrap intervals "
+        "over the same evaluation samples, `*` = significant (interval excludes 0).",
         table, "**Paper's claim.** " + CLAIM, "**Here.**\n\n" + "\n".join(f"- {v}" for v in verdicts),
         f"![{task} per quantizer]({png.name})",
         f"Full sweep report: `{wl_res['paths']['md'].relative_to(out)}`."])
@@ -103,21 +106,44 @@ def _effect(d, lower: bool) -> str:
     return "helps" if (d["diff"] < 0) == lower else "hurts"
 
 
-def _plot(out, d, task, workload) -> Path:
+def _plot(out, d, task, workload, ref) -> Path:
+    """Left: each format's paired difference to the float model per quantizer; right: the
+    paired MXFP4 − NVFP4 gap. 95% paired bootstrap intervals (the per-format intervals of the
+    table overlap because the evaluation windows differ a lot; the paired ones do not)."""
     pyplot = plt()
-    fig, ax = pyplot.subplots(figsize=(8, 4.2))
+    fig, (ax, ax2) = pyplot.subplots(1, 2, figsize=(11, 4.8),
+                                     gridspec_kw={"width_ratios": [1.6, 1]})
     qs = list(d)
-    x = np.arange(len(qs))
-    for k, (key, lab, mk) in enumerate((("mx", "MXFP4 (E8M0 / 32)", "o"),
-                                        ("nv", "NVFP4 (UE4M3 / 16 + FP32)", "s"))):
-        ms = [d[q][key] for q in qs]
-        v = np.array([m.value for m in ms])
-        ci = np.array([m.ci() for m in ms])
-        ax.errorbar(x + (k - 0.5) * 0.15, v, yerr=[v - ci[:, 0], ci[:, 1] - v], fmt=mk,
+    y = np.arange(len(qs))[::-1]
+    for k, (key, lab, mk, col) in enumerate((
+            ("mx", "MXFP4 (E8M0 scale / 32)", "o", "tab:blue"),
+            ("nv", "NVFP4 (UE4M3 scale / 16 + FP32)", "s", "tab:orange"))):
+        v = np.array([d[q][key]["diff"] for q in qs])
+        lo = np.array([d[q][key]["lo"] for q in qs])
+        hi = np.array([d[q][key]["hi"] for q in qs])
+        ax.errorbar(v, y + (0.5 - k) * 0.28, xerr=[v - lo, hi - v], fmt=mk, color=col,
                     capsize=3, label=lab)
-    ax.set_xticks(x, qs, rotation=20, fontsize=8)
-    ax.set_ylabel(f"{task} (95% bootstrap interval)")
-    ax.set_title(f"{workload}: W4A4, MXFP4 vs NVFP4 per quantizer")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.axvline(0, color="grey", lw=1, ls=":")
+    better = "lower" if not ref.higher_is_better else "higher"
+    ax.set_xlabel(f"{task} − float model ({ref.value:.3f}); {better} is better")
+    ax.set_yticks(y, qs)
+    ax.set_title("difference to float (paired 95% interval)", fontsize=10)
+    ax.grid(alpha=0.3, axis="x")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
+    v = np.array([d[q]["gap"]["diff"] for q in qs])
+    lo = np.array([d[q]["gap"]["lo"] for q in qs])
+    hi = np.array([d[q]["gap"]["hi"] for q in qs])
+    ax2.errorbar(v, y, xerr=[v - lo, hi - v], fmt="D", color="tab:purple", capsize=3)
+    ax2.axvline(0, color="grey", lw=1, ls=":")
+    ax2.set_yticks(y, [""] * len(qs))
+    ax2.set_xlabel(f"MXFP4 − NVFP4 {task}")
+    ax2.set_title("MXFP4 − NVFP4 gap (paired 95% interval)", fontsize=10)
+    ax2.grid(alpha=0.3, axis="x")
+    lim = max(float(np.max(np.abs(np.r_[lo, hi]))), 1e-12) * 1.1
+    if np.all(lo > 0) or np.all(hi < 0):
+        ax2.set_xlim(min(0.0, float(lo.min()) * 1.1), max(0.0, float(hi.max()) * 1.1))
+    else:
+        ax2.set_xlim(-lim, lim)
+    fig.suptitle(f"{workload}: W4A4, MXFP4 vs NVFP4 per weight quantizer", fontsize=11)
+    fig.tight_layout()
     return save(fig, out / "plot.png")

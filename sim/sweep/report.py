@@ -72,6 +72,14 @@ def flatten(rows: list[dict], reference: float | None, ref_samples: dict | None 
     return out
 
 
+def p_text(p: float) -> str:
+    """``p = 0.031``; a bootstrap p-value of 0 (no resample crossed 0) as ``p < 2/N_BOOT``,
+    the test's resolution."""
+    if p == 0:
+        return f"p < {2.0 / N_BOOT:g}"
+    return f"p = {fmt_num(p, 3)}"
+
+
 def fmt_num(v, nd=4):
     """Number for tables: fixed decimals, '+inf dB' spelt 'inf', '' for None; '-0' avoided."""
     if v is None or v == "":
@@ -222,6 +230,16 @@ def write_outputs(out_dir: Path, rows: list[dict], workload, stats: dict | None 
     return paths
 
 
+def _quantised_count(have) -> str:
+    """The count without FP32 points (they differ from the float64 reference only by FP32
+    rounding), when there are any."""
+    q = [r for r in have if split_format(r["format"])[:2] != ("fp32", "fp32")]
+    if len(q) == len(have) or not q:
+        return ""
+    return (f" Quantised formats only (FP32 excluded): {sum(bool(r['distinguishable']) for r in q)}"
+            f" of {len(q)} differ ({sum(bool(r['distinguishable_holm']) for r in q)} after Holm).")
+
+
 def _significance_lines(flat, mname, higher, pairs, named) -> list[str]:
     have = [r for r in flat if r["distinguishable"] is not None]
     if not have:
@@ -233,6 +251,7 @@ def _significance_lines(flat, mname, higher, pairs, named) -> list[str]:
          f"- **{len(dist)} of {len(have)}** points differ from the float model on {mname} "
          f"(paired 95% interval of the difference excludes 0; {len(dist_h)} after Holm "
          f"correction over the {len(have)} comparisons)."
+         + _quantised_count(have)
          + (f" Not distinguishable from float: {', '.join(same)}." if same else "")]
     for x in named:
         if x["metric"] != mname:
@@ -240,7 +259,7 @@ def _significance_lines(flat, mname, higher, pairs, named) -> list[str]:
         better = (x["diff"] > 0) == higher
         L.append(f"- {x['a_format']} vs {x['b_format']} ({x['accum']}, {x['quantizer']}): "
                  f"{mname} {fmt_num(x['a'])} vs {fmt_num(x['b'])}, difference "
-                 f"{with_ci(x['diff'], x['lo'], x['hi'])}, p = {fmt_num(x['p'], 3)}: "
+                 f"{with_ci(x['diff'], x['lo'], x['hi'])}, {p_text(x['p'])}: "
                  + (f"**{'significant' if x['significant'] else 'not significant'}**"
                     + (f" ({x['a_format'] if better else x['b_format']} better)"
                        if x["significant"] else "")))

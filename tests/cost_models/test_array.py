@@ -81,6 +81,19 @@ def test_dram_fits_vs_refetch_and_spill():
     assert float(rt["dram_bytes"]) > float(rb["dram_bytes"])
 
 
+def test_psums_live_per_column_fold():
+    """WS, 4x4 array, M=10 K=8 N=6: two row folds, two column folds. The live partial sums
+    are one column fold's outputs, 10 x 4 x 4 B = 160 B (not all 10 x 6 x 4 B = 240 B): a
+    200-byte output buffer holds them, a 100-byte one does not."""
+    fits = ArrayConfig(4, 4, "WS", buffers=(1 << 20, 1 << 20, 200))
+    spills = ArrayConfig(4, 4, "WS", buffers=(1 << 20, 1 << 20, 100))
+    rf = gemm_model(10, 8, 6, fits, a_bits=8, b_bits=8, out_bits=8, psum_bits=32)
+    rs = gemm_model(10, 8, 6, spills, a_bits=8, b_bits=8, out_bits=8, psum_bits=32)
+    assert float(rf["dram_bytes_o"]) == 60                 # final outputs only
+    # 60 final writes (8 bit) + 60 intermediate writes + 60 reads (32 bit) go to DRAM
+    assert float(rs["dram_bytes_o"]) == (60 * 8 + 60 * 32 + 60 * 32) / 8
+
+
 def test_monotone_in_problem_size_and_array():
     cfg = ArrayConfig(8, 8, "OS")
     ks = np.arange(1, 200)

@@ -11,7 +11,7 @@ from lowbit.experiments import EXPERIMENTS, fp8_int8, minifloat_int, mrgptq, run
 from lowbit.formats import resolve
 from lowbit.main import main
 from lowbit.sim import fidelity as fd
-from lowbit.sim.workloads import LayerSpec, LayerwiseWorkload, register_workload
+from lowbit.sim.workloads import LayerSpec, LayerwiseWorkload, make_config, register_workload
 
 
 def test_registry_and_cli(capsys):
@@ -82,10 +82,37 @@ class Small(LayerwiseWorkload):
 register_workload("exp-small", Small, overwrite=True)
 
 
+def test_minifloat_int_table_and_plot_on_a_small_workload(tmp_path):
+    res = minifloat_int.run(tmp_path, workload="exp-small", workers=1)
+    assert [r[1] for r in res["rows"]] == minifloat_int.formats()
+    text = res["table"].read_text()
+    assert "Pareto front (xc7 LUTs vs top1" in text and "**Paper's claim.**" in text
+    assert res["png"].stat().st_size > 0
+
+
 def test_mrgptq_table_on_a_small_workload(tmp_path):
     res = mrgptq.run(tmp_path, workload="exp-small", workers=1)
     text = res["table"].read_text()
-    assert "| quantizer | MXFP4 top1 | NVFP4 top1 | MXFP4 − NVFP4 |" in text
+    assert ("| quantizer | MXFP4 top1 | NVFP4 top1 | MXFP4 − float | NVFP4 − float | "
+            "MXFP4 − NVFP4 |") in text
+    # the "− float" cells are the paired differences to the float model's per-sample metric
+    wl = Small()
+    ref = wl.reference()["fidelity"]["top1"]
+    got = wl.fidelity(wl.forward(wl.eval_inputs(), {"fc": make_config("mxfp4", accum="exact")}),
+                      wl.reference()["out"])["top1"]
+    d = got.compare(ref)
+    assert res["rows"][0][3].startswith(f"{d['diff']:.4f} [{d['lo']:.4f}, {d['hi']:.4f}]")
     assert [r[0] for r in res["rows"]] == list(mrgptq.QUANTIZERS)
     assert "**Paper's claim.**" in text and "MXFP4 scale search (mrgptq vs gptq)" in text
     assert res["png"].stat().st_size > 0 and (tmp_path / "table.csv").is_file()
+
+
+def test_mixed_precision_paired_verdicts_on_a_small_workload(tmp_path):
+    from lowbit.experiments import mixed
+
+    res = mixed.run(tmp_path, workload="exp-small", budgets=(0.3, 0.6))
+    assert [r[0] for r in res["rows"]] == ["INT", "INT", "FP", "FP", "INT+FP", "INT+FP"]
+    # at 0.3x BOPs the single layer must take a 4-bit x 4-bit candidate (6 x 6 bits = 0.56x)
+    assert res["rows"][0][5] == "fc:int4_pc" and res["rows"][2][5] == "fc:fp4_e2m1_pc"
+    assert len(res["verdicts"]) == 2 and all("INT+FP − INT = " in v for v in res["verdicts"])
+    assert "Δ vs float [95% CI]" in res["table"].read_text() and res["png"].stat().st_size > 0

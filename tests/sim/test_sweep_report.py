@@ -12,7 +12,7 @@ from lowbit.cost_models.report import canonical_spec, read_sweep
 from lowbit.sim import fidelity as fd
 from lowbit.sim.sweep import ResultStore, check_store_workload, sweep
 from lowbit.sim.sweep.plots import core_range
-from lowbit.sim.sweep.report import fmt_num
+from lowbit.sim.sweep.report import fmt_num, p_text
 from lowbit.sim.workloads import LayerSpec, LayerwiseWorkload, register_workload
 
 
@@ -63,6 +63,9 @@ def test_sweep_outputs_intervals_and_significance(tmp_path):
     assert by["fp4_e2m1"]["distinguishable"] == "True"  # unscaled FP4 collapses the logits
     md = (d / "report.md").read_text()
     assert "## What is significant" in md and "mxfp4 vs nvfp4" in md
+    n_q = sum(by[f]["distinguishable"] == "True" for f in by if f != "fp32")
+    assert f"Quantised formats only (FP32 excluded): {n_q} of 4 differ" in md
+    assert n_q >= 1 and ("p < 0.001" in md or "p = " in md)
     assert "Unscaled (values rounded to the element grid" in md and "`fp4_e2m1`" in md
     assert "Output SQNR = 10 log10" in md and "percentile bootstrap" in md
     assert (d / "pairwise.csv").read_text().count("\n") == 1 + 10  # 5 points -> 10 pairs
@@ -103,3 +106,8 @@ def test_numbers_and_axes_are_readable():
     lo, hi, out = core_range([0.98, 0.981, 0.985, 0.99, 0.09])
     assert out.tolist() == [False, False, False, False, True] and 0.9 < lo < 0.98 < 0.99 < hi < 1.0
     assert core_range([1.0, 2.0, 3.0, 4.0])[0] is None  # evenly spread: full range
+
+
+def test_p_value_text_states_the_bootstrap_resolution():
+    assert p_text(0.0) == "p < 0.001"  # 2 / 2000 resamples: no resample crossed 0
+    assert p_text(0.031) == "p = 0.031" and p_text(1.0) == "p = 1.000"
