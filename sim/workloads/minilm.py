@@ -222,8 +222,11 @@ class MiniLM(LayerwiseWorkload):
             a = lin(f"l{i}.attn_out", ctxv)
             x = layer_norm(a + x, w[p + "attention.output.LayerNorm.weight"],
                            w[p + "attention.output.LayerNorm.bias"])
-            h = gelu(lin(f"l{i}.ffn_in", x))
-            o = lin(f"l{i}.ffn_out", h)
+            # the FFN on the real tokens only (T, 1536): GELU of padded rows never reaches a
+            # result, and on the padded (B, L, 1536) tensor it cost most of the forward pass
+            h = gelu(self._gemm(f"l{i}.ffn_in", x[mask], ctx))
+            o = np.zeros_like(x)
+            o[mask] = self._gemm(f"l{i}.ffn_out", h, ctx)
             x = layer_norm(o + x, w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"])
         m = mask[..., None].astype(f64)
         emb = (x * m).sum(1) / np.maximum(m.sum(1), 1e-9)

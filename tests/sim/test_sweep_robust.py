@@ -31,7 +31,7 @@ import pytest
 from lowbit.main import main
 from lowbit.sim.sweep import ResultStore, build_points, run_sweep, sweep
 from lowbit.sim.sweep.backends import NoWorkersError
-from lowbit.sim.sweep.runner import SweepInterrupted, evaluate_point
+from lowbit.sim.sweep.runner import DEFAULT_WORKER_TIMEOUT_S, SweepInterrupted, evaluate_point
 from lowbit.sim.sweep.store import ClaimOwner, StoreError, StoreReadOnlyError, pid_alive
 
 WL = Path(__file__).with_name("sweep_slow_workload.py")
@@ -318,6 +318,7 @@ def test_dask_without_workers_is_a_named_error(tmp_path, no_worker_cluster, caps
                no_worker_cluster, "--worker-timeout", "1"])
     err = capsys.readouterr().err
     assert rc == 1 and err.count("\n") == 1 and "has had no worker for 1 s" in err, err
+    assert DEFAULT_WORKER_TIMEOUT_S == 5 * 60  # the default when --worker-timeout is not given
 
 
 def _scheduler_address(path) -> str | None:
