@@ -10,7 +10,7 @@ Operations: ``quantize(x, fmt)`` (float32 result, the size of the input), ``enco
 (codes; a QuantizedTensor for block formats) and ``decode`` of those codes to float32
 (``decode(codes, fmt, dtype=np.float32)``, the input freed first: the codes and the result).
 
-Usage: ``python benchmarks/bench_memory.py [--gib 1] [--formats fp8_e4m3,nvfp4,...]``
+Usage: ``python benchmarks/bench_memory.py [--gib 1] [--formats fp8_e4m3,nvfp4,...|all]``
 """
 
 from __future__ import annotations
@@ -23,8 +23,14 @@ import subprocess
 import sys
 import time
 
-FORMATS = ["fp8_e4m3", "fp8_e5m2", "fp4_e2m1", "int8", "bf16", "mxfp8_e4m3", "mxfp6_e2m3",
-           "mxfp4", "nvfp4", "int4_g128", "int8_pc", "int8_pt", "int4_g128_asym"]
+from lowbit.formats import list_formats
+
+FORMATS = ["fp8_e4m3", "fp8_e5m2", "fp6_e3m2", "fp4_e2m1", "bf16", "fp16", "e8m0", "p3109_k8p4se",
+           "int8", "int4", "int16", "mxfp8_e4m3", "mxfp6_e2m3", "mxfp4", "mxint8", "nvfp4", "bfp8",
+           "int4_g128", "int8_pc", "int8_pt", "int4_g128_asym", "fp8_e4m3_pc", "fp4_e2m1_g32"]
+"""Default: every conversion path (fast arithmetic, lookup table, exact kernel; power-of-two,
+amax, two-level and asymmetric block scales; per-block, per-channel and per-tensor rows).
+``--formats all`` runs every registered format."""
 OPS = ("quantize", "encode", "decode")
 
 CHILD = r"""
@@ -77,7 +83,8 @@ def main(argv=None) -> int:
     print(f"{'format':16s}" + "".join(f"{op:>14s}" for op in OPS))
     rows = []
     worst = 0.0
-    for fmt in a.formats.split(","):
+    names = list_formats() if a.formats == "all" else a.formats.split(",")
+    for fmt in names:
         cells = []
         for op in OPS:
             r, dt = measure(fmt, op, n)
