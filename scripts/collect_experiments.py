@@ -30,7 +30,10 @@ intervals over the evaluation samples (2,000 resamples, seed 0, the same resampl
 format, so differences are paired: `lowbit.sim.stats`); a difference marked `*` or
 "significant" has a paired interval that excludes 0. Re-run everything with `make experiments`
 (default workload tinylm; `--workload digits-cnn` or `minilm` for the others); the heading of
-every table names its workload and its first line the exact command.
+every table names its workload and its first line the exact command. Wall times are those of
+the shared two-core machine the tables were made on (the default sweep below: load average ~8 from
+other jobs; with the machine nearly idle it takes 36-40 s, 75-80 s on a fresh clone whose numba
+kernels are not yet compiled).
 """
 
 

@@ -201,6 +201,30 @@ def spread_labels(xs, ys, texts, ax, fontsize=7):
                     arrowprops={"arrowstyle": "-", "lw": 0.4, "color": "0.5"} if dy else None)
 
 
+SYMLOG_SPAN = 100.0  # paired differences spanning more than this ratio get a symlog y axis
+
+
+def _symlog_axis(ax, smallest: float, largest: float, lows, highs) -> None:
+    """Symmetric-log y axis for values whose magnitudes span ``smallest`` .. ``largest``:
+    linear within the threshold, decade ticks labelled as plain numbers, limits from the
+    interval ends ``lows`` / ``highs``."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter
+
+    lin = max(smallest, largest / SYMLOG_SPAN ** 2.5)
+    ax.set_yscale("symlog", linthresh=lin, linscale=0.5)
+    lo = min(min(lows), 0.0)
+    hi = max(highs)
+    bottom = -lin if lo > -lin else lo * 2.0
+    top = hi * 2.0 if hi > lin else lin
+    ax.set_ylim(bottom, top)
+    d0 = int(np.ceil(np.log10(lin)))
+    dec = [10.0 ** k for k in range(d0, int(np.floor(np.log10(top))) + 1)]
+    neg = [-v for v in dec if -v >= bottom]
+    ax.yaxis.set_major_locator(FixedLocator(sorted(neg) + [0.0] + dec))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_locator(FixedLocator([]))
+
+
 def metric_vs_bits(out: Path, flat, workload, ref_metric) -> Path:
     """Task metric vs weight bits per element. With per-sample results the y axis is the
     paired difference to the float model (its interval is what decides significance; the
@@ -240,7 +264,15 @@ def metric_vs_bits(out: Path, flat, workload, ref_metric) -> Path:
     ax.set_xticks(xt, [f"{v:g}" for v in xt])
     ax.minorticks_off()
     log = ax.get_yscale() == "log"
-    lo_, hi_, outl = core_range(vals, log)
+    pos = [abs(v) for v in vals if v is not None and np.isfinite(v) and v != 0]
+    symlog = paired and bool(pos) and max(pos) / min(pos) > SYMLOG_SPAN
+    if symlog:  # differences over many decades: all points on a symmetric-log axis
+        _symlog_axis(ax, min(pos), max(pos),
+                     [r[lok] for r in ok if r[lok] is not None] + vals,
+                     [r[hik] for r in ok if r[hik] is not None] + vals)
+        lo_, hi_, outl = None, None, [False] * len(vals)
+    else:
+        lo_, hi_, outl = core_range(vals, log)
     if lo_ is not None:
         ax.set_ylim(lo_, hi_)
         _mark_outliers(ax, vals, [r["bits_per_element"] for r in ok], outl, (lo_, hi_), "y",
@@ -251,7 +283,8 @@ def metric_vs_bits(out: Path, flat, workload, ref_metric) -> Path:
                    [_short(ok[i], flat) for i in keep], ax)
     ax.set_xlabel("weight bits per element (incl. block scales)")
     better = "higher" if higher else "lower"
-    ax.set_ylabel(f"Δ {workload.metric_name} vs float, paired 95% CI ({better} is better)"
+    ax.set_ylabel(f"Δ {workload.metric_name} vs float, paired 95% CI ({better} is better"
+                  + ("; symlog)" if symlog else ")")
                   if paired else f"{workload.metric_name} ({better} is better)")
     ax.set_title(f"{workload.name}: {workload.metric_name} vs bits per element (95% intervals)")
     ax.grid(alpha=0.3)
