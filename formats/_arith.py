@@ -24,8 +24,13 @@ format's mantissa bits, ``b`` its bias, ``emin = 1 - b`` its smallest normal exp
   OR-ed into the sign bit (not for a NaN value, nor for ``nan_input="zero"`` / ``"max"``).
 
 Taken when (:func:`arith_params`): float format, signed, with a zero and subnormals, NaN scheme
-``"ieee"`` (with Inf), ``"fn"`` or none (without Inf), ``1 <= m <= 22``, ``emin >= -126`` and
-``emax <= 127`` (``T`` and ``C`` are normal float32 numbers, every value a float32), rounding ``"rne"``, ``subnormal_output="keep"``,
+``"ieee"`` (with Inf), ``"fn"`` or none (without Inf), ``1 <= m <= 22``, ``emax <= 127`` and a
+subnormal quantum ``q >= 2**-125`` (:data:`MIN_QUANTUM_EXP`: ``T`` and ``C`` are normal float32
+numbers, every value is a float32, every nonzero result is a normal float32, and a float32
+subnormal input - below ``q / 2`` - rounds to a signed zero: so the float operations never
+meet a subnormal operand or result that matters, and a thread running with flush-to-zero /
+denormals-are-zero set gives the same answer; bf16 and tf32, whose quanta are smaller, take
+the exact kernel), rounding ``"rne"``, ``subnormal_output="keep"``,
 overflow ``"saturate"``, ``"nonsat"``, ``"propagate"`` or ``"error"``. Errors (NaN input under
 ``nan_input="error"`` without a NaN, overflow under ``"error"``) are counted, not raised: the
 caller re-runs the exact path to raise the named error. ``tests/formats/test_arith.py`` checks
@@ -84,6 +89,8 @@ _bits_f32 = _bitcast(types.uint32, types.float32)
 A_SH, A_RND, A_BASE, A_VSH, A_T, A_C, A_CSUB, A_IBASE, A_MAX, A_SSH = range(10)
 A_OVER, A_OVER_S, A_OVER_E, A_INF, A_INF_S, A_INF_E, A_NAN, A_NAN_S, A_NAN_E = range(10, 19)
 A_LEN = 19
+MIN_QUANTUM_EXP = -125
+"""Smallest exponent of the subnormal quantum ``2**(emin - m)`` the path takes."""
 ALL = np.uint32(0xFFFFFFFF)
 F32_INF = 0x7F800000
 F32_QNAN = 0x7FC00000
@@ -95,7 +102,8 @@ def arith_ok(fmt, P) -> bool:
     module docstring)."""
     return (fmt.kind == "float" and fmt.signed and fmt.zero and fmt.subnormals
             and fmt.nan in (None, "fn", "ieee") and fmt.has_inf == (fmt.nan == "ieee")
-            and 1 <= fmt.mbits <= 22 and 1 - fmt.bias >= -126 and fmt.emax <= 127 and fmt.bits <= 32
+            and 1 <= fmt.mbits <= 22 and 1 - fmt.bias - fmt.mbits >= MIN_QUANTUM_EXP
+            and fmt.emax <= 127 and fmt.bits <= 32
             and P[K.P_ROUND] == K.R_RNE and not P[K.P_FLUSH]
             and K.OVERFLOW[P[K.P_OVF]] in ARITH_OVERFLOW)
 
