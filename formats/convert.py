@@ -165,11 +165,12 @@ def check_errors(codes, x, fmt, overflow, nan_input, offset=0, where=None):
     if c == K.ERR_NAN:
         raise ValueError(f"NaN {at}: {fmt.name} has no NaN and nan_input='error'; pass "
                          f"nan_input='zero' or nan_input='max' (allowed: {list(K.NAN_INPUT)})")
+    allowed = [o for o in K.OVERFLOW if fmt.kind == "int" or o not in K.INT_ONLY_OVERFLOW]
     if c == K.ERR_NEG:
         raise ValueError(f"negative {at} for unsigned format {fmt.name} with overflow='error' "
-                         f"(allowed: {list(K.OVERFLOW)})")
+                         f"(allowed: {allowed})")
     raise ValueError(f"{at} overflows {fmt.name} (max {fmt.max!r}) and overflow='error' "
-                     f"(allowed: {list(K.OVERFLOW)})")
+                     f"(allowed: {allowed})")
 
 
 def rounding_table(fmt, rounding="rne", overflow="saturate", nan_input="error",

@@ -59,7 +59,10 @@ CASES = [
     (lambda: quantize(np.array([np.nan], F32), "fp4_e2m1"), ValueError,
      "NaN input at flat index 0: fp4_e2m1 has no NaN"),
     (lambda: quantize(np.array([1.0, 500.0], F32), "fp8_e4m3", overflow="error"), ValueError,
-     "input 500.0 at flat index 1 overflows fp8_e4m3"),
+     "input 500.0 at flat index 1 overflows fp8_e4m3 (max 448.0) and overflow='error' (allowed: "
+     "['saturate', 'nonsat', 'error', 'propagate'])"),
+    (lambda: quantize(np.array([1.0, 500.0]), "int8", overflow="error"), ValueError,
+     "'propagate', 'wrap', 'sat_zero', 'sat_sym'])"),
     (lambda: encode(np.array([-1.0], F32), "ue4m3", overflow="error"), ValueError,
      "negative input"),
     (lambda: decode(np.array([1.0]), "fp8_e4m3"), TypeError, "codes must be an integer array"),
