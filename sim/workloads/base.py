@@ -105,22 +105,40 @@ def sqnr_db(ref: np.ndarray, test: np.ndarray) -> float:
     return 10.0 * np.log10(ps / pe)
 
 
-def nonfinite_counts(out, capture: dict) -> dict:
-    """``{layer: count}`` of Inf/NaN values in each captured layer output, and ``"output"`` in
-    the model output (numeric arrays / tensors only); layers without any are left out."""
-    counts = {n: c["output"] for n, c in capture.items()}
-    counts["output"] = out
-    res = {}
-    for name, v in counts.items():
-        try:
-            a = np.asarray(v.detach().cpu() if hasattr(v, "detach") else v)
-        except (TypeError, ValueError, RuntimeError):
-            continue
-        if a.dtype.kind in "fc":
-            n = int(a.size - np.count_nonzero(np.isfinite(a)))
-            if n:
-                res[name] = n
-    return res
+def nonfinite_count(v) -> int | None:
+    """Inf/NaN values in a numeric array / tensor; None for anything else."""
+    try:
+        a = np.asarray(v.detach().cpu() if hasattr(v, "detach") else v)
+    except (TypeError, ValueError, RuntimeError):
+        return None
+    if a.dtype.kind not in "fc":
+        return None
+    return int(a.size - np.count_nonzero(np.isfinite(a)))
+
+
+class OutputCapture(dict):
+    """A ``capture`` dict for :meth:`LayerwiseWorkload.forward` that keeps only each layer's
+    output (``{layer: {"output": y}}``): the float reference kept for the per-layer SQNR of
+    every later point (the inputs and quantised inputs of all layers of MiniLM were ~5 GB)."""
+
+    def __setitem__(self, name, record):
+        super().__setitem__(name, {"output": record["output"]})
+
+
+class LayerErrorCapture(dict):
+    """A ``capture`` dict that keeps, per layer, only the output SQNR (dB) against the float
+    reference capture ``ref`` and the count of non-finite output values
+    (``{layer: {"sqnr": dB, "nonfinite": n}}``), not the arrays: a quantised run holds one
+    layer's output at a time."""
+
+    def __init__(self, ref: dict):
+        super().__init__()
+        self._ref = ref
+
+    def __setitem__(self, name, record):
+        y = record["output"]
+        super().__setitem__(name, {"sqnr": sqnr_db(self._ref[name]["output"], y),
+                                   "nonfinite": nonfinite_count(y) or 0})
 
 
 class _Ctx:
@@ -279,7 +297,7 @@ class LayerwiseWorkload:
         """Float run on the evaluation set: ``{"out", "capture", "metric"}`` (cached)."""
         with self._lock:
             if self._ref is None:
-                cap: dict = {}
+                cap = OutputCapture()
                 out = self.forward(self.eval_inputs(), None, capture=cap)
                 self._ref = {"out": out, "capture": cap, "metric": self._metric(out, out),
                              "fidelity": self.fidelity(out, out)}
@@ -289,14 +307,13 @@ class LayerwiseWorkload:
         """Metric on the evaluation set and per-layer output SQNR (dB, quantised network vs
         float network, errors of earlier layers included)."""
         ref = self.reference()
-        cap: dict = {}
+        cap = LayerErrorCapture(ref["capture"])
         out = self.forward(self.eval_inputs(), configs, quantizer, capture=cap)
         res = dict(self._metric(out, ref["out"]))
         res["metric_name"] = self.metric_name
-        res["per_layer_sqnr"] = {
-            n: sqnr_db(ref["capture"][n]["output"], cap[n]["output"]) for n in cap
-        }
-        res["nonfinite"] = nonfinite_counts(out, cap)
+        res["per_layer_sqnr"] = {n: c["sqnr"] for n, c in cap.items()}
+        counts = {n: c["nonfinite"] for n, c in cap.items()} | {"output": nonfinite_count(out)}
+        res["nonfinite"] = {n: k for n, k in counts.items() if k}
         fid = self.fidelity(out, ref["out"])
         if fid:
             res["metrics"], res["samples"] = metrics_json(fid)

@@ -223,3 +223,25 @@ def test_first_use_of_a_file_spec_from_many_threads(tmp_path, monkeypatch):
         t.join(timeout=60)
     assert errors == [] and len(got) == n
     assert len({id(w) for w in got}) == 1 and got[0].name == "slow-mlp"
+
+
+def test_reference_keeps_layer_outputs_only_and_evaluate_no_arrays(wl):
+    """Memory: the cached float reference keeps each layer's output (for the per-layer SQNR of
+    later points), not its inputs; a quantised evaluation keeps per layer two numbers, which
+    equal sqnr_db of a full capture (a MiniLM point held ~11 GB of captured arrays before)."""
+    from lowbit.sim.workloads import sqnr_db
+    from lowbit.sim.workloads.base import LayerErrorCapture
+
+    ref = wl.reference()["capture"]
+    assert [set(c) for c in ref.values()] == [{"output"}] * len(wl.layers())
+    cfg = make_config("mxfp4", accum="fp16")
+    full: dict = {}
+    wl.forward(wl.eval_inputs(), cfg, capture=full)
+    small = LayerErrorCapture(ref)
+    wl.forward(wl.eval_inputs(), cfg, capture=small)
+    assert list(small) == list(full)
+    for name, c in small.items():
+        assert c == {"sqnr": sqnr_db(ref[name]["output"], full[name]["output"]),
+                     "nonfinite": int((~np.isfinite(full[name]["output"])).sum())}
+    r = wl.evaluate(cfg)
+    assert r["per_layer_sqnr"] == {n: c["sqnr"] for n, c in small.items()}
