@@ -31,6 +31,14 @@ MIN_ROW_TILE = 16  # rows of a tile when small outputs are split to give every t
 GROUP_SUMS = 1 << 16  # inner sums per tile and step (blocks x rows x cols): small tiles take
 # several blocks per BLAS / kernel call, so that Python (holding the GIL) runs less per block
 _BLAS = ThreadpoolController()  # made once: threadpool_limits() re-scans the libraries per call
+_POOLS: dict = {}  # worker threads per thread count, started once (not per GEMM)
+
+
+def _pool(nthreads: int) -> ThreadPoolExecutor:
+    if nthreads not in _POOLS:
+        _POOLS[nthreads] = ThreadPoolExecutor(max_workers=nthreads,
+                                              thread_name_prefix="lowbit-blocks")
+    return _POOLS[nthreads]
 SPLIT_MAGIC = 1.5 * 2.0**52  # (x + c) - c rounds x to a multiple of c / 1.5 / 2**52
 _NO_ROUNDING = FK.vec_params(FLOAT64_PARAMS)  # TERM_PAIRS never rounds
 
@@ -170,6 +178,5 @@ def _tiled_blocks(lefts, Sa, Pw, Sw, bs, *, term, vp, scale_blocks, bounded, dty
             for tile in tiles:
                 work(tile)
         else:
-            with ThreadPoolExecutor(max_workers=nthreads) as ex:
-                list(ex.map(work, tiles))
+            list(_pool(nthreads).map(work, tiles))
     return out
