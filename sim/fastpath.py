@@ -158,16 +158,18 @@ def _choose_element(A: Operand, W: Operand, acc) -> FastPath | None:
     fp = float_params(acc.fmt, acc.overflow)
     if acc.chunk is not None:
         return _chunk_round(A, W, values, acc.chunk, fp)
-    # per-add kernels: O(N K M) rounding work, the data's statistics are cheap next to it
-    sa, sw = A.value_stats, W.value_stats
+    # per-add kernels; the kernel without overflow checks needs every sum bounded (from the
+    # formats' bounds, else from the data)
     vp = FK.vec_params(fp)
-    bounded = X.sums_bounded(sa, sw, K, fp, vp.thr)
+    bounded = _first(values, lambda sa, sw: X.sums_bounded(sa, sw, K, fp, vp.thr) or None)
+    bounded = bool(bounded)
     if acc.order == "pairwise":
         return FastPath("pairwise", lambda: FK.per_add_gemm(
             A.values, np.ascontiguousarray(W.values.T), vp, pairwise=True, bounded=bounded,
             row_tile=ROW_TILE, col_tile=COL_TILE))
     plain = A.sig_bits + W.sig_bits <= X.FLOAT64_MANT
     if not plain:  # the reference carries Dekker pairs; equal if the data's products are exact
+        sa, sw = A.value_stats, W.value_stats
         plain = (sa.finite and sw.finite and sa.sig_bits + sw.sig_bits <= X.FLOAT64_MANT
                  and (X.zero(sa, sw) or X.unit(sa, sw) >= X.MIN_EXP))
     if not plain:
