@@ -18,7 +18,7 @@ import numpy as np
 
 from lowbit.cost_models.unit_cost import mac_cost
 from lowbit.formats import resolve
-from lowbit.sim.sweep.plots import save, spread_labels
+from lowbit.sim.sweep.plots import save, spread_labels, symlog_axis
 from lowbit.sim.workloads import get_workload
 
 from .common import cell, diff_cell, plt, run_points, write_markdown, write_table
@@ -150,12 +150,9 @@ def _plot(out, recs, par, task, workload, ref) -> Path:
         hi = np.array([x["deg"][2] for x in sel])
         ax.errorbar([x["lut_x"] for x in sel], v, yerr=[v - lo, hi - v], fmt=mk, color=col,
                     capsize=2, label="integer" if kind == "INT" else "minifloat")
-    span = max(abs(x["deg"][0]) for x in recs) or 1.0
-    small = [abs(x["deg"][0]) for x in recs if abs(x["deg"][0]) > 0]
-    lin = max(min(small) if small else span, span * 1e-3)
-    ax.set_yscale("symlog", linthresh=lin, linscale=0.5)
+    symlog_axis(ax, [x["deg"][0] for x in recs], [x["deg"][1] for x in recs],
+                [x["deg"][2] for x in recs])
     ax.set_xscale("log")
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
     luts = [x["lut_x"] for x in recs]

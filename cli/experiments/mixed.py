@@ -19,7 +19,7 @@ import numpy as np
 
 from lowbit.sim.search import SensitivityTable, compute_sensitivity, parse_candidates, search
 from lowbit.sim.sweep.compare import sample_metrics
-from lowbit.sim.sweep.plots import save
+from lowbit.sim.sweep.plots import save, symlog_axis
 from lowbit.sim.workloads import get_workload
 
 from .common import cell, diff_cell, plt, write_markdown, write_table
@@ -114,24 +114,21 @@ def _verdict(series, task, hib) -> list[str]:
 def _plot(out, series, task, workload, ref) -> Path:
     """Difference to the float model (paired 95% interval, up = worse, symlog) per family
     against the BOPs actually used."""
-    from matplotlib.ticker import FuncFormatter
-
     pyplot = plt()
     fig, ax = pyplot.subplots(figsize=(7.5, 4.6))
     sign = -1.0 if ref.higher_is_better else 1.0
-    allv = []
+    allv, lows, highs = [], [], []
     for k, ((fam, pts), mk) in enumerate(zip(series.items(), "osD")):
         if not pts:
             continue
         x = np.array([p["bops"] for p in pts]) + 0.006 * (k - 1)  # dodge equal results
         v = np.array([sign * p["d"]["diff"] for p in pts])
         b = np.array([sorted((sign * p["d"]["lo"], sign * p["d"]["hi"])) for p in pts])
-        allv += list(np.abs(v))
+        allv += list(v)
+        lows += list(b[:, 0])
+        highs += list(b[:, 1])
         ax.errorbar(x, v, yerr=[v - b[:, 0], b[:, 1] - v], fmt=mk + "-", capsize=3, label=fam)
-    pos = [v for v in allv if v > 0]
-    ax.set_yscale("symlog", linthresh=max(min(pos) if pos else 1.0, max(allv or [1.0]) * 1e-3),
-                  linscale=0.5)
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    symlog_axis(ax, allv, lows, highs)
     ax.axhline(0.0, color="grey", ls=":", lw=1, label=f"float model ({task} {ref.value:.4g})")
     ax.set_xlabel("BOPs used (fraction of the uniform 8-bit network; families dodged)")
     what = f"float − {task}" if ref.higher_is_better else f"{task} − float"

@@ -204,20 +204,25 @@ def spread_labels(xs, ys, texts, ax, fontsize=7):
 SYMLOG_SPAN = 100.0  # paired differences spanning more than this ratio get a symlog y axis
 
 
-def _symlog_axis(ax, smallest: float, largest: float, lows, highs) -> None:
-    """Symmetric-log y axis for values whose magnitudes span ``smallest`` .. ``largest``:
-    linear within the threshold, decade ticks labelled as plain numbers, limits from the
-    interval ends ``lows`` / ``highs``."""
+def symlog_axis(ax, values, lows, highs) -> None:
+    """Symmetric-log y axis for ``values`` (e.g. paired differences to a reference) whose
+    magnitudes span decades: linear below the smallest non-zero magnitude (at most 2.5 decades
+    of ``SYMLOG_SPAN`` below the largest), decade ticks labelled as plain numbers, limits from
+    the interval ends ``lows`` / ``highs``."""
     from matplotlib.ticker import FixedLocator, FuncFormatter
 
-    lin = max(smallest, largest / SYMLOG_SPAN ** 2.5)
+    mags = [abs(v) for v in values if v is not None and np.isfinite(v) and v != 0]
+    largest = max(mags) if mags else 1.0
+    lin = max(min(mags) if mags else 1.0, largest / SYMLOG_SPAN ** 2.5)
     ax.set_yscale("symlog", linthresh=lin, linscale=0.5)
-    lo = min(min(lows), 0.0)
-    hi = max(highs)
+    lo = min([*lows, 0.0])
+    hi = max([*highs, lin])
     bottom = -lin if lo > -lin else lo * 2.0
     top = hi * 2.0 if hi > lin else lin
     ax.set_ylim(bottom, top)
-    d0 = int(np.ceil(np.log10(lin)))
+    d0 = int(np.floor(np.log10(lin)))
+    if 10.0 ** d0 < 0.3 * lin:  # a tick this deep in the linear part would crowd the 0 tick
+        d0 += 1
     dec = [10.0 ** k for k in range(d0, int(np.floor(np.log10(top))) + 1)]
     neg = [-v for v in dec if -v >= bottom]
     ax.yaxis.set_major_locator(FixedLocator(sorted(neg) + [0.0] + dec))
@@ -267,9 +272,8 @@ def metric_vs_bits(out: Path, flat, workload, ref_metric) -> Path:
     pos = [abs(v) for v in vals if v is not None and np.isfinite(v) and v != 0]
     symlog = paired and bool(pos) and max(pos) / min(pos) > SYMLOG_SPAN
     if symlog:  # differences over many decades: all points on a symmetric-log axis
-        _symlog_axis(ax, min(pos), max(pos),
-                     [r[lok] for r in ok if r[lok] is not None] + vals,
-                     [r[hik] for r in ok if r[hik] is not None] + vals)
+        symlog_axis(ax, vals, [r[lok] for r in ok if r[lok] is not None] + vals,
+                    [r[hik] for r in ok if r[hik] is not None] + vals)
         lo_, hi_, outl = None, None, [False] * len(vals)
     else:
         lo_, hi_, outl = core_range(vals, log)
@@ -329,4 +333,4 @@ def write_plots(out_dir: Path, flat, workload, ref_metric, metric_names) -> dict
     return paths
 
 
-__all__ = ["forest", "heatmap", "metric_vs_bits", "write_plots"]
+__all__ = ["forest", "heatmap", "metric_vs_bits", "symlog_axis", "write_plots"]

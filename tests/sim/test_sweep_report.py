@@ -11,7 +11,7 @@ import pytest
 from lowbit.cost_models.report import canonical_spec, read_sweep
 from lowbit.sim import fidelity as fd
 from lowbit.sim.sweep import ResultStore, check_store_workload, sweep
-from lowbit.sim.sweep.plots import core_range
+from lowbit.sim.sweep.plots import core_range, symlog_axis
 from lowbit.sim.sweep.report import fmt_num, p_text
 from lowbit.sim.workloads import LayerSpec, LayerwiseWorkload, register_workload
 
@@ -111,3 +111,19 @@ def test_numbers_and_axes_are_readable():
 def test_p_value_text_states_the_bootstrap_resolution():
     assert p_text(0.0) == "p < 0.001"  # 2 / 2000 resamples: no resample crossed 0
     assert p_text(0.031) == "p = 0.031" and p_text(1.0) == "p = 1.000"
+
+
+def test_symlog_axis_keeps_every_interval_and_plain_ticks():
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    symlog_axis(ax, [0.001, 0.5, 600.0], [-0.002, 0.3, 500.0], [0.004, 0.7, 700.0])
+    lo, hi = ax.get_ylim()
+    assert ax.get_yscale() == "symlog" and lo <= -0.002 and hi >= 700.0
+    ticks = list(ax.get_yticks())
+    assert ticks == [0.0, 0.01, 0.1, 1.0, 10.0, 100.0, 1000.0]
+    assert ax.yaxis.get_major_formatter()(100.0, 0) == "100"
+    plt.close(fig)
