@@ -101,8 +101,10 @@ def check_block_axis(fmt, operand_shape, blocked_dim: int, where: str, name: str
     run along; ``name`` / ``axis_text`` name the caller's argument and axis in the message
     (``"x"``, ``"act_axis=0"``).  Per-tensor and element formats are never affected (the same
     rule as the formats' own check, :mod:`lowbit.formats`' block engine, with the caller's
-    names)."""
-    bs = getattr(fmt, "block_size", None)
+    names).  ``fmt``: a resolved format object or ``None``."""
+    if fmt is None or fmt.kind != "block":
+        return
+    bs = fmt.block_size
     if not isinstance(bs, int) or bs == 1 or operand_shape[blocked_dim] != 1:
         return
     if int(np.prod(operand_shape)) <= 1:
