@@ -22,13 +22,13 @@ import json
 from pathlib import Path
 
 from lowbit.hw.cli import add_unit_options, unit_options
+from lowbit.sim.tables import markdown_table, write_csv
 from lowbit.sim.workloads import resolve_workload
 
 from .array import ArrayConfig
 from .calibrate import family_table, run_calibration, write_calibration
 from .pnr import PNR_DATA, run_pnr_table
 from .report import DEFAULT_FORMATS, build_report
-from .tables import markdown_table, write_csv
 from .unit_cost import TARGETS, unit_cost
 
 

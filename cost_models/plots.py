@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lowbit.cost_models.tables import pareto_front
+from lowbit.sim.tables import pareto_front
 
 __all__ = ["pareto_plots"]
 

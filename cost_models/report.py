@@ -1,7 +1,7 @@
 """``lowbit report``: per-format area / energy / latency of a workload on a MAC array, the
 FP8-vs-INT8 comparison per accumulator architecture, the calibration error per target and unit
 family, and the iCE40 place-and-route table. Markdown + self-contained HTML + PNG + CSV (table
-writers: :mod:`lowbit.cost_models.tables`).
+writers: :mod:`lowbit.sim.tables`).
 
 Every number in the report is computed when it is written (unit models, calibration and P&R
 data shipped in ``cost_models/data``); every cost row names its architecture (registry unit and
@@ -14,8 +14,8 @@ import csv
 import math
 from pathlib import Path
 
-from lowbit.cost_models.tables import html_page, markdown_table, write_csv
 from lowbit.formats import resolve
+from lowbit.sim.tables import html_page, markdown_table, write_csv
 from lowbit.sim.workloads import get_workload, list_workloads
 
 from .array import ArrayConfig

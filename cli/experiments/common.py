@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 from lowbit.sim.fidelity import SampleMetric
 from lowbit.sim.sweep import sweep
 from lowbit.sim.sweep.compare import sample_metrics
-from lowbit.sim.sweep.report import fmt_num, markdown_table, with_ci
+from lowbit.sim.sweep.report import fmt_num, with_ci
+from lowbit.sim.tables import markdown_grid, write_grid_csv
 
 DEFAULT_OUT = "results/experiments"
 
@@ -44,11 +44,8 @@ def diff_cell(a: SampleMetric | None, b: SampleMetric | None, nd: int = 4) -> tu
 def write_table(out: Path, name: str, header: list[str], rows: list[list], align=None) -> str:
     """``out/name.csv`` and the Markdown text of the table."""
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / f"{name}.csv", "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(header)
-        w.writerows(rows)
-    return markdown_table(header, rows, align)
+    write_grid_csv(out / f"{name}.csv", header, rows)
+    return markdown_grid(header, rows, align)
 
 
 def write_markdown(out: Path, title: str, sections: list[str]) -> Path:

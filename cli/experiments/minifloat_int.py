@@ -19,6 +19,7 @@ import numpy as np
 from lowbit.cost_models.unit_cost import mac_cost
 from lowbit.formats import resolve
 from lowbit.sim.sweep.plots import save, spread_labels, symlog_axis
+from lowbit.sim.tables import pareto_mask
 from lowbit.sim.workloads import get_workload
 
 from .common import cell, diff_cell, plt, run_points, write_markdown, write_table
@@ -46,22 +47,6 @@ def _grid_note(el) -> str:
     return "uniform (INT-like)" if f.ebits == 1 else f"E{f.ebits}M{f.mbits}"
 
 
-def pareto(points) -> list[bool]:
-    """Point i is Pareto-optimal when no other point has cost <= and metric better-or-equal
-    with one strict (``points``: (cost, metric, higher_is_better))."""
-    out = []
-    for i, (c, m, hib) in enumerate(points):
-        dom = False
-        for j, (c2, m2, _) in enumerate(points):
-            if j == i:
-                continue
-            better = m2 >= m if hib else m2 <= m
-            strict = c2 < c or (m2 > m if hib else m2 < m)
-            dom = dom or (c2 <= c and better and strict)
-        out.append(not dom)
-    return out
-
-
 def run(out: Path, workload: str = "tinylm", accum: str = "exact", workers=None) -> dict:
     out = Path(out)
     fmts = formats()
@@ -78,7 +63,7 @@ def run(out: Path, workload: str = "tinylm", accum: str = "exact", workers=None)
         recs.append({"fmt": f, "el": el, "bits": resolve(el).bits, "m": m, "lut_x": lut_x,
                      "lut_i": lut_i, "grid": _grid_note(el)})
     hib = ref.higher_is_better
-    par = pareto([(x["lut_x"], x["m"].value, hib) for x in recs])
+    par = pareto_mask([x["lut_x"] for x in recs], [x["m"].value for x in recs], hib)
     rows = []
     for x, p in zip(recs, par):
         d, _ = diff_cell(x["m"], ref)

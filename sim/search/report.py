@@ -3,25 +3,14 @@ tables, the measured front (CSV, JSON, PNG) and a Markdown summary."""
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
 import numpy as np
 
-from lowbit.cost_models.tables import markdown_table
+from lowbit.sim.tables import markdown_table, write_csv
 
 from .costs import METRIC_UNITS, fmt_cost
-
-
-def _csv(path: Path, rows: list[dict]) -> None:
-    keys: list = []
-    for r in rows:
-        keys += [k for k in r if k not in keys]
-    with open(path, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=keys)
-        w.writeheader()
-        w.writerows(rows)
 
 
 def assignment_rows(res) -> list[dict]:
@@ -142,13 +131,13 @@ def write_outputs(res, out) -> dict:
         raise ValueError(f"--out {str(out)!r} is not a writable folder ({exc})") from exc
     files = {}
     files["assignment"] = out / "assignment.csv"
-    _csv(files["assignment"], assignment_rows(res))
+    write_csv(files["assignment"], assignment_rows(res))
     files["sensitivity"] = out / "sensitivity.csv"
-    _csv(files["sensitivity"], res.sensitivity.rows())
+    write_csv(files["sensitivity"], res.sensitivity.rows())
     files["costs"] = out / "costs.csv"
-    _csv(files["costs"], res.costs.rows())
+    write_csv(files["costs"], res.costs.rows())
     files["front_csv"] = out / "front.csv"
-    _csv(files["front_csv"], res.points)
+    write_csv(files["front_csv"], res.points)
     files["front_json"] = out / "front.json"
 
     def clean(o):

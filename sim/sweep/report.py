@@ -18,7 +18,6 @@ reports every point, whichever run computed it.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from pathlib import Path
@@ -27,6 +26,7 @@ from lowbit.formats import resolve
 
 from ..fidelity import SampleMetric
 from ..stats import LEVEL, N_BOOT, SEED
+from ..tables import markdown_grid, write_csv
 from . import compare
 from .plots import write_plots
 from .points import split_format
@@ -104,15 +104,6 @@ def with_ci(v, lo, hi, nd=4) -> str:
     return f"{fmt_num(v, nd)} [{fmt_num(lo, nd)}, {fmt_num(hi, nd)}]"
 
 
-def markdown_table(header: list[str], rows: list[list], align: str | None = None) -> str:
-    """Markdown table; ``align`` one char per column ('l' or 'r')."""
-    al = align or "l" * len(header)
-    out = ["| " + " | ".join(header) + " |",
-           "|" + "|".join("---:" if a == "r" else "---" for a in al) + "|"]
-    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
-    return "\n".join(out)
-
-
 def format_notes(names) -> list[str]:
     """One line per format: its scaling (what the reports call 'unscaled' / 'scaled')."""
     out, unscaled = [], []
@@ -183,23 +174,13 @@ def write_outputs(out_dir: Path, rows: list[dict], workload, stats: dict | None 
 
     fields = list(BASE_FIELDS) + [f"{m}{s}" for m in metric_names if m != mname
                                   for s in ("", "_lo", "_hi")]
-    p = out_dir / "results.csv"
-    with open(p, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
-        w.writeheader()
-        for r in flat:
-            w.writerow({k: fmt_num(r.get(k), 6) if isinstance(r.get(k), float) else r.get(k, "")
-                        for k in fields})
-    paths["csv"] = p
+    paths["csv"] = write_csv(out_dir / "results.csv", [
+        {k: fmt_num(r.get(k), 6) if isinstance(r.get(k), float) else r.get(k, "") for k in fields}
+        for r in flat], fields)
 
     pairs = compare.pairwise(rows, mname) if mname in ref_fid else []
-    p = out_dir / "pairwise.csv"
-    with open(p, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=["a", "b", "diff", "lo", "hi", "p", "significant",
-                                           "holm"])
-        w.writeheader()
-        w.writerows(pairs)
-    paths["pairwise"] = p
+    paths["pairwise"] = write_csv(out_dir / "pairwise.csv", pairs,
+                                  ["a", "b", "diff", "lo", "hi", "p", "significant", "holm"])
 
     named = []
     for a, b in ASSUMED_PAIRS:
@@ -307,7 +288,7 @@ def report_markdown(workload, flat, ref, ref_fid, metric_names, pairs, named, no
                     + [with_ci(mt[m]["value"], mt[m]["lo"], mt[m]["hi"],
                                2 if m == "sqnr" else 4) if m in mt else "" for m in others]
                     + [fmt_num(r["min_layer_sqnr_db"], 1), status])
-    L += [markdown_table(head, body, "lrll" + "rrl" + "r" * len(others) + "rl"), ""]
+    L += [markdown_grid(head, body, "lrll" + "rrl" + "r" * len(others) + "rl"), ""]
     over = [r for r in flat if r["status"] == "overflow"]
     if over:
         L += [f"**Overflow:** {len(over)} point(s) produced Inf/NaN outputs, so their metrics "

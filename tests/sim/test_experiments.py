@@ -22,13 +22,6 @@ def test_registry_and_cli(capsys):
         run_experiment("nope")
 
 
-def test_pareto_rule():
-    pts = [(1.0, 0.5, True), (2.0, 0.7, True), (2.0, 0.6, True), (3.0, 0.7, True)]
-    assert minifloat_int.pareto(pts) == [True, True, False, False]
-    low = [(1.0, 9.0, False), (2.0, 8.0, False), (3.0, 8.5, False)]  # lower is better
-    assert minifloat_int.pareto(low) == [True, True, False]
-
-
 def test_minifloat_int_formats_cover_3_to_8_bits_scaled_alike():
     fm = minifloat_int.formats()
     bits = {resolve(f).element.bits for f in fm}

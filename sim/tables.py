@@ -1,8 +1,9 @@
-"""Result-table writers shared by every report (cost report, sweep report, search summary):
-Markdown tables, CSV files, a Pareto front and a small Markdown -> HTML page.
+"""Result-table writers shared by every report (sweep report, search summary, cost report,
+experiments): Markdown tables, CSV files, a Pareto front and a small Markdown -> HTML page.
 
-It imports nothing from lowbit: cost_models and sim/search (which may import cost_models) use
-it; a layer below cost_models (sim/sweep) cannot import it under the dependency direction.
+It imports nothing from lowbit, so every layer that writes a report (``lowbit.sim.sweep``,
+``lowbit.sim.search``, ``lowbit.cost_models``, ``lowbit.experiments``) reads these writers from
+here, below all of them in the dependency direction.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import csv
 import html
 from pathlib import Path
 
-__all__ = ["markdown_table", "write_csv", "pareto_front", "html_page"]
+__all__ = ["markdown_table", "markdown_grid", "write_csv", "write_grid_csv", "pareto_front",
+           "pareto_mask", "html_page"]
 
 
 def markdown_table(rows: list[dict], cols: list[str], fmt: dict | None = None,
@@ -36,6 +38,18 @@ def markdown_table(rows: list[dict], cols: list[str], fmt: dict | None = None,
     return "\n".join(res)
 
 
+def markdown_grid(header: list[str], rows: list[list], align: str | None = None) -> str:
+    """Markdown table of pre-formatted cells: ``header`` labels, ``rows`` lists of cells (``str()``
+    of each), ``align`` one character per column (``"l"`` or ``"r"``; default all left)."""
+    al = align or "l" * len(header)
+    if len(al) != len(header):
+        raise ValueError(f"align must have one character per column ({len(header)}), got {al!r}")
+    out = ["| " + " | ".join(header) + " |",
+           "|" + "|".join("---:" if a == "r" else "---" for a in al) + "|"]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(out)
+
+
 def write_csv(path, rows: list[dict], fields: list[str] | None = None) -> Path:
     """Write ``rows`` to ``path``; columns ``fields`` or the union of the rows' keys in first-seen
     order (missing values empty). An empty ``rows`` writes just the header (or nothing)."""
@@ -52,6 +66,16 @@ def write_csv(path, rows: list[dict], fields: list[str] | None = None) -> Path:
     return path
 
 
+def write_grid_csv(path, header: list[str], rows: list[list]) -> Path:
+    """Write a header line and the rows (lists of cells) to ``path`` as CSV."""
+    path = Path(path)
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(header)
+        w.writerows(rows)
+    return path
+
+
 def pareto_front(points, cost_key: str = "cost", value_key: str = "value") -> list:
     """The points (dicts) not dominated under *minimise cost, maximise value*, by ascending cost.
     A point dominates another when it is no costlier, no worse and strictly better in one."""
@@ -62,6 +86,16 @@ def pareto_front(points, cost_key: str = "cost", value_key: str = "value") -> li
             front.append(p)
             best = p[value_key]
     return front
+
+
+def pareto_mask(costs, values, higher_is_better: bool = True) -> list[bool]:
+    """``mask[i]`` is True when point ``i`` is Pareto-optimal under *minimise cost, optimise
+    value*: no other point is no costlier and no worse, and strictly better in one of the two.
+    Equal points are all kept."""
+    sign = 1.0 if higher_is_better else -1.0
+    pts = [(float(c), sign * float(v)) for c, v in zip(costs, values)]
+    return [not any(c2 <= c and v2 >= v and (c2 < c or v2 > v) for c2, v2 in pts)
+            for c, v in pts]
 
 
 def html_page(md_text: str, pngs=(), title: str = "lowbit report") -> str:
