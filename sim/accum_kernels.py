@@ -168,6 +168,13 @@ def _gemm_chunk(A, Bt, chunk, twoprod, do_round, fp):
 
 
 @njit(cache=True, inline="always")
+def int_register(bits):
+    """``(lo, hi, span)`` of a ``bits``-bit two's-complement register: ``lo = -2**(bits-1)``,
+    ``hi = 2**(bits-1) - 1``, ``span = 2**bits`` (the arguments of :func:`int_step`)."""
+    return -(np.int64(1) << (bits - 1)), (np.int64(1) << (bits - 1)) - 1, np.int64(1) << bits
+
+
+@njit(cache=True, inline="always")
 def int_step(acc, p, lo, hi, span, sat):
     """One add of a two's-complement register ``[lo, hi]`` (``span = hi - lo + 1``): saturate
     at the bounds (``sat``) or wrap modulo ``span``."""
@@ -277,9 +284,7 @@ def _block_gemm_int(Ia, Sa, Iw, Sw, bs, bits, sat, unit):
     M = Iw.shape[0]
     nb = Kp // bs
     out = np.empty((N, M))
-    lo_ = -(np.int64(1) << (bits - 1))
-    hi_ = (np.int64(1) << (bits - 1)) - 1
-    span = np.int64(1) << bits
+    lo_, hi_, span = int_register(bits)
     for i in prange(N):
         parts = np.empty(MSUM_CAP)
         for j in range(M):

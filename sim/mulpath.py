@@ -34,7 +34,7 @@ from numba import njit, prange
 from lowbit.formats import encode
 from lowbit.formats.accum import Exact, FloatAccum, IntAccum
 
-from .accum_kernels import int_step
+from .accum_kernels import int_register, int_step
 from .accum_round import (
     FLOAT64_PARAMS,
     MSUM_CAP,
@@ -88,9 +88,7 @@ def _table_gemm(Ca, Sa, Cw, Sw, T, K, sbs, chunk, mode, fp, bits, sat, unit, Ti)
     N, Kp = Ca.shape
     M = Cw.shape[0]
     out = np.empty((N, M))
-    lo_ = -(np.int64(1) << (bits - 1))
-    hi_ = (np.int64(1) << (bits - 1)) - 1
-    span = np.int64(1) << bits
+    lo_, hi_, span = int_register(bits)
     for i in prange(N):
         parts = np.empty(MSUM_CAP)
         for j in range(M):
