@@ -53,7 +53,8 @@ def canonical_spec(spec: str) -> str:
 def read_sweep(path, workload: str | None = None) -> dict:
     """Metric per format from a sweep's results.csv: ``{"metric_name", "values": {canonical
     format: metric}, "rows": {canonical format: "accum / quantizer" of the row taken},
-    "higher_is_better", "path"}`` ({} if absent).
+    "ci": {canonical format: (lo, hi)} (the row's 95% bootstrap interval, where the sweep has
+    one), "higher_is_better", "path"}`` ({} if absent).
 
     ``path`` is a results.csv, its folder, or a sweep root holding ``<workload>/results.csv``.
     Only status-ok rows of ``workload`` are read (ValueError naming the workloads the file has
@@ -79,6 +80,7 @@ def read_sweep(path, workload: str | None = None) -> dict:
         hib = bool(getattr(get_workload(workload), "higher_is_better", True))
     best: dict = {}
     taken: dict = {}
+    ci: dict = {}
     name = "metric"
     for row in rows:
         try:
@@ -92,8 +94,12 @@ def read_sweep(path, workload: str | None = None) -> dict:
         if f not in best or (m > best[f] if hib else m < best[f]):
             best[f] = m
             taken[f] = f"{row.get('accum', '?')} / {row.get('quantizer', '?')}"
-    return ({"metric_name": name, "values": best, "rows": taken, "higher_is_better": hib,
-             "path": str(p)} if best else {})
+            try:
+                ci[f] = (float(row["metric_lo"]), float(row["metric_hi"]))
+            except (KeyError, TypeError, ValueError):
+                ci.pop(f, None)
+    return ({"metric_name": name, "values": best, "rows": taken, "ci": ci,
+             "higher_is_better": hib, "path": str(p)} if best else {})
 
 
 def _fmax(unit: str, params_text: str, pnr: dict | None):

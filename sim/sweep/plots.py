@@ -186,17 +186,24 @@ def forest(out: Path, flat, workload, metric_names) -> Path:
     return save(fig, out / "fidelity.png")
 
 
+LABEL_CHAR_WIDTH = 0.62
+"""Estimated width of one label character, in units of the font size (DejaVu Sans average)."""
+
+
 def spread_labels(xs, ys, texts, ax, fontsize=7):
-    """Annotate points, nudging labels vertically (in points) so that neighbours in x and y do
-    not overlap."""
-    placed: list[tuple[float, float]] = []
+    """Annotate points, nudging labels vertically (in points) so that no two labels' boxes
+    overlap (a label's width is estimated as ``LABEL_CHAR_WIDTH * fontsize`` per character)."""
+    placed: list[tuple[float, float, float]] = []
+    ax.autoscale_view()  # apply pending autoscaling: the pixel positions below depend on it
     trans = ax.transData
     for x, y, t in sorted(zip(xs, ys, texts), key=lambda p: (p[1], p[0])):
         px, py = trans.transform((x, y))
+        x0, x1 = px + 5, px + 5 + LABEL_CHAR_WIDTH * fontsize * len(str(t))
         dy = 0.0
-        while any(abs(px - qx) < 70 and abs(py + dy - qy) < fontsize + 3 for qx, qy in placed):
+        while any(x0 < q1 and q0 < x1 and abs(py + dy - qy) < fontsize + 3
+                  for q0, q1, qy in placed):
             dy += fontsize + 3
-        placed.append((px, py + dy))
+        placed.append((x0, x1, py + dy))
         ax.annotate(t, (x, y), xytext=(5, dy - 3), textcoords="offset points", fontsize=fontsize,
                     arrowprops={"arrowstyle": "-", "lw": 0.4, "color": "0.5"} if dy else None)
 

@@ -52,3 +52,14 @@ def test_csv_writers(tmp_path):
     assert list(csv.reader(p.open())) == [["x", "y"], ["1", ""]]
     p = write_grid_csv(tmp_path / "c.csv", ["h1", "h2"], [[1, "a,b"]])
     assert list(csv.reader(p.open())) == [["h1", "h2"], ["1", "a,b"]]
+
+
+def test_split_outliers_keeps_a_broken_network_off_the_scale():
+    from lowbit.cost_models.plots import split_outliers
+
+    top1 = [0.985, 0.978, 0.98, 0.895, 0.0956, 0.991]
+    assert split_outliers(top1) == [False, False, False, False, True, False]
+    ppl = [6.46, 6.48, 7.2, 643.4, 6.94]  # lower is better
+    assert split_outliers(ppl, higher_is_better=False) == [False, False, False, True, False]
+    assert split_outliers([0.9, 0.8, 0.7, 0.6]) == [False] * 4  # evenly spread: nothing off
+    assert split_outliers([1.0, 0.0]) == [False, False]  # too few points to call one broken
