@@ -63,5 +63,12 @@ def plt():
     return pyplot
 
 
-__all__ = ["DEFAULT_OUT", "cell", "diff_cell", "fmt_num", "plt", "run_points", "write_markdown",
-           "write_table"]
+def float_baseline(ax, task: str, ref) -> str:
+    """Draw the float model as the zero line of a paired-difference plot (``ref``: the float
+    model's SampleMetric) and return the y-axis quantity, oriented so that up is worse."""
+    ax.axhline(0.0, color="grey", ls=":", lw=1, label=f"float model ({task} {ref.value:.4g})")
+    return f"float − {task}" if ref.higher_is_better else f"{task} − float"
+
+
+__all__ = ["DEFAULT_OUT", "cell", "diff_cell", "float_baseline", "fmt_num", "plt", "run_points",
+           "write_markdown", "write_table"]

@@ -22,7 +22,7 @@ from lowbit.sim.sweep.plots import save, spread_labels, symlog_axis
 from lowbit.sim.tables import pareto_mask
 from lowbit.sim.workloads import get_workload
 
-from .common import cell, diff_cell, plt, run_points, write_markdown, write_table
+from .common import cell, diff_cell, float_baseline, plt, run_points, write_markdown, write_table
 
 ELEMENTS = {3: ("int3", "fp3_e1m1"), 4: ("int4", "fp4_e1m2", "fp4_e2m1"),
             5: ("int5", "fp5_e1m3", "fp5_e2m2", "fp5_e3m1"),
@@ -148,9 +148,8 @@ def _plot(out, recs, par, task, workload, ref) -> Path:
                   [x["el"] for x in recs], ax, fontsize=6)
     fr = sorted([(x["lut_x"], x["deg"][0]) for x, p in zip(recs, par) if p])
     ax.plot([a for a, _ in fr], [b for _, b in fr], "k--", lw=0.8, label="Pareto front")
-    ax.axhline(0.0, color="grey", ls=":", lw=1, label=f"float model ({task} {ref.value:.4g})")
+    what = float_baseline(ax, task, ref)
     ax.set_xlabel("LUTs per MAC (AMD 7-series, calibrated model; log scale)")
-    what = f"float − {task}" if ref.higher_is_better else f"{task} − float"
     ax.set_ylabel(f"{what} (paired 95% interval; up = worse; symlog)")
     ax.set_title(f"{workload}: minifloats vs integers, 3-8 bits, per-channel FP32 scales")
     ax.grid(alpha=0.3, which="major")

@@ -22,7 +22,7 @@ from lowbit.sim.sweep.compare import sample_metrics
 from lowbit.sim.sweep.plots import save, symlog_axis
 from lowbit.sim.workloads import get_workload
 
-from .common import cell, diff_cell, plt, write_markdown, write_table
+from .common import cell, diff_cell, float_baseline, plt, write_markdown, write_table
 
 FAMILIES = {"INT": "int8_pc,int6_pc,int4_pc",
             "FP": "fp8_e4m3_pc,fp6_e3m2_pc,fp4_e2m1_pc",
@@ -129,9 +129,8 @@ def _plot(out, series, task, workload, ref) -> Path:
         highs += list(b[:, 1])
         ax.errorbar(x, v, yerr=[v - b[:, 0], b[:, 1] - v], fmt=mk + "-", capsize=3, label=fam)
     symlog_axis(ax, allv, lows, highs)
-    ax.axhline(0.0, color="grey", ls=":", lw=1, label=f"float model ({task} {ref.value:.4g})")
+    what = float_baseline(ax, task, ref)
     ax.set_xlabel("BOPs used (fraction of the uniform 8-bit network; families dodged)")
-    what = f"float − {task}" if ref.higher_is_better else f"{task} − float"
     ax.set_ylabel(f"{what} (paired 95% CI; up = worse)")
     ax.set_title(f"{workload}: ILP mixed precision, INT vs FP vs INT+FP candidates")
     ax.grid(alpha=0.3, which="major")
