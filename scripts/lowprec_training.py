@@ -31,7 +31,6 @@ for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_
 
 import argparse  # noqa: E402
 import csv  # noqa: E402
-import math  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -41,7 +40,13 @@ import torch.nn.functional as F  # noqa: E402
 
 from lowbit.sim.torch import train_recipe  # noqa: E402
 from lowbit.sim.workloads.pycorpus import eval_windows, load_corpus  # noqa: E402
-from lowbit.sim.workloads.tinylm_torch import TinyLM, TinyLMConfig  # noqa: E402
+from lowbit.sim.workloads.tinylm_torch import (  # noqa: E402
+    TinyLM,
+    TinyLMConfig,
+    adamw,
+    sample_windows,
+    set_lr,
+)
 
 RECIPES = ("bf16", "mxfp8", "nvfp4-rtn", "nvfp4-pretrain")
 LABELS = {"float32": "float32 (torch)", "bf16": "BF16", "mxfp8": "MXFP8 (E4M3)",
@@ -63,19 +68,12 @@ def run(recipe: str, seed: int, steps: int, batch: int = 8, lr: float = 3e-3, wa
         train_recipe(model, recipe, seed=seed)
     train, heldout = load_corpus()
     rng = np.random.default_rng(seed)
-    decay = [p for n, p in model.named_parameters() if p.ndim == 2 and "emb" not in n]
-    other = [p for n, p in model.named_parameters() if not (p.ndim == 2 and "emb" not in n)]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1},
-                             {"params": other, "weight_decay": 0.0}], lr=lr, betas=(0.9, 0.95))
+    opt = adamw(model, lr)
     losses = []
     t0 = time.perf_counter()
     for step in range(steps):
-        f = (step + 1) / warmup if step < warmup else \
-            0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
-        for g in opt.param_groups:
-            g["lr"] = lr * max(f, 0.02)
-        starts = rng.integers(0, len(train) - CONFIG.ctx - 1, size=batch)
-        loss = _loss(model, np.stack([train[s:s + CONFIG.ctx + 1] for s in starts]))
+        set_lr(opt, lr, step, steps, warmup)
+        loss = _loss(model, sample_windows(rng, train, CONFIG.ctx, batch))
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

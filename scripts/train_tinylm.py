@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -24,7 +23,14 @@ import numpy as np
 import torch
 
 from lowbit.sim.workloads.pycorpus import eval_windows, load_corpus
-from lowbit.sim.workloads.tinylm_torch import TinyLM, TinyLMConfig, nll_per_token
+from lowbit.sim.workloads.tinylm_torch import (
+    TinyLM,
+    TinyLMConfig,
+    adamw,
+    nll_per_token,
+    sample_windows,
+    set_lr,
+)
 
 OUT = Path(__file__).resolve().parents[1] / "sim" / "workloads" / "data" / "tinylm.safetensors"
 
@@ -45,18 +51,11 @@ def train(steps=600, batch=16, lr=3e-3, warmup=50, seed=0, threads=1, out=OUT, l
     model = TinyLM(cfg)
     train_data, heldout = load_corpus()
     rng = np.random.default_rng(seed)
-    decay = [p for n, p in model.named_parameters() if p.ndim == 2 and "emb" not in n]
-    other = [p for n, p in model.named_parameters() if not (p.ndim == 2 and "emb" not in n)]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1},
-                             {"params": other, "weight_decay": 0.0}], lr=lr, betas=(0.9, 0.95))
+    opt = adamw(model, lr)
     t0 = time.time()
     for step in range(steps):
-        f = (step + 1) / warmup if step < warmup else \
-            0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
-        for g in opt.param_groups:
-            g["lr"] = lr * max(f, 0.02)
-        starts = rng.integers(0, len(train_data) - cfg.ctx - 1, size=batch)
-        xb = np.stack([train_data[s:s + cfg.ctx + 1] for s in starts])
+        set_lr(opt, lr, step, steps, warmup)
+        xb = sample_windows(rng, train_data, cfg.ctx, batch)
         loss = nll_per_token(model, xb).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -127,3 +128,34 @@ def nll_per_token(model: TinyLM, windows) -> torch.Tensor:
     w = torch.as_tensor(windows, dtype=torch.long)
     logits = model(w[:, :-1])
     return F.cross_entropy(logits.transpose(1, 2), w[:, 1:], reduction="none")
+
+
+# --- training recipe shared by scripts/train_tinylm.py and scripts/lowprec_training.py --------
+WEIGHT_DECAY = 0.1
+ADAM_BETAS = (0.9, 0.95)
+MIN_LR_SCALE = 0.02
+
+
+def adamw(model: nn.Module, lr: float) -> torch.optim.AdamW:
+    """AdamW (betas 0.9 / 0.95) with weight decay 0.1 on the 2-D weights except the embeddings
+    and none on the rest (norms, biases, embeddings)."""
+    decay = [p for n, p in model.named_parameters() if p.ndim == 2 and "emb" not in n]
+    other = [p for n, p in model.named_parameters() if not (p.ndim == 2 and "emb" not in n)]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": WEIGHT_DECAY},
+                              {"params": other, "weight_decay": 0.0}], lr=lr, betas=ADAM_BETAS)
+
+
+def set_lr(opt: torch.optim.Optimizer, lr: float, step: int, steps: int, warmup: int) -> None:
+    """Linear warm-up over ``warmup`` steps, then cosine decay to 0 at ``steps``; the scale
+    never goes below ``MIN_LR_SCALE``."""
+    f = (step + 1) / warmup if step < warmup else \
+        0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
+    for g in opt.param_groups:
+        g["lr"] = lr * max(f, MIN_LR_SCALE)
+
+
+def sample_windows(rng, data, ctx: int, batch: int):
+    """``batch`` random byte windows of ``ctx + 1`` bytes from ``data`` ((batch, ctx + 1))."""
+    starts = rng.integers(0, len(data) - ctx - 1, size=batch)
+    return np.stack([data[s:s + ctx + 1] for s in starts])
+
