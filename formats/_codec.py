@@ -202,7 +202,10 @@ def check_codes(codes, fmt, argname: str = "codes") -> np.ndarray:
     c = np.asarray(codes)
     if c.dtype.kind not in "iu":
         raise TypeError(f"{argname} must be an integer array, got dtype {c.dtype}")
-    if c.size and (int(c.min()) < 0 or int(c.max()) >= (1 << fmt.bits)):
+    unsigned = c.dtype.kind == "u"
+    if unsigned and np.iinfo(c.dtype).max < (1 << fmt.bits):
+        return c  # every value of the dtype is a code
+    if c.size and ((not unsigned and int(c.min()) < 0) or int(c.max()) >= (1 << fmt.bits)):
         raise ValueError(f"{argname} must be in 0..{(1 << fmt.bits) - 1} for {fmt.name}, "
                          f"got values in {int(c.min())}..{int(c.max())}")
     return c

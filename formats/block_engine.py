@@ -19,17 +19,31 @@ block scales depend on other blocks (tensor scale, callable rule) or rows longer
 (per-tensor, long per-channel rows) take one statistics pass first. Results do not depend on the
 piece size (``tests/formats/test_chunking.py``). A strided input is copied once to C order.
 
-Fast paths (each proved equal to the exact kernel, see :mod:`lowbit.formats._lut`): float32
-input with power-of-two scales rounds through the element's table with the scale applied as an
-exponent shift; general scales divide in float64 and round through the float64-source table.
+Fast paths (each proved equal to the exact kernel): float32 / float16 input with a power-of-two
+scale rule over an element format of the branch-free path (MX FP8 / FP6 / FP4) takes the fused
+pass of :mod:`lowbit.formats._arith_block` (block statistics, scale and element rounding in one
+pass over each piece); other float32 input with power-of-two scales rounds through the
+element's table with the scale applied as an exponent shift (:mod:`lowbit.formats._lut`);
+general scales divide in float64 and round through the float64-source table. The environment
+variable ``LOWBIT_SLOW_FORMATS=1`` (:data:`lowbit.formats.convert.SLOW_FORMATS_ENV`) turns them
+all off (exact kernel only), for comparison.
 """
 
 from __future__ import annotations
+
+from functools import lru_cache
 
 import numpy as np
 
 from lowbit.formats import _kernel as K
 from lowbit.formats import chunking as C
+from lowbit.formats._arith import arith_params
+from lowbit.formats._arith_block import (
+    mx_encode_rows,
+    rule_params,
+    scale_code_table,
+    scale_table,
+)
 from lowbit.formats._codec import kernel_params, value_table
 from lowbit.formats._lut import (
     compact_table,
@@ -46,12 +60,42 @@ from lowbit.formats.block_scales import (
     scale_codes,
     tensor_scale,
 )
-from lowbit.formats.convert import check_errors, code_dtype, run_encode, value_dtype
+from lowbit.formats.convert import (
+    check_errors,
+    code_dtype,
+    run_encode,
+    slow_formats,
+    value_dtype,
+)
 from lowbit.formats.layout import BlockLayout, RowChunk
 from lowbit.formats.qtensor import QuantizedTensor
 
 _NO_CODES = np.zeros(0, np.uint8)
 _NO_VALUES = np.zeros(0, np.float32)
+_NO_BITS = np.zeros(0, np.uint32)
+_NO_SCALES = np.zeros(0, np.float64)
+FUSED_DTYPES = (np.dtype(np.float16), np.dtype(np.float32))
+"""Input dtypes of the fused path (float16 is converted to float32 per piece, exactly)."""
+
+
+@lru_cache(maxsize=64)
+def _fused_cached(fmt: BlockFormat, P_bytes: bytes):
+    R = rule_params(fmt)
+    if R is None:
+        return None
+    Qc = arith_params(fmt.element, P_bytes, False)
+    Qv = arith_params(fmt.element, P_bytes, True)
+    if Qc is None or Qv is None:
+        return None
+    stab = scale_code_table(fmt, scale_codes) if fmt.scale is not None else np.zeros(0, np.uint8)
+    return R, Qc, Qv, stab, value_table(fmt.element), scale_table(fmt)
+
+
+def _fused_params(fmt: BlockFormat, P):
+    """``(R, Qc, Qv, scale code table, element value table, scale table)`` of
+    :func:`lowbit.formats._arith_block.mx_encode_rows` when the format and policies take the
+    fused path, else None."""
+    return _fused_cached(fmt, P.tobytes())
 
 
 def check_blocked_axis(layout: BlockLayout, fmt: BlockFormat, axis) -> None:
@@ -91,6 +135,11 @@ class _Run:
         o = p["overflow"]
         self.could_fail = o == "error" or (p["nan_input"] == "error" and not self.el.has_nan) or (
             self.el.kind == "float" and not self.el.signed)
+        self.slow = slow_formats()
+        self.fused = None if self.slow or x.dtype.newbyteorder("=") not in FUSED_DTYPES else (
+            _fused_params(fmt, self.P))
+        self.fused_run = False  # whether run() took the fused path
+        self.fused_scodes = None  # scale codes per block, written by the fused path
 
     # ---- driver ---------------------------------------------------------------------------
     def run(self):
@@ -117,9 +166,16 @@ class _Run:
                 initial=0.0), lay.row_chunks(self.x, piece))
             self.ts = tensor_scale(np.asarray(amaxes, dtype=np.float64), fmt)
         keep_scales = self.codes is not None
+        fused = self.fused if stats is None else None
+        self.fused_run = fused is not None
+        if fused is not None and keep_scales and fmt.scale is not None:
+            self.fused_scodes = np.empty(lay.n_blocks, fused[3].dtype)
 
         def one(ch):
             rows = C.native(ch.rows)
+            if fused is not None and ch.full:
+                self._fused_piece(ch, rows, keep_scales)
+                return
             st = stats.rows(ch.r0, ch.r1) if stats is not None else RowStats.of(rows, asym)
             if st.bad.any():
                 rows = np.where(st.bad[:, None], 0, rows).astype(rows.dtype)
@@ -138,10 +194,10 @@ class _Run:
         return self
 
     # ---- one piece ------------------------------------------------------------------------
-    def _encode(self, ch: RowChunk, rows, bad, plan: ScalePlan):
-        nr, kc = rows.shape
-        offset = ch.r0 * self.layout.k + ch.c0
-        bufs = []  # (buffer, output, written in place)
+    def _outputs(self, ch: RowChunk, nr, kc):
+        """``[(buffer, output, written in place)]`` for codes and values (buffer None when that
+        output is not wanted)."""
+        bufs = []
         for out in (self.codes, self.values):
             if out is None:
                 bufs.append((None, None, True))
@@ -149,16 +205,47 @@ class _Run:
             view = self.layout.direct_rows(out, ch)
             bufs.append((np.empty((nr, kc), out.dtype), out, False) if view is None
                         else (view, out, True))
-        cbuf, vbuf = bufs[0][0], bufs[1][0]
-        flat = rows.reshape(-1)
-        done = False
-        if not self.stochastic:
-            done = self._fast(flat, nr, kc, bad, plan, cbuf, vbuf, ch)
-        if not done:
-            self._exact(flat, nr, kc, bad, plan, offset, cbuf, vbuf, ch)
+        return bufs
+
+    def _write_back(self, ch: RowChunk, bufs):
         for buf, out, in_place in bufs:
             if not in_place:
                 self.layout.write_rows(out, RowChunk(ch.r0, ch.r1, ch.c0, ch.c1, buf, ch.full))
+
+    def _fused_piece(self, ch: RowChunk, rows, keep_scales):
+        """The piece through :func:`lowbit.formats._arith_block.mx_encode_rows` (statistics,
+        power-of-two scales and elements in one pass)."""
+        nr, kc = rows.shape
+        R, Qc, Qv, stab, vtab, ptab = self.fused
+        bufs = self._outputs(ch, nr, kc)
+        cbuf, vbuf = bufs[0][0], bufs[1][0]
+        c_out = _NO_CODES if cbuf is None else cbuf.reshape(-1)
+        v_out = _NO_BITS if vbuf is None else vbuf.reshape(-1).view(np.uint32)
+        e = np.empty(nr, np.int64)
+        sl = slice(ch.r0, ch.r1)
+        bad = self.bad[sl] if keep_scales else np.empty(nr, np.bool_)
+        s_out = self.scales[sl] if keep_scales else _NO_SCALES
+        sc_out = self.fused_scodes[sl] if self.fused_scodes is not None else stab[:0]
+        flat = rows.reshape(-1)
+        nbad = mx_encode_rows(flat.view(np.uint32), nr, kc, R, Qc, Qv, self.P, vtab, stab, ptab,
+                              c_out, v_out, e, s_out, sc_out, bad)
+        if nbad and self.could_fail:
+            clean = np.where(bad[:, None], 0, rows).astype(rows.dtype).reshape(-1)
+            self._raise_error(clean, nr, kc, ScalePlan(e=e), ch)
+        self._write_back(ch, bufs)
+
+    def _encode(self, ch: RowChunk, rows, bad, plan: ScalePlan):
+        nr, kc = rows.shape
+        offset = ch.r0 * self.layout.k + ch.c0
+        bufs = self._outputs(ch, nr, kc)
+        cbuf, vbuf = bufs[0][0], bufs[1][0]
+        flat = rows.reshape(-1)
+        done = False
+        if not self.stochastic and not self.slow:
+            done = self._fast(flat, nr, kc, bad, plan, cbuf, vbuf, ch)
+        if not done:
+            self._exact(flat, nr, kc, bad, plan, offset, cbuf, vbuf, ch)
+        self._write_back(ch, bufs)
 
     def _fast(self, flat, nr, kc, bad, plan, cbuf, vbuf, ch) -> bool:
         el, o = self.el, self.kw["overflow"]
@@ -246,9 +333,12 @@ class _Run:
     # ---- results --------------------------------------------------------------------------
     def qtensor(self) -> QuantizedTensor:
         lay, fmt = self.layout, self.fmt
-        sc = None if fmt.scale is None else scale_codes(self.scales, self.bad, fmt.scale)
         scales = self.scales
-        scales[self.bad] = np.nan
+        if self.fused_run:
+            sc = self.fused_scodes  # scales of NaN / Inf blocks are NaN already
+        else:
+            sc = None if fmt.scale is None else scale_codes(self.scales, self.bad, fmt.scale)
+            scales[self.bad] = np.nan
         return QuantizedTensor(
             codes=self.codes, scales=lay.scales_from_rows(scales),
             scale_codes=None if sc is None else lay.scales_from_rows(sc),

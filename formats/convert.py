@@ -59,6 +59,8 @@ Policies (explicit, never silent):
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from lowbit.formats import _kernel as K
@@ -77,7 +79,7 @@ from lowbit.formats.registry import resolve
 
 __all__ = ["ROUNDING_ALIASES", "rounding_mode", "rounding_table", "run_encode", "encode_element",
            "quantize_element", "convert_elements", "check_errors", "code_dtype",
-           "check_renamed"]
+           "check_renamed", "SLOW_FORMATS_ENV", "slow_formats"]
 
 RENAMED_KEYWORDS = {"nan": "nan_input", "subnormals": "subnormal_output"}
 """Old conversion keywords and their new names (``nan`` and ``subnormals`` also name format
@@ -85,6 +87,17 @@ fields, ``FloatFormat.nan`` / ``FloatFormat.subnormals``, with another meaning).
 
 TABLE_MIN_FLOAT64 = 50_000
 """float64 inputs use the (larger, 2**(k+13)-entry) table from this many elements on."""
+
+SLOW_FORMATS_ENV = "LOWBIT_SLOW_FORMATS"
+"""Environment variable: set (to anything but ``""`` / ``"0"``) to make every conversion take
+the exact kernel (:mod:`lowbit.formats._kernel`) instead of its fast paths (the branch-free
+arithmetic of :mod:`lowbit.formats._arith` / ``_arith_block`` and the lookup tables of
+:mod:`lowbit.formats._lut`), to compare them."""
+
+
+def slow_formats() -> bool:
+    """True when :data:`SLOW_FORMATS_ENV` asks for the exact kernel only."""
+    return os.environ.get(SLOW_FORMATS_ENV, "") not in ("", "0")
 
 
 def check_renamed(kwargs: dict) -> None:
@@ -218,7 +231,7 @@ def convert_elements(x, fmt, want_codes=True, want_values=False, rounding="rne",
     from :data:`TABLE_MIN_FLOAT64` elements) one gather per element from the rounding table
     (codes) or from the values of its entries (values), :mod:`lowbit.formats._lut`. A chunk in
     which an error may hide is re-encoded exactly to raise the error. Otherwise the exact
-    kernel per chunk."""
+    kernel per chunk (always, when :func:`slow_formats`)."""
     xa = C.as_float_array(x)
     rounding = rounding_mode(rounding)
     P = kernel_params(fmt, rounding, overflow, nan_input, subnormal_output, sr_bits)
@@ -230,11 +243,13 @@ def convert_elements(x, fmt, want_codes=True, want_values=False, rounding="rne",
     work = C.work_dtype(xa.dtype)
     src_bits = 32 if work == np.float32 else 64
     table = None
+    slow = slow_formats()
     qc = arith_params(fmt, P.tobytes(), False) if want_codes and src_bits == 32 else None
     qv = arith_params(fmt, P.tobytes(), True) if want_values and src_bits == 32 else None
-    arith = (want_codes or want_values) and (qc is not None or not want_codes) and (
+    arith = not slow and (want_codes or want_values) and (qc is not None or not want_codes) and (
         qv is not None or not want_values)
-    if not arith and not stochastic and lut_width(fmt, src_bits, overflow) is not None and (
+    if not arith and not slow and not stochastic and lut_width(
+            fmt, src_bits, overflow) is not None and (
             src_bits == 32 or xa.size >= TABLE_MIN_FLOAT64):
         k, table = compact_table(fmt, P.tobytes(), src_bits)
         ncodes = 1 << fmt.bits

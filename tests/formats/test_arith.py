@@ -10,7 +10,7 @@ import pytest
 
 from lowbit.formats import FloatFormat, encode, get_format, quantize
 from lowbit.formats import _kernel as K
-from lowbit.formats._arith import arith_encode, arith_params
+from lowbit.formats._arith import A_ALIM, A_MAX, arith_encode, arith_params, magnitude
 from lowbit.formats._codec import kernel_params
 
 ELEMENTS = ["fp8_e4m3", "fp8_e5m2", "fp8_e3m4", "fp6_e2m3", "fp6_e3m2", "fp4_e2m1", "fp16",
@@ -57,6 +57,37 @@ def test_element_path_equals_the_exact_kernel(name):
         np.testing.assert_array_equal(codes[ok], ref[ok].astype(np.uint32), err_msg=f"{name} {ovf} {nin}")
         want = vt[np.where(ok, ref, 0)].astype(np.float32).view(np.uint32)
         np.testing.assert_array_equal(vals[ok], want[ok], err_msg=f"{name} {ovf} {nin} values")
+
+
+@pytest.mark.parametrize("name", ["fp8_e4m3", "fp8_e5m2", "fp6_e2m3", "fp4_e2m1", "e5m1fn"])
+def test_fast_loop_and_stage_fallback_equal_the_exact_kernel(name):
+    """The fast loop (stages of finite inputs; saturating overflow by its clamp) and the
+    general loop (stages holding NaN / Inf or, under nonsat / error, an overflowing input),
+    on the rounding classes shuffled so that stages of both kinds alternate, and on finite
+    inputs only (every stage fast under saturate / propagate); the overflow threshold
+    ``A_ALIM`` is the first pattern whose result exceeds the maximum."""
+    f = get_format(name)
+    rng = np.random.default_rng(7)
+    u = class_inputs(f.mbits)
+    finite = u[(u & 0x7FFFFFFF) < 0x7F800000]
+    mixed = rng.permutation(np.concatenate([finite, np.repeat(SPECIALS.view(np.uint32), 3)]))
+    for ovf, nin in POLICIES:
+        P = kernel_params(f, "rne", ovf, nin)
+        for values in (False, True):
+            q = arith_params(f, P.tobytes(), values)
+            alim = int(q[A_ALIM])
+            if alim < 0x7F800000:
+                assert magnitude(np.uint32(alim - 1), q) <= q[A_MAX] < magnitude(
+                    np.uint32(alim), q), (name, ovf, values)
+            for src in (finite, mixed):
+                ref = exact_codes(src, P)
+                ok = ref >= 0
+                out = np.empty(src.shape[0], np.uint32)
+                assert arith_encode(src, q, out) == int((~ok).sum()), (name, ovf, nin)
+                want = ref if not values else f.values()[np.where(ok, ref, 0)].astype(
+                    np.float32).view(np.uint32)
+                np.testing.assert_array_equal(out[ok], np.asarray(want)[ok].astype(np.uint32),
+                                              err_msg=f"{name} {ovf} {nin} values={values}")
 
 
 def test_formats_and_policies_outside_the_path_are_refused():
