@@ -123,15 +123,34 @@ def block_exact_gemm(Pa, Sa, Pw, Sw, bs: int, *, dekker: bool = False):
                                    scale_blocks=None, bounded=True, dtype=np.float64))
 
 
+def block_major(X: np.ndarray, nfull: int, bs: int, dtype) -> np.ndarray:
+    """The first ``nfull`` blocks of (R, K) ``X`` as one contiguous (nfull, R, bs) ``dtype``
+    array, block index first: one cast-and-copy pass, after which every block's (R, bs) matrix
+    is contiguous (a strided (R, bs) slice of a wide row-major array is slower in BLAS: every
+    row is another cache line and page)."""
+    R = X.shape[0]
+    out = np.empty((nfull, R, bs), dtype=dtype)
+    np.copyto(out, X[:, :nfull * bs].reshape(R, nfull, bs).transpose(1, 0, 2),
+              casting="same_kind")
+    return out
+
+
 def _tiled_blocks(lefts, Sa, Pw, Sw, bs, *, term, vp, scale_blocks, bounded, dtype):
     """Run :func:`~lowbit.sim.fast_kernels.block_tile` over the blocks of every output tile,
     the tile's inner sums of each of ``lefts`` (the left operand or its slices) with ``Pw`` by
-    BLAS in ``dtype`` (float32 only where proven exact)."""
-    if dtype != np.float64:
-        lefts = [X.astype(dtype) for X in lefts]
-        Pw = Pw.astype(dtype)
+    BLAS in ``dtype`` (float32 only where proven exact: the operands are then cast into
+    :func:`block_major` copies, ``Pw`` once, each row tile of ``lefts`` by the thread that
+    runs it; float64 operands are read in place, no copy)."""
     N, K = lefts[0].shape
     M = Pw.shape[0]
+    nfull = K // bs  # full blocks; a short last block (chunked accumulation) runs alone
+    k0 = nfull * bs
+    cast = dtype != np.float64
+    if cast:  # (blocks, bs, M): each block's matrix transposed, contiguous underneath
+        ws_all = block_major(Pw, nfull, bs, dtype).transpose(0, 2, 1)
+    else:
+        ws_all = Pw[:, :k0].reshape(M, nfull, bs).transpose(1, 2, 0)
+    w_tail = Pw[:, k0:].astype(dtype, copy=False)  # a short last block
     sb = bs if scale_blocks is None else scale_blocks
     SaT = np.ascontiguousarray(Sa.T)
     SwT = np.ascontiguousarray(Sw.T)
@@ -143,7 +162,6 @@ def _tiled_blocks(lefts, Sa, Pw, Sw, bs, *, term, vp, scale_blocks, bounded, dty
     tiles = [(i0, min(i0 + rt, N), j0, min(j0 + BLOCK_COL_TILE, M))
              for i0 in range(0, N, rt) for j0 in range(0, M, BLOCK_COL_TILE)]
 
-    nfull = K // bs  # full blocks; a short last block (chunked accumulation) runs alone
     block_cols = np.arange(-(-K // bs)) * bs // sb  # scale column of every block
 
     def work(tile):
@@ -153,9 +171,12 @@ def _tiled_blocks(lefts, Sa, Pw, Sw, bs, *, term, vp, scale_blocks, bounded, dty
         low = np.zeros_like(acc)
         g = max(1, min(nfull, GROUP_SUMS // (r * c)))
         inner = np.empty((g, len(lefts), r, c), dtype=dtype)
-        # (blocks, rows, bs) and (blocks, bs, cols) views: one BLAS call per block, in C
-        xs = [X[i0:i1, :nfull * bs].reshape(r, nfull, bs).transpose(1, 0, 2) for X in lefts]
-        ws = Pw[j0:j1, :nfull * bs].reshape(c, nfull, bs).transpose(1, 2, 0)
+        # (blocks, rows, bs) and (blocks, bs, cols): one BLAS call per block, in C
+        if cast:
+            xs = [block_major(X[i0:i1], nfull, bs, dtype) for X in lefts]
+        else:
+            xs = [X[i0:i1, :k0].reshape(r, nfull, bs).transpose(1, 0, 2) for X in lefts]
+        ws = ws_all[:, :, j0:j1]
         for b0 in range(0, nfull, g):
             b1 = min(b0 + g, nfull)
             for s, X in enumerate(xs):
@@ -163,20 +184,32 @@ def _tiled_blocks(lefts, Sa, Pw, Sw, bs, *, term, vp, scale_blocks, bounded, dty
             cols = block_cols[b0:b1]
             FK.block_tile(acc, low, inner[:b1 - b0], SaT[cols, i0:i1], SwT[cols, j0:j1], vp,
                           term=term, bounded=bounded)
-        if nfull * bs < K:
-            k0 = nfull * bs
+        if k0 < K:
             for s, X in enumerate(lefts):
-                np.matmul(X[i0:i1, k0:], Pw[j0:j1, k0:].T, out=inner[0, s])
+                np.matmul(X[i0:i1, k0:].astype(dtype, copy=False), w_tail[j0:j1].T,
+                          out=inner[0, s])
             cols = block_cols[nfull:]
             FK.block_tile(acc, low, inner[:1], SaT[cols, i0:i1], SwT[cols, j0:j1], vp,
                           term=term, bounded=bounded)
         out[i0:i1, j0:j1] = acc
 
-    nthreads = min(threads, len(tiles))
     with _BLAS.limit(limits=1, user_api="blas"):
-        if nthreads <= 1:
-            for tile in tiles:
-                work(tile)
-        else:
-            list(_pool(nthreads).map(work, tiles))
+        run_tiles(work, tiles, min(threads, len(tiles)))
     return out
+
+
+def run_tiles(work, tiles: list, nthreads: int) -> None:
+    """``work(tile)`` for every tile on ``nthreads`` threads: the calling thread and
+    ``nthreads - 1`` pool threads take tiles from one shared iterator (``next`` on a list
+    iterator is atomic under the GIL, so each tile runs once) until none is left.  The caller
+    works too instead of waiting: no wake-up latency before the first tile."""
+    tiles = iter(tiles)
+
+    def drain():
+        for tile in tiles:
+            work(tile)
+
+    futures = [_pool(nthreads - 1).submit(drain) for _ in range(nthreads - 1)]
+    drain()
+    for f in futures:
+        f.result()

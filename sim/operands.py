@@ -68,6 +68,25 @@ class GridStats(NamedTuple):
     sig_bits: int
 
 
+@njit(cache=True, inline="always")
+def _bit_span(ax, lsb, sig):
+    """``(lsb, sig)`` updated with the non-zero finite magnitude ``ax``: the exponent of its
+    lowest set bit and its significant bits ``floor(log2 ax) - lsb(ax) + 1``."""
+    bits = f64_bits(ax)
+    ex = bits >> 52
+    man = bits & 0xFFFFFFFFFFFFF
+    if ex == 0:  # float64 subnormal
+        top = -1074 + ((f64_bits(float(man)) >> 52) - 1023)  # man < 2**53: exact
+        base = -1074
+    else:
+        man |= 1 << 52
+        top = ex - 1023
+        base = ex - 1075
+    low = man & -man  # lowest set bit (a power of two <= 2**52)
+    e = base + ((f64_bits(float(low)) >> 52) - 1023)
+    return min(lsb, e), max(sig, top - e + 1)
+
+
 @njit(cache=True, nogil=True)
 def _stats_kernel(v):
     finite = True
@@ -87,22 +106,40 @@ def _stats_kernel(v):
             if ax > amax:
                 amax = ax
             if ax != 0.0:
-                bits = f64_bits(ax)
-                ex = bits >> 52
-                man = bits & 0xFFFFFFFFFFFFF
-                if ex == 0:  # float64 subnormal
-                    top = -1074 + ((f64_bits(float(man)) >> 52) - 1023)  # man < 2**53: exact
-                    base = -1074
-                else:
-                    man |= 1 << 52
-                    top = ex - 1023
-                    base = ex - 1075
-                low = man & -man  # lowest set bit (a power of two <= 2**52)
-                e = base + ((f64_bits(float(low)) >> 52) - 1023)
-                if e < lsb:
-                    lsb = e
-                if top - e + 1 > sig:
-                    sig = top - e + 1
+                lsb, sig = _bit_span(ax, lsb, sig)
+        if l1 > l1max:
+            l1max = l1
+    return finite, amax, lsb, l1max, sig
+
+
+@njit(cache=True, nogil=True)
+def _live_scale_stats(P, S, bs):
+    """:func:`_stats_kernel` of ``S`` with the scales of all-zero blocks of ``P`` read as 0
+    (a block is live at its first non-zero element; NaN counts as non-zero), in one pass
+    without the masked copy; ``finite`` covers EVERY scale (live or not)."""
+    finite = True
+    amax = 0.0
+    l1max = 0.0
+    lsb = NO_EXPONENT
+    sig = 0
+    for r in range(S.shape[0]):
+        l1 = 0.0
+        for b in range(S.shape[1]):
+            ax = abs(S[r, b])
+            if not ax < np.inf:
+                finite = False
+            live = False
+            for k in range(b * bs, (b + 1) * bs):
+                if P[r, k] != 0.0:
+                    live = True
+                    break
+            if not live or not ax < np.inf:
+                continue
+            l1 += ax
+            if ax > amax:
+                amax = ax
+            if ax != 0.0:
+                lsb, sig = _bit_span(ax, lsb, sig)
         if l1 > l1max:
             l1max = l1
     return finite, amax, lsb, l1max, sig
@@ -123,20 +160,6 @@ def all_finite(v: np.ndarray) -> bool:
     """No NaN / Inf in the float64 array ``v`` (one vectorised pass over the exponent fields)."""
     v = np.ascontiguousarray(v, dtype=np.float64)
     return v.size == 0 or int(_max_exp_field(v.reshape(-1))) != int(EXP_FIELD)
-
-
-@njit(cache=True, nogil=True)
-def _live_scales(P, S, bs):
-    """``S`` with the scales of all-zero blocks of ``P`` replaced by 0 (a block is live at its
-    first non-zero element; NaN counts as non-zero)."""
-    out = np.zeros_like(S)
-    for r in range(S.shape[0]):
-        for b in range(S.shape[1]):
-            for k in range(b * bs, (b + 1) * bs):
-                if P[r, k] != 0.0:
-                    out[r, b] = S[r, b]
-                    break
-    return out
 
 
 def grid_stats(v: np.ndarray) -> GridStats:
@@ -238,11 +261,10 @@ class Operand:
         an all-zero block multiplies nothing); ``finite`` covers every scale."""
         S = np.ascontiguousarray(self.scales, dtype=np.float64)
         P = self.elements
-        if P.shape[1] == S.shape[1] * self.block_len:
-            st = grid_stats(_live_scales(np.ascontiguousarray(P), S, self.block_len))
-        else:
-            st = grid_stats(S)
-        return st._replace(finite=all_finite(S))
+        if S.size and P.shape[1] == S.shape[1] * self.block_len:
+            f, a, lsb, l1, sig = _live_scale_stats(np.ascontiguousarray(P), S, self.block_len)
+            return GridStats(bool(f), float(a), int(lsb), float(l1), int(sig))
+        return grid_stats(S)._replace(finite=all_finite(S))
 
 
 def element_operand(values: np.ndarray, fmt=None) -> Operand:

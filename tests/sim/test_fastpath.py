@@ -8,6 +8,7 @@ path that silently stops applying fails here.
 """
 
 import math
+from dataclasses import replace
 import warnings
 
 import numba
@@ -428,6 +429,26 @@ def test_slow_switch_forces_reference(monkeypatch):
 # --------------------------------------------------------------------------- data statistics
 
 
+def test_scale_stats_are_the_stats_of_the_live_scales():
+    """``Operand.scale_stats`` (one fused pass) equals ``grid_stats`` of the scales with those
+    of all-zero blocks set to 0, ``finite`` over every scale: NaN / Inf scales of live and
+    dead blocks, NaN elements (live), -0.0 blocks (dead), subnormal and huge scales."""
+    rng = np.random.default_rng(3)
+    for trial in range(40):
+        R, nb, bs = rng.integers(1, 6), rng.integers(1, 9), int(rng.choice([1, 4, 16, 32]))
+        P = rng.choice([0.0, -0.0, 0.5, -3.0, np.nan], (R, nb * bs),
+                       p=[0.5, 0.2, 0.1, 0.1, 0.1] if trial % 2 else [0.9, 0.1, 0, 0, 0])
+        S = np.exp2(rng.integers(-1074, 1023, (R, nb)).astype(float))
+        S *= rng.choice([1.0, 3.0, -1.0], (R, nb))
+        S[rng.random((R, nb)) < 0.1] = np.nan
+        S[rng.random((R, nb)) < 0.1] = np.inf
+        S[rng.random((R, nb)) < 0.1] = 0.0
+        op = replace(prepare(np.ones((R, 64)), "nvfp4"), elements=P, scales=S,
+                     block_len=bs)
+        live = np.where((P.reshape(R, nb, bs) != 0).any(axis=2), S, 0.0)
+        assert op.scale_stats == grid_stats(live)._replace(finite=bool(np.isfinite(S).all()))
+
+
 def test_grid_stats_by_hand():
     v = np.array([[0.75, -3.0, 0.0], [2.0**-1074, 6.0, -0.0]])
     st = grid_stats(v)
@@ -563,6 +584,30 @@ def test_float32_inner_sums_only_when_exact_in_float32():
     assert not exactness.float32_inner_ok(st, grid_stats(Pw), 32)
     forced = block_round_gemm(Pa, ones_a, Pw, ones_w, 32, fp, float32_inner=True)
     assert np.any(forced != exact)
+
+
+@pytest.mark.parametrize("N,K,M,bs", [(5, 128, 7, 16), (3, 16 * 5 + 7, 4, 16), (130, 96, 3, 32),
+                                       (2, 7, 9, 16), (40, 64, 600, 32)])
+def test_float32_block_major_inner_sums_equal_float64(N, K, M, bs):
+    """float32 inner sums run on block-major copies of the operands (``block_major``), the
+    float64 ones on views: the same results, incl. a short last block, K < bs, more rows than
+    a row tile, more columns than a column tile, zero blocks, -0.0 and subnormal-scaled
+    terms (FP4 element values, exact in float32)."""
+    rng = np.random.default_rng(5)
+    grid = np.array([0, 0.5, 1, 1.5, 2, 3, 4, 6])
+    Pa = grid[rng.integers(0, 8, (N, K))] * rng.choice([-1.0, 1.0], (N, K))
+    Pw = grid[rng.integers(0, 8, (M, K))] * rng.choice([-1.0, 1.0], (M, K))
+    Pa[0, :min(K, bs)] = -0.0
+    nb = -(-K // bs)
+    Sa = np.exp2(rng.integers(-140, 20, (N, nb)).astype(float))
+    Sw = np.exp2(rng.integers(-20, 20, (M, nb)).astype(float))
+    fp = float_params(lf.resolve("fp32"))
+    f64 = block_round_gemm(Pa, Sa, Pw, Sw, bs, fp)
+    f32 = block_round_gemm(Pa, Sa, Pw, Sw, bs, fp, float32_inner=True)
+    same(f32, f64)
+    pad = ((0, 0), (0, nb * bs - K))  # the reference takes whole blocks: zero padded
+    same(f64, K_.block_gemm_round(np.pad(Pa, pad), Sa, np.pad(Pw, pad), Sw, block_len=bs,
+                                  plain=False, fp=fp))
 
 
 def test_block_rounding_checks_dropped_only_when_bounded():
