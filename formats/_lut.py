@@ -32,6 +32,7 @@ import numpy as np
 from numba import njit, prange
 
 from lowbit.formats import _kernel as K
+from lowbit.formats._arith import _umax32
 from lowbit.formats._jit import dual_kernel
 
 SOURCE_BITS = {32: (23, 8), 64: (52, 11)}
@@ -220,11 +221,14 @@ def lut_scaled_encode(x, nrows, rowlen, div, s, ts, bad, k, table, values, y, yb
 @dual_kernel
 def row_amax_f32(u, nrows, rowlen, amax_bits):
     """Per-row max of ``|x|`` as float32 bits (``>= 0x7F800000``: the row holds NaN / Inf), for
-    float32 bit patterns ``u``. Branch-free inner loop (vectorizable)."""
+    float32 bit patterns ``u``. Branch-free inner loop on unsigned indices and 32-bit lanes
+    (numba's ``max`` of uint32 and a signed index's wraparound keep it from vectorising)."""
+    k = np.uint64(rowlen)
     for r in prange(nrows):
+        i0 = np.uint64(r) * k
         m = np.uint32(0)
-        for j in range(rowlen):
-            m = max(m, u[r * rowlen + j] & np.uint32(0x7FFFFFFF))
+        for j in range(k):
+            m = _umax32(u[i0 + j] & np.uint32(0x7FFFFFFF), m)
         amax_bits[r] = m
 
 
