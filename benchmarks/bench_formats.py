@@ -33,7 +33,9 @@ import platform
 import time
 
 import ml_dtypes
+import numba
 import numpy as np
+from numba import njit, prange
 
 from lowbit.formats import encode, quantize
 
@@ -233,6 +235,21 @@ def main(argv=None):
     return 0
 
 
+@njit(parallel=True, cache=True)
+def _copy_all_cores(u, out):
+    """``out[i] = u[i]`` (narrowed to ``out``'s dtype) on every core: the memory-bound ceiling of
+    a conversion that reads float32 and writes ``out``'s bytes per element."""
+    for i in prange(u.shape[0]):
+        out[i] = u[i]
+
+
+def copy_rate(u, dtype, repeat):
+    """Elements/second of :func:`_copy_all_cores` into a fresh array of ``dtype`` (as
+    ``encode`` / ``quantize`` allocate their result)."""
+    _copy_all_cores(u[:4096], np.empty(4096, dtype))
+    return rate_full(lambda v: _copy_all_cores(v, np.empty(v.shape[0], dtype)), u, repeat)
+
+
 RATIO_ELEMENTS = ("fp8_e4m3", "fp4_e2m1")
 RATIO_BLOCKS = (("mxfp8_e4m3", "fp8_e4m3"), ("mxfp4", "fp4_e2m1"), ("nvfp4", "fp4_e2m1"),
                 ("mxfp6_e2m3", "fp6_e2m3"), ("int4_g128", "int4"))
@@ -250,25 +267,32 @@ def print_ratios(x, repeat):
     quantize(x[:4096], "int4")
     cast = rate_full(lambda v: v.astype(np.uint8), u, repeat)
     cast32 = rate_full(lambda v: v.astype(np.float32), u, repeat)
+    ceiling = {"encode": copy_rate(u, np.uint8, repeat), "quantize": copy_rate(u, np.uint32,
+                                                                               repeat)}
     el = {}
     print(f"Memory-bound ratios, {x.size:,} float32 values, best of {repeat}, load "
           f"{os.getloadavg()[0]:.1f} (numpy uint32->uint8 cast of the same array: "
           f"{fmt_rate(cast)} el/s; uint32->float32 cast, which writes as many bytes as "
-          f"quantize: {fmt_rate(cast32)} el/s)")
-    print("| operation | lowbit el/s | baseline | ratio | target | vs uint32->float32 cast |")
-    print("|---|---|---|---|---|---|")
+          f"quantize: {fmt_rate(cast32)} el/s; a numba copy on {numba.get_num_threads()} "
+          f"threads into a fresh array, the ceiling of a conversion writing the same bytes: "
+          f"{fmt_rate(ceiling['encode'])} el/s to uint8 (encode), "
+          f"{fmt_rate(ceiling['quantize'])} el/s to 4-byte values (quantize))")
+    print("| operation | lowbit el/s | baseline | ratio | target | vs uint32->float32 cast | "
+          "copy ceiling / numpy uint8 cast | lowbit / copy ceiling |")
+    print("|---|---|---|---|---|---|---|---|")
     for f in RATIO_ELEMENTS + ("fp6_e2m3", "int4"):
         for op, fn in (("encode", encode), ("quantize", quantize)):
             r = rate_full(lambda v, f=f, fn=fn: fn(v, f), x, repeat)
             el[f, op] = r
             if f in RATIO_ELEMENTS:
                 print(f"| {f} {op} | {fmt_rate(r)} | numpy cast | {r / cast:.2f}x | >= 0.8x | "
-                      f"{r / cast32:.2f}x |")
+                      f"{r / cast32:.2f}x | {ceiling[op] / cast:.2f}x | "
+                      f"{r / ceiling[op]:.2f}x |")
     for b, e in RATIO_BLOCKS:
         for op, fn in (("encode", encode), ("quantize", quantize)):
             r = rate_full(lambda v, b=b, fn=fn: fn(v, b), x2, repeat)
             print(f"| {b} {op} | {fmt_rate(r)} | {e} {op} | {r / el[e, op]:.2f}x | >= 0.5x | "
-                  f"{r / cast32:.2f}x |")
+                  f"{r / cast32:.2f}x | | |")
 
 
 if __name__ == "__main__":
