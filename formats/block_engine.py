@@ -344,7 +344,7 @@ class _Run:
             scale_codes=None if sc is None else lay.scales_from_rows(sc),
             tensor_scale=self.ts,
             zero_point=None if self.zp is None else lay.scales_from_rows(self.zp),
-            format=fmt, axis=lay.axis)
+            format=fmt, axis=lay.axis, _codes_valid=True)
 
 
 def encode_blocks(x, fmt: BlockFormat, axis=-1, **policies) -> QuantizedTensor:

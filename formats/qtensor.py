@@ -69,11 +69,15 @@ class QuantizedTensor:
     zero_point: np.ndarray | None
     format: BlockFormat
     axis: int
+    _codes_valid: bool = dataclasses.field(default=False, repr=False)
+    """Set by the block engine, which wrote every code itself: skips the range check of the
+    codes (a pass over the whole tensor)."""
 
     def __post_init__(self):
         if not isinstance(self.format, BlockFormat):
             raise TypeError(f"format must be a BlockFormat, got {type(self.format).__name__}")
-        codes = check_codes(self.codes, self.format.element)
+        codes = np.asarray(self.codes) if self._codes_valid and np.asarray(
+            self.codes).dtype.kind == "u" else check_codes(self.codes, self.format.element)
         lay = BlockLayout.make(codes.shape, self.format.block_size, self.axis)
         scales = np.asarray(self.scales, dtype=np.float64)
         if scales.shape != lay.scale_shape:
