@@ -31,9 +31,9 @@ format, so differences are paired: `lowbit.sim.stats`); a difference marked `*` 
 "significant" has a paired interval that excludes 0. Re-run everything with `make experiments`
 (default workload tinylm; `--workload digits-cnn` or `minilm` for the others); the heading of
 every table names its workload and its first line the exact command. Wall times are those of
-the shared two-core machine the tables were made on: the default sweep below ran with an empty
-numba cache, as on a fresh clone (the kernels compile in each worker), at a load average of
-about 2.5 from other jobs; with the kernels compiled it takes about 20 s.
+the shared two-core machine the tables were made on, at a load average of 2.5-3 from other
+jobs: the default sweep below took 58 s with the numba kernels compiled, 77 s with an empty
+numba cache as on a fresh clone (the kernels compile in each worker).
 """
 
 

@@ -19,7 +19,7 @@ from lowbit.sim.workloads.tinylm_torch import TinyLMConfig
 
 # float held-out perplexity of the committed weights on the 32 evaluation windows (float64);
 # the training script printed 6.4473 on its own 64-window check
-PINNED_PPL = 6.456589603103757
+PINNED_PPL = 3.5901914426177726
 
 
 @pytest.fixture(scope="module")
@@ -46,13 +46,13 @@ def test_numpy_forward_equals_torch_float64(wl):
     with torch.no_grad():
         ref = m(torch.as_tensor(x)).numpy()
     np.testing.assert_allclose(wl.forward(x), ref, rtol=0, atol=1e-11)
-    assert sum(int(np.prod(s.weight.shape)) for s in wl.layers()) > 800_000
+    assert sum(int(np.prod(s.weight.shape)) for s in wl.layers()) > 3_000_000  # "a few million parameters"
 
 
 def test_float_perplexity_pinned(wl):
     ref = wl.reference()
     ppl = ref["metric"]["metric"]
-    assert wl.meta["torch"].startswith("2.13") and wl.meta["steps"] == "600"
+    assert wl.meta["torch"].startswith("2.13") and wl.meta["steps"] == "2000"
     assert ppl == pytest.approx(PINNED_PPL, rel=1e-9)
     lo, hi = ref["fidelity"]["perplexity"].ci()
     assert lo < ppl < hi and hi - lo < 2.5  # windows differ a lot; paired differences do not
