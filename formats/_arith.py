@@ -69,10 +69,12 @@ from numba.extending import intrinsic
 from lowbit.formats import _kernel as K
 
 
-def _binop32(op: str):
+def _binop(op: str, ty=types.uint32):
+    """The plain LLVM integer instruction ``op`` on two ``ty`` operands (no widening, no
+    shift-count check)."""
     @intrinsic
     def fn(typingctx, a, b):
-        sig = types.uint32(types.uint32, types.uint32)
+        sig = ty(ty, ty)
 
         def codegen(context, builder, signature, args):
             return getattr(builder, op)(args[0], args[1])
@@ -80,10 +82,10 @@ def _binop32(op: str):
     return fn
 
 
-_add32 = _binop32("add")
-_sub32 = _binop32("sub")
-_shr32 = _binop32("lshr")  # shift counts here are < 32
-_shl32 = _binop32("shl")
+_add32 = _binop("add")
+_sub32 = _binop("sub")
+_shr32 = _binop("lshr")  # shift counts here are < 32
+_shl32 = _binop("shl")
 
 
 def _bitcast(src, dst):

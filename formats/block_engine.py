@@ -44,6 +44,8 @@ from lowbit.formats._arith_block import (
     scale_code_table,
     scale_table,
 )
+from lowbit.formats._arith_scaled import GROUP_ELEMS as SCALED_GROUP
+from lowbit.formats._arith_scaled import scaled_encode, scaled_params
 from lowbit.formats._codec import kernel_params, value_table
 from lowbit.formats._lut import (
     compact_table,
@@ -259,6 +261,13 @@ class _Run:
                 return False
             nbad = lut_block_encode.serial(flat.view(np.uint32), nr, kc, plan.e.astype(np.int64),
                                            bad, kk, table, self.P, value_table(el), c_out, v_out)
+        elif plan.zp is None and (q := scaled_params(el, self.P.tobytes())) is not None:
+            v_out = np.zeros(0, flat.dtype) if vbuf is None else vbuf.reshape(-1)
+            ts = 1.0 if plan.ts is None else float(plan.ts)
+            nbuf = max(SCALED_GROUP, kc)
+            scaled_encode(flat, nr, kc, plan.div, plan.s, ts, bad, q, c_out, v_out,
+                          np.empty(nbuf), np.empty(nbuf))
+            nbad = 0  # clamped overflow, no NaN input: no error sentinel
         elif lut_width(el, 64, o) is None:
             return False
         elif plan.zp is None:

@@ -12,6 +12,7 @@ exponent with the mantissas at each rule's decision points."""
 
 import numpy as np
 import pytest
+from fast_path_ref import encode_and_quantize
 
 pytestmark = pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
 
@@ -20,7 +21,6 @@ from lowbit.formats._arith_block import rule_exponents, rule_params
 from lowbit.formats._codec import kernel_params
 from lowbit.formats.block_engine import _fused_params
 from lowbit.formats.block_scales import clamp_exp
-from lowbit.formats.convert import SLOW_FORMATS_ENV
 from lowbit.formats.scale_rules import POW2_RULES, pow2_exponent
 
 F32 = np.float32
@@ -118,19 +118,9 @@ def assert_same(x, fmt, **kw):
     """The fused path on float32 ``x`` equals the exact kernel (LOWBIT_SLOW_FORMATS) on the
     same input and the float64 input: codes, scales, scale codes and quantized values, or the
     same error message."""
-    mp = pytest.MonkeyPatch()
-
-    def run(xx, slow):
-        with mp.context() as m:
-            if slow:
-                m.setenv(SLOW_FORMATS_ENV, "1")
-            try:
-                return encode(xx, fmt, **kw), quantize(xx, fmt, **kw)
-            except ValueError as err:
-                return str(err)
-
-    got = run(x, False)
-    for ref in (run(x, True), run(x.astype(np.float64), False)):
+    got = encode_and_quantize(x, fmt, False, **kw)
+    for ref in (encode_and_quantize(x, fmt, True, **kw),
+                encode_and_quantize(x.astype(np.float64), fmt, False, **kw)):
         if isinstance(ref, str) or isinstance(got, str):
             assert got == ref, (fmt.name, kw)
             continue
