@@ -87,8 +87,21 @@ def _bit_span(ax, lsb, sig):
     return min(lsb, e), max(sig, top - e + 1)
 
 
+@njit(cache=True, inline="always")
+def _block_live(P, r, b, bs):
+    """Block ``b`` of row ``r`` of ``P`` (columns ``b*bs .. b*bs+bs-1``) holds a non-zero
+    element (NaN counts as non-zero)."""
+    for k in range(b * bs, (b + 1) * bs):
+        if P[r, k] != 0.0:
+            return True
+    return False
+
+
 @njit(cache=True, nogil=True)
-def _stats_kernel(v):
+def _stats_kernel(v, P, bs):
+    """:class:`GridStats` fields of ``v``; with ``bs > 0`` the values of ``v`` (block scales,
+    one per block of ``bs`` columns of ``P``) whose block of ``P`` is all zero are read as 0.
+    ``finite`` covers every value of ``v``."""
     finite = True
     amax = 0.0
     l1max = 0.0
@@ -97,10 +110,11 @@ def _stats_kernel(v):
     for r in range(v.shape[0]):
         l1 = 0.0
         for k in range(v.shape[1]):
-            x = v[r, k]
-            ax = abs(x)
+            ax = abs(v[r, k])
             if not ax < np.inf:
                 finite = False
+                continue
+            if bs > 0 and not _block_live(P, r, k, bs):
                 continue
             l1 += ax
             if ax > amax:
@@ -112,39 +126,7 @@ def _stats_kernel(v):
     return finite, amax, lsb, l1max, sig
 
 
-@njit(cache=True, nogil=True)
-def _live_scale_stats(P, S, bs):
-    """:func:`_stats_kernel` of ``S`` with the scales of all-zero blocks of ``P`` read as 0
-    (a block is live at its first non-zero element; NaN counts as non-zero), in one pass
-    without the masked copy; ``finite`` covers EVERY scale (live or not)."""
-    finite = True
-    amax = 0.0
-    l1max = 0.0
-    lsb = NO_EXPONENT
-    sig = 0
-    for r in range(S.shape[0]):
-        l1 = 0.0
-        for b in range(S.shape[1]):
-            ax = abs(S[r, b])
-            if not ax < np.inf:
-                finite = False
-            live = False
-            for k in range(b * bs, (b + 1) * bs):
-                if P[r, k] != 0.0:
-                    live = True
-                    break
-            if not live or not ax < np.inf:
-                continue
-            l1 += ax
-            if ax > amax:
-                amax = ax
-            if ax != 0.0:
-                lsb, sig = _bit_span(ax, lsb, sig)
-        if l1 > l1max:
-            l1max = l1
-    return finite, amax, lsb, l1max, sig
-
-
+NO_BLOCKS = np.zeros((0, 0))  # _stats_kernel's P when every value counts
 EXP_FIELD = np.int64(0x7FF0000000000000)  # float64 exponent field: all ones for Inf / NaN
 
 
@@ -169,7 +151,7 @@ def grid_stats(v: np.ndarray) -> GridStats:
         v = v.reshape(1, -1)
     if v.size == 0:
         return GridStats(finite=True, amax=0.0, lsb=NO_EXPONENT, l1max=0.0, sig_bits=0)
-    f, a, lsb, l1, sig = _stats_kernel(np.ascontiguousarray(v))
+    f, a, lsb, l1, sig = _stats_kernel(np.ascontiguousarray(v), NO_BLOCKS, 0)
     return GridStats(bool(f), float(a), int(lsb), float(l1), int(sig))
 
 
@@ -262,7 +244,7 @@ class Operand:
         S = np.ascontiguousarray(self.scales, dtype=np.float64)
         P = self.elements
         if S.size and P.shape[1] == S.shape[1] * self.block_len:
-            f, a, lsb, l1, sig = _live_scale_stats(np.ascontiguousarray(P), S, self.block_len)
+            f, a, lsb, l1, sig = _stats_kernel(S, np.ascontiguousarray(P), self.block_len)
             return GridStats(bool(f), float(a), int(lsb), float(l1), int(sig))
         return grid_stats(S)._replace(finite=all_finite(S))
 
