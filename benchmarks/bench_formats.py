@@ -288,6 +288,13 @@ def print_ratios(x, repeat):
                 print(f"| {f} {op} | {fmt_rate(r)} | numpy cast | {r / cast:.2f}x | >= 0.8x | "
                       f"{r / cast32:.2f}x | {ceiling[op] / cast:.2f}x | "
                       f"{r / ceiling[op]:.2f}x |")
+    buf, own = np.empty_like(x), x.copy()
+    for f in RATIO_ELEMENTS:  # quantize into existing memory: no fresh pages to fill
+        for how, dst in (("out=buffer", buf), ("in place, out=x", own)):
+            r = rate_full(lambda v, f=f, dst=dst: quantize(dst if dst is own else v, f,
+                                                           out=dst), x, repeat)
+            print(f"| {f} quantize ({how}) | {fmt_rate(r)} | numpy cast | {r / cast:.2f}x | "
+                  f">= 0.8x | {r / cast32:.2f}x | | |")
     for b, e in RATIO_BLOCKS:
         for op, fn in (("encode", encode), ("quantize", quantize)):
             r = rate_full(lambda v, b=b, fn=fn: fn(v, b), x2, repeat)

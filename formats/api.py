@@ -11,7 +11,13 @@ import numpy as np
 
 from lowbit.formats._codec import decode_codes, default_policies
 from lowbit.formats.block_engine import encode_blocks, quantize_blocks
-from lowbit.formats.convert import check_renamed, encode_element, quantize_element, value_dtype
+from lowbit.formats.convert import (
+    check_out,
+    check_renamed,
+    encode_element,
+    quantize_element,
+    value_dtype,
+)
 from lowbit.formats.qtensor import QuantizedTensor
 from lowbit.formats.registry import resolve
 
@@ -45,11 +51,16 @@ def encode(x, fmt, rounding=None, overflow=None, nan_input="error",
 
 
 def quantize(x, fmt, rounding=None, overflow=None, nan_input="error",
-             subnormal_output="keep", seed=None, sr_bits=32, axis=-1, **block_kw):
+             subnormal_output="keep", seed=None, sr_bits=32, axis=-1, out=None, **block_kw):
     """Round ``x`` to ``fmt`` and return the represented values (fake quantization).
 
     Shape is preserved; float32 in gives float32 out, float64 gives float64, float16 gives
     float32. Block formats quantize blocks along ``axis`` (see ``encode``).
+
+    ``out``: a writeable C-contiguous array of that dtype and ``x``'s shape to write the values
+    into (returned); it may be ``x`` itself (in-place quantization of a float32 / float64
+    array: no second tensor-sized allocation for element formats). Block formats compute the
+    values first and copy them into ``out``.
     """
     check_renamed(block_kw)
     fmt = resolve(fmt)
@@ -58,13 +69,18 @@ def quantize(x, fmt, rounding=None, overflow=None, nan_input="error",
     if xa.dtype.kind in "iub":
         raise TypeError(f"x must be a float16, float32 or float64 array, got dtype {xa.dtype}")
     out_dtype = value_dtype(xa.dtype)
+    if out is not None:
+        check_out(out, xa)
     policies = dict(rounding=rounding, overflow=overflow, nan_input=nan_input,
                     subnormal_output=subnormal_output, seed=seed, sr_bits=sr_bits)
     if fmt.kind == "block":
         vals = quantize_blocks(xa, fmt, axis=axis, **policies, **block_kw)
+        if out is not None:
+            np.copyto(out, vals, casting="same_kind")
+            return out
     else:
         _element_only(block_kw)
-        vals = quantize_element(xa, fmt, **policies)
+        vals = quantize_element(xa, fmt, out=out, **policies)
     return vals.astype(out_dtype, copy=False)
 
 

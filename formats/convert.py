@@ -78,7 +78,7 @@ from lowbit.formats._lut import code_table, compact_table, lut_encode, lut_value
 from lowbit.formats.registry import resolve
 
 __all__ = ["ROUNDING_ALIASES", "rounding_mode", "rounding_table", "run_encode", "encode_element",
-           "quantize_element", "convert_elements", "check_errors", "code_dtype",
+           "quantize_element", "convert_elements", "check_out", "check_errors", "code_dtype",
            "check_renamed", "SLOW_FORMATS_ENV", "slow_formats"]
 
 RENAMED_KEYWORDS = {"nan": "nan_input", "subnormals": "subnormal_output"}
@@ -219,11 +219,40 @@ def value_dtype(dtype) -> np.dtype:
     return np.dtype(np.float64) if C.work_dtype(dtype) == np.float64 else np.dtype(np.float32)
 
 
+def check_out(out, x: np.ndarray) -> np.ndarray:
+    """``out`` if it can receive ``quantize(x, ...)``: a writeable C-contiguous numpy array of
+    ``x``'s shape and of :func:`value_dtype` (float32 for float16 / float32 ``x``, float64 for
+    float64); a TypeError / ValueError naming ``out`` otherwise."""
+    want = value_dtype(x.dtype)
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a numpy array of dtype {want} and shape {x.shape}, got "
+                        f"{type(out).__name__}")
+    if out.dtype != want or out.shape != x.shape:
+        raise ValueError(f"out must have dtype {want} and shape {x.shape} (the result of "
+                         f"quantize for a {x.dtype} x), got dtype {out.dtype} and shape "
+                         f"{out.shape}")
+    if not (out.flags.c_contiguous and out.flags.writeable):
+        raise ValueError("out must be a writeable C-contiguous array (a copy is what quantize "
+                         "returns without out)")
+    return out
+
+
+def _same_memory(a: np.ndarray, b: np.ndarray) -> bool:
+    """``a`` and ``b`` are the same elements in the same order (in-place conversion)."""
+    return (a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+            and a.dtype == b.dtype and a.shape == b.shape and a.strides == b.strides)
+
+
 def convert_elements(x, fmt, want_codes=True, want_values=False, rounding="rne",
                      overflow="saturate", nan_input="error", subnormal_output="keep", seed=None,
-                     sr_bits=32):
+                     sr_bits=32, out=None):
     """Codes (``code_dtype(fmt)``) and / or values (:func:`value_dtype`) of a float array in an
-    element format, ``x``'s shape, computed in chunks of :data:`chunking.CHUNK_ELEMS`.
+    element format, ``x``'s shape, computed in chunks of :data:`chunking.CHUNK_ELEMS`. ``out``
+    (checked by :func:`check_out`): the values are written into it. It may be ``x`` itself:
+    each chunk is then computed into a chunk-sized buffer and copied back, so every input
+    element is read - by the fast path, its fall-back and the error re-check - before it is
+    overwritten, and chunks (disjoint, the same ranges in and out) run concurrently as before.
+    Any other overlap with ``x`` is computed into a fresh array, then copied.
 
     Fast paths, each proven equal to the exact kernel: float32 input to a float format under
     round-to-nearest-even, the branch-free integer rounding of :mod:`lowbit.formats._arith`;
@@ -239,7 +268,14 @@ def convert_elements(x, fmt, want_codes=True, want_values=False, rounding="rne",
     C.check_seed(seed)
     key = C.stochastic_key(seed) if stochastic else np.uint64(0)
     codes = np.empty(xa.shape, code_dtype(fmt)) if want_codes else None
-    vals = np.empty(xa.shape, value_dtype(xa.dtype)) if want_values else None
+    vals = (np.empty(xa.shape, value_dtype(xa.dtype)) if out is None else check_out(out, xa)) \
+        if want_values else None
+    alias = vals is not None and out is not None and np.may_share_memory(vals, xa)
+    if alias and not _same_memory(vals, xa):  # a shifted / reshaped overlap: no chunk order
+        res = convert_elements(xa, fmt, want_codes, want_values, rounding, overflow, nan_input,
+                               subnormal_output, seed, sr_bits)  # is safe; compute, then copy
+        np.copyto(vals, res[1])
+        return res[0], vals
     work = C.work_dtype(xa.dtype)
     src_bits = 32 if work == np.float32 else 64
     table = None
@@ -267,13 +303,22 @@ def convert_elements(x, fmt, want_codes=True, want_values=False, rounding="rne",
     def piece(item):
         start, chunk = item
         n = chunk.shape[0]
+        dst = vflat[start:start + n] if want_values else None
+        staged = alias and np.may_share_memory(dst, chunk)
+        if staged:
+            dst = np.empty_like(dst)  # written back once the chunk has been read
+        convert_piece(chunk, start, n, dst)
+        if staged:
+            vflat[start:start + n] = dst
+
+    def convert_piece(chunk, start, n, dst):
         if arith:
             u = chunk.view(np.uint32)
             suspect = 0
             if want_codes:
                 suspect += arith_encode(u, qc, cflat[start:start + n])
             if want_values:
-                suspect += arith_encode(u, qv, vflat[start:start + n].view(np.uint32))
+                suspect += arith_encode(u, qv, dst.view(np.uint32))
             if suspect and could_fail:
                 check_errors(run_encode(chunk, fmt, **pol, key=key, offset=start,
                                         check=False)[0], chunk, fmt, overflow, nan_input,
@@ -285,7 +330,7 @@ def convert_elements(x, fmt, want_codes=True, want_values=False, rounding="rne",
             if want_codes:
                 suspect += lut_encode.serial(u, sh, mask, table, ncodes, cflat[start:start + n])
             if want_values:
-                suspect += lut_values.serial(u, sh, mask, vtab, vflat[start:start + n])
+                suspect += lut_values.serial(u, sh, mask, vtab, dst)
             if suspect and could_fail:  # find and raise the error, if there is one
                 c32 = np.empty(n, np.uint32)
                 lut_encode.serial(u, sh, mask, code_table(fmt, P.tobytes(), src_bits)[1],
@@ -296,7 +341,7 @@ def convert_elements(x, fmt, want_codes=True, want_values=False, rounding="rne",
         if want_codes:
             cflat[start:start + n] = c64
         if want_values:
-            vflat[start:start + n] = v64
+            dst[:] = v64
 
     C.run_pieces(piece, C.c_order_chunks(xa))
     return codes, vals
@@ -307,6 +352,7 @@ def encode_element(x, fmt, **policies) -> np.ndarray:
     return convert_elements(x, fmt, want_codes=True, **policies)[0]
 
 
-def quantize_element(x, fmt, **policies) -> np.ndarray:
-    """Values of a float array rounded to an element format (:func:`value_dtype`)."""
-    return convert_elements(x, fmt, want_codes=False, want_values=True, **policies)[1]
+def quantize_element(x, fmt, out=None, **policies) -> np.ndarray:
+    """Values of a float array rounded to an element format (:func:`value_dtype`), written into
+    ``out`` when given (see :func:`convert_elements`)."""
+    return convert_elements(x, fmt, want_codes=False, want_values=True, out=out, **policies)[1]
