@@ -68,20 +68,18 @@ def quantize(x, fmt, rounding=None, overflow=None, nan_input="error",
     xa = np.asarray(x)
     if xa.dtype.kind in "iub":
         raise TypeError(f"x must be a float16, float32 or float64 array, got dtype {xa.dtype}")
-    out_dtype = value_dtype(xa.dtype)
-    if out is not None:
-        check_out(out, xa)
     policies = dict(rounding=rounding, overflow=overflow, nan_input=nan_input,
                     subnormal_output=subnormal_output, seed=seed, sr_bits=sr_bits)
-    if fmt.kind == "block":
-        vals = quantize_blocks(xa, fmt, axis=axis, **policies, **block_kw)
-        if out is not None:
-            np.copyto(out, vals, casting="same_kind")
-            return out
-    else:
+    if fmt.kind != "block":
         _element_only(block_kw)
-        vals = quantize_element(xa, fmt, out=out, **policies)
-    return vals.astype(out_dtype, copy=False)
+        return quantize_element(xa, fmt, out=out, **policies)  # checks out; value_dtype
+    if out is not None:
+        check_out(out, xa)
+    vals = quantize_blocks(xa, fmt, axis=axis, **policies, **block_kw)
+    if out is None:
+        return vals.astype(value_dtype(xa.dtype), copy=False)
+    np.copyto(out, vals, casting="same_kind")
+    return out
 
 
 def decode(codes, fmt=None, dtype=np.float64):

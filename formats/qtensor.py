@@ -76,8 +76,9 @@ class QuantizedTensor:
     def __post_init__(self):
         if not isinstance(self.format, BlockFormat):
             raise TypeError(f"format must be a BlockFormat, got {type(self.format).__name__}")
-        codes = np.asarray(self.codes) if self._codes_valid and np.asarray(
-            self.codes).dtype.kind == "u" else check_codes(self.codes, self.format.element)
+        codes = np.asarray(self.codes)
+        if not (self._codes_valid and codes.dtype.kind == "u"):
+            codes = check_codes(codes, self.format.element)
         lay = BlockLayout.make(codes.shape, self.format.block_size, self.axis)
         scales = np.asarray(self.scales, dtype=np.float64)
         if scales.shape != lay.scale_shape:

@@ -14,8 +14,6 @@ import numpy as np
 import pytest
 from fast_path_ref import encode_and_quantize
 
-pytestmark = pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
-
 from lowbit.formats import BlockFormat, FloatFormat, encode, get_format, quantize
 from lowbit.formats._arith_block import rule_exponents, rule_params
 from lowbit.formats._codec import kernel_params
@@ -23,6 +21,7 @@ from lowbit.formats.block_engine import _fused_params
 from lowbit.formats.block_scales import clamp_exp
 from lowbit.formats.scale_rules import POW2_RULES, pow2_exponent
 
+pytestmark = pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
 F32 = np.float32
 E8M0 = get_format("e8m0")
 ELEMENTS = ["fp8_e4m3", "fp8_e5m2", "fp6_e2m3", "fp6_e3m2", "fp4_e2m1", "fp8_e3m4"]
