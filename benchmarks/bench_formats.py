@@ -37,7 +37,8 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from lowbit.formats import encode, quantize
+from lowbit.formats import buffers, encode, quantize
+from lowbit.formats.buffers import CACHE_ENV
 
 try:
     import gfloat
@@ -243,11 +244,33 @@ def _copy_all_cores(u, out):
         out[i] = u[i]
 
 
-def copy_rate(u, dtype, repeat):
-    """Elements/second of :func:`_copy_all_cores` into a fresh array of ``dtype`` (as
-    ``encode`` / ``quantize`` allocate their result)."""
-    _copy_all_cores(u[:4096], np.empty(4096, dtype))
-    return rate_full(lambda v: _copy_all_cores(v, np.empty(v.shape[0], dtype)), u, repeat)
+def fresh_pages(fn):
+    """``fn`` with lowbit's output-buffer cache off (``LOWBIT_BUFFER_CACHE_MB=0``): every
+    result of 32 MiB or more is then new memory from the system, zero-filled page by page."""
+    def run(*a, **k):
+        old = os.environ.get(CACHE_ENV)
+        os.environ[CACHE_ENV] = "0"
+        try:
+            return fn(*a, **k)
+        finally:
+            if old is None:
+                del os.environ[CACHE_ENV]
+            else:
+                os.environ[CACHE_ENV] = old
+    return run
+
+
+def interleaved_rates(cases, n, repeat):
+    """Elements/second (``n`` elements per call) of every callable in ``cases``, best of
+    ``repeat`` rounds; each round calls every case once in turn, so a baseline and the
+    operations divided by it are timed minutes apart at most and under the same load."""
+    best = dict.fromkeys(cases, np.inf)
+    for _ in range(repeat):
+        for name, fn in cases.items():
+            t0 = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - t0)
+    return {name: n / t for name, t in best.items()}
 
 
 RATIO_ELEMENTS = ("fp8_e4m3", "fp4_e2m1")
@@ -257,7 +280,7 @@ RATIO_BLOCKS = (("mxfp8_e4m3", "fp8_e4m3"), ("mxfp4", "fp4_e2m1"), ("nvfp4", "fp
 
 def print_ratios(x, repeat):
     """Element casts vs a plain numpy uint32 -> uint8 cast of the same array, and block formats
-    vs the element cast of their element format, all measured in this run."""
+    vs the element cast of their element format, all measured in this run (interleaved)."""
     x2 = x.reshape(-1, 4096)
     u = x.view(np.uint32)
     for f in RATIO_ELEMENTS + tuple(b for b, _ in RATIO_BLOCKS):
@@ -265,41 +288,57 @@ def print_ratios(x, repeat):
         quantize(x2[:16], f)
     encode(x[:4096], "fp6_e2m3")
     quantize(x[:4096], "int4")
-    cast = rate_full(lambda v: v.astype(np.uint8), u, repeat)
-    cast32 = rate_full(lambda v: v.astype(np.float32), u, repeat)
-    ceiling = {"encode": copy_rate(u, np.uint8, repeat), "quantize": copy_rate(u, np.uint32,
-                                                                               repeat)}
-    el = {}
-    print(f"Memory-bound ratios, {x.size:,} float32 values, best of {repeat}, load "
-          f"{os.getloadavg()[0]:.1f} (numpy uint32->uint8 cast of the same array: "
-          f"{fmt_rate(cast)} el/s; uint32->float32 cast, which writes as many bytes as "
-          f"quantize: {fmt_rate(cast32)} el/s; a numba copy on {numba.get_num_threads()} "
-          f"threads into a fresh array, the ceiling of a conversion writing the same bytes: "
-          f"{fmt_rate(ceiling['encode'])} el/s to uint8 (encode), "
-          f"{fmt_rate(ceiling['quantize'])} el/s to 4-byte values (quantize))")
+    _copy_all_cores(u[:4096], np.empty(4096, np.uint8))
+    _copy_all_cores(u[:4096], np.empty(4096, np.uint32))
+    buf, own, dst32 = np.empty_like(x), x.copy(), np.empty(x.size, np.uint32)
+    cases = {
+        "cast": lambda: u.astype(np.uint8),
+        "cast32": lambda: u.astype(np.float32),
+        "ceiling encode": lambda: _copy_all_cores(u, np.empty(u.size, np.uint8)),
+        "ceiling quantize": lambda: _copy_all_cores(u, buffers.empty(u.size, np.uint32)),
+        "ceiling quantize fresh": fresh_pages(lambda: _copy_all_cores(
+            u, buffers.empty(u.size, np.uint32))),
+        "copy into buffer": lambda: _copy_all_cores(u, dst32),
+    }
+    for f in RATIO_ELEMENTS + ("fp6_e2m3", "int4"):
+        cases[f, "encode"] = lambda f=f: encode(x, f)
+        cases[f, "quantize"] = lambda f=f: quantize(x, f)
+    for f in RATIO_ELEMENTS:
+        cases[f, "quantize", "fresh pages"] = fresh_pages(lambda f=f: quantize(x, f))
+        cases[f, "quantize", "out=buffer"] = lambda f=f: quantize(x, f, out=buf)
+        cases[f, "quantize", "in place, out=x"] = lambda f=f: quantize(own, f, out=own)
+    for b, _ in RATIO_BLOCKS:
+        cases[b, "encode"] = lambda b=b: encode(x2, b)
+        cases[b, "quantize"] = lambda b=b: quantize(x2, b)
+    r = interleaved_rates(cases, x.size, repeat)
+    cast, cast32 = r["cast"], r["cast32"]
+    print(f"Memory-bound ratios, {x.size:,} float32 values, best of {repeat} interleaved rounds, "
+          f"load {os.getloadavg()[0]:.1f}, output-buffer cache {buffers.cache_limit_bytes() >> 20}"
+          f" MiB (numpy uint32->uint8 cast of the same array: {fmt_rate(cast)} el/s; "
+          f"uint32->float32 cast, which writes as many bytes as quantize: {fmt_rate(cast32)} "
+          f"el/s; a numba copy on {numba.get_num_threads()} threads, the ceiling of a conversion "
+          f"writing the same bytes: {fmt_rate(r['ceiling encode'])} el/s to a fresh uint8 array "
+          f"(encode), {fmt_rate(r['ceiling quantize'])} el/s to a 4-byte array from lowbit's "
+          f"buffer cache (quantize), {fmt_rate(r['ceiling quantize fresh'])} el/s to fresh "
+          f"zero-filled pages, {fmt_rate(r['copy into buffer'])} el/s into an existing array)")
     print("| operation | lowbit el/s | baseline | ratio | target | vs uint32->float32 cast | "
           "copy ceiling / numpy uint8 cast | lowbit / copy ceiling |")
     print("|---|---|---|---|---|---|---|---|")
-    for f in RATIO_ELEMENTS + ("fp6_e2m3", "int4"):
-        for op, fn in (("encode", encode), ("quantize", quantize)):
-            r = rate_full(lambda v, f=f, fn=fn: fn(v, f), x, repeat)
-            el[f, op] = r
-            if f in RATIO_ELEMENTS:
-                print(f"| {f} {op} | {fmt_rate(r)} | numpy cast | {r / cast:.2f}x | >= 0.8x | "
-                      f"{r / cast32:.2f}x | {ceiling[op] / cast:.2f}x | "
-                      f"{r / ceiling[op]:.2f}x |")
-    buf, own = np.empty_like(x), x.copy()
-    for f in RATIO_ELEMENTS:  # quantize into existing memory: no fresh pages to fill
-        for how, dst in (("out=buffer", buf), ("in place, out=x", own)):
-            r = rate_full(lambda v, f=f, dst=dst: quantize(dst if dst is own else v, f,
-                                                           out=dst), x, repeat)
-            print(f"| {f} quantize ({how}) | {fmt_rate(r)} | numpy cast | {r / cast:.2f}x | "
-                  f">= 0.8x | {r / cast32:.2f}x | | |")
+    ceiling = {"encode": r["ceiling encode"], "quantize": r["ceiling quantize"],
+               "fresh pages": r["ceiling quantize fresh"], "out=buffer": r["copy into buffer"],
+               "in place, out=x": r["copy into buffer"]}
+    for f in RATIO_ELEMENTS:
+        for key in ((f, "encode"), (f, "quantize"), (f, "quantize", "fresh pages"),
+                    (f, "quantize", "out=buffer"), (f, "quantize", "in place, out=x")):
+            v, c = r[key], ceiling[key[-1]]
+            label = f"{f} {key[1]}" + (f" ({key[2]})" if len(key) > 2 else "")
+            print(f"| {label} | {fmt_rate(v)} | numpy cast | {v / cast:.2f}x | >= 0.8x | "
+                  f"{v / cast32:.2f}x | {c / cast:.2f}x | {v / c:.2f}x |")
     for b, e in RATIO_BLOCKS:
-        for op, fn in (("encode", encode), ("quantize", quantize)):
-            r = rate_full(lambda v, b=b, fn=fn: fn(v, b), x2, repeat)
-            print(f"| {b} {op} | {fmt_rate(r)} | {e} {op} | {r / el[e, op]:.2f}x | >= 0.5x | "
-                  f"{r / cast32:.2f}x | | |")
+        for op in ("encode", "quantize"):
+            v = r[b, op]
+            print(f"| {b} {op} | {fmt_rate(v)} | {e} {op} | {v / r[e, op]:.2f}x | >= 0.5x | "
+                  f"{v / cast32:.2f}x | | |")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from lowbit.formats._kernel import (
 from lowbit.formats.accum import ACCUM_KINDS, AccumModel, Exact, FloatAccum, IntAccum, parse_accum
 from lowbit.formats.api import decode, encode, quantize
 from lowbit.formats.block_format import SCALE_RULES, BlockFormat
+from lowbit.formats.buffers import release_buffers
 from lowbit.formats.chunking import stochastic_bits
 from lowbit.formats.convert import rounding_table
 from lowbit.formats.float_format import FloatFormat, p3109
@@ -51,7 +52,7 @@ __all__ = [
     "p3109", "fixed_point", "ap_fixed",
     "get_format", "list_formats", "register_format", "resolve", "FORMAT_TYPES", "FORMAT_KINDS",
     "POW2_RULES", "pow2_exponent", "exponent_range",
-    "quantize", "encode", "decode", "rounding_table", "stochastic_bits", "pack", "unpack", "packed_nbytes",
+    "quantize", "encode", "decode", "release_buffers", "rounding_table", "stochastic_bits", "pack", "unpack", "packed_nbytes",
     "AccumModel", "Exact", "FloatAccum", "IntAccum", "parse_accum", "ACCUM_KINDS",
     "MulModel", "ExactMul", "LMul", "CodeMul", "parse_multiplier", "MULTIPLIER_KINDS",
     "mse", "sqnr_db", "clipped_fraction", "code_histogram",

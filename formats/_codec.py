@@ -17,6 +17,7 @@ import numpy as np
 from lowbit.formats import _kernel as K
 from lowbit.formats import chunking as C
 from lowbit.formats._lut import code_table, gather
+from lowbit.formats.buffers import empty
 
 ELEMENT_KINDS = ("float", "int")
 GATHER_MIN = 4096
@@ -261,7 +262,7 @@ def decode_codes(codes, fmt, dtype=np.float64) -> np.ndarray:
     if lut is not None and c.size < GATHER_MIN:
         return lut[c.astype(np.intp)]
     flat = np.ascontiguousarray(c).reshape(-1)
-    out = np.empty(flat.shape[0], dtype)
+    out = empty(flat.shape[0], dtype)
     P = None if lut is not None or fmt.kind == "int" else kernel_params(fmt)
 
     def piece(s):

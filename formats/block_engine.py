@@ -55,6 +55,7 @@ from lowbit.formats._lut import (
     lut_width,
 )
 from lowbit.formats.block_format import BlockFormat
+from lowbit.formats.buffers import empty
 from lowbit.formats.block_scales import (
     RowStats,
     ScalePlan,
@@ -126,8 +127,8 @@ class _Run:
         self.stochastic = p["rounding"] in K.STOCHASTIC_ROUNDING
         self.kw["key"] = C.stochastic_key(seed) if self.stochastic else np.uint64(0)
         nb = self.layout.n_blocks if want_codes else 0  # per-block results: encode only
-        self.codes = np.empty(x.shape, code_dtype(self.el)) if want_codes else None
-        self.values = np.empty(x.shape, value_dtype(x.dtype)) if want_values else None
+        self.codes = empty(x.shape, code_dtype(self.el)) if want_codes else None
+        self.values = empty(x.shape, value_dtype(x.dtype)) if want_values else None
         self.scales = np.empty(nb)
         self.bad = np.zeros(nb, bool)
         self.zp = None if fmt.symmetric else np.zeros(nb, np.int64)

@@ -75,6 +75,7 @@ from lowbit.formats._codec import (
     value_table,
 )
 from lowbit.formats._lut import code_table, compact_table, lut_encode, lut_values, lut_width
+from lowbit.formats.buffers import empty
 from lowbit.formats.registry import resolve
 
 __all__ = ["ROUNDING_ALIASES", "rounding_mode", "rounding_table", "run_encode", "encode_element",
@@ -267,8 +268,8 @@ def convert_elements(x, fmt, want_codes=True, want_values=False, rounding="rne",
     stochastic = rounding in K.STOCHASTIC_ROUNDING
     C.check_seed(seed)
     key = C.stochastic_key(seed) if stochastic else np.uint64(0)
-    codes = np.empty(xa.shape, code_dtype(fmt)) if want_codes else None
-    vals = (np.empty(xa.shape, value_dtype(xa.dtype)) if out is None else check_out(out, xa)) \
+    codes = empty(xa.shape, code_dtype(fmt)) if want_codes else None
+    vals = (empty(xa.shape, value_dtype(xa.dtype)) if out is None else check_out(out, xa)) \
         if want_values else None
     alias = vals is not None and out is not None and np.may_share_memory(vals, xa)
     if alias and not _same_memory(vals, xa):  # a shifted / reshaped overlap: no chunk order

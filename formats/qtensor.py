@@ -23,6 +23,7 @@ import numpy as np
 from lowbit.formats import chunking as C
 from lowbit.formats._codec import check_codes, decode_codes
 from lowbit.formats.block_format import BlockFormat
+from lowbit.formats.buffers import empty
 from lowbit.formats.float_format import FloatFormat
 from lowbit.formats.int_format import IntFormat
 from lowbit.formats.layout import BlockLayout, RowChunk
@@ -130,7 +131,7 @@ class QuantizedTensor:
         if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
             raise ValueError(f"dtype must be float32 or float64, got {dtype}")
         lay = self.layout
-        out = np.empty(self.shape, dtype)
+        out = empty(self.shape, dtype)
         s = lay.scales_to_rows(self.scales)
         zp = None if self.zero_point is None else lay.scales_to_rows(self.zero_point)
         codes = self.codes if self.codes.flags.c_contiguous else self.codes.copy(order="C")
