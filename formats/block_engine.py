@@ -44,6 +44,7 @@ from lowbit.formats._arith_block import (
     scale_code_table,
     scale_table,
 )
+from lowbit.formats._arith_intgroup import divisors_ok, int_params, int_scaled_encode
 from lowbit.formats._arith_scaled import GROUP_ELEMS as SCALED_GROUP
 from lowbit.formats._arith_scaled import scaled_encode, scaled_params
 from lowbit.formats._codec import kernel_params, value_table
@@ -55,7 +56,6 @@ from lowbit.formats._lut import (
     lut_width,
 )
 from lowbit.formats.block_format import BlockFormat
-from lowbit.formats.buffers import empty
 from lowbit.formats.block_scales import (
     RowStats,
     ScalePlan,
@@ -63,6 +63,7 @@ from lowbit.formats.block_scales import (
     scale_codes,
     tensor_scale,
 )
+from lowbit.formats.buffers import empty
 from lowbit.formats.convert import (
     check_errors,
     code_dtype,
@@ -269,6 +270,12 @@ class _Run:
             scaled_encode(flat, nr, kc, plan.div, plan.s, ts, bad, q, c_out, v_out,
                           np.empty(nbuf), np.empty(nbuf))
             nbad = 0  # clamped overflow, no NaN input: no error sentinel
+        elif plan.zp is None and (iq := int_params(self.P.tobytes())) is not None and \
+                divisors_ok(plan.div):
+            v_out = np.zeros(0, flat.dtype) if vbuf is None else vbuf.reshape(-1)
+            ts = 1.0 if plan.ts is None else float(plan.ts)
+            int_scaled_encode(flat, nr, kc, plan.div, plan.s, ts, bad, iq, c_out, v_out)
+            nbad = 0  # saturated overflow, no NaN input: no error sentinel
         elif lut_width(el, 64, o) is None:
             return False
         elif plan.zp is None:
