@@ -62,8 +62,9 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
+from llvmlite import ir
 from numba import njit
-from numba.core import types
+from numba.core import cgutils, types
 from numba.extending import intrinsic
 
 from lowbit.formats import _kernel as K
@@ -101,6 +102,7 @@ def _bitcast(src, dst):
 
 _f32_bits = _bitcast(types.float32, types.uint32)
 _bits_f32 = _bitcast(types.uint32, types.float32)
+_bits_f64 = _bitcast(types.uint64, types.float64)
 
 
 def _select32(pred: str):
@@ -117,6 +119,40 @@ def _select32(pred: str):
 
 _umax32 = _select32(">")
 _umin32 = _select32("<")
+
+
+@intrinsic
+def _sub_if_ge32(typingctx, a, t, d):
+    """``a - d`` if ``a >= t`` else 0, on uint32 lanes (unsigned compare, no widening: a
+    compare written in numba of a uint32 against a value computed from an int64 became a
+    64-bit compare, which halved the vector width)."""
+    sig = types.uint32(types.uint32, types.uint32, types.uint32)
+
+    def codegen(context, builder, signature, args):
+        x, lim, sub = args
+        return builder.select(builder.icmp_unsigned(">=", x, lim), builder.sub(x, sub),
+                              context.get_constant(types.uint32, 0))
+    return sig, codegen
+
+
+@intrinsic
+def _prefetch(typingctx, arr, idx):
+    """Prefetch the cache line of ``arr[idx]`` for reading (``llvm.prefetch``, locality 3;
+    a hint that never faults, so ``idx`` may lie past the end). The block pass reads each
+    group twice (statistics, then elements): issued a group ahead while the elements are
+    computed, the next group's loads overlap that work instead of stalling the statistics."""
+    sig = types.void(arr, idx)
+
+    def codegen(context, builder, signature, args):
+        ary = context.make_array(signature.args[0])(context, builder, args[0])
+        i8p = ir.IntType(8).as_pointer()
+        ptr = builder.bitcast(builder.gep(ary.data, [args[1]]), i8p)
+        i32 = ir.IntType(32)
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(
+            ir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch.p0i8")
+        builder.call(fn, [ptr, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+    return sig, codegen
 
 
 # ---- parameter vector (uint32) -------------------------------------------------------------

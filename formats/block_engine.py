@@ -92,6 +92,8 @@ def _fused_cached(fmt: BlockFormat, P_bytes: bytes):
     if Qc is None or Qv is None:
         return None
     stab = scale_code_table(fmt, scale_codes) if fmt.scale is not None else np.zeros(0, np.uint8)
+    if stab is None:
+        return None
     return R, Qc, Qv, stab, value_table(fmt.element), scale_table(fmt)
 
 

@@ -53,7 +53,7 @@ def amax_patterns(el) -> np.ndarray:
 
 @pytest.mark.parametrize("el", ELEMENTS)
 def test_scale_exponent_from_bits_equals_pow2_exponent(el):
-    """rule_exponent (from the float32 amax bits) = pow2_exponent (float64 frexp) clamped, for
+    """rule_exponents (from the float32 amax bits) = pow2_exponent (float64 frexp) clamped, for
     every rule, with the E8M0 and the FP32 scale ranges."""
     f = get_format(el)
     bits = amax_patterns(f)
