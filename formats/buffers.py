@@ -38,7 +38,7 @@ import threading
 import numpy as np
 
 CACHE_ENV = "LOWBIT_BUFFER_CACHE_MB"
-DEFAULT_CACHE_MB = 1024
+DEFAULT_CACHE_MB = 512
 MIN_CACHED_BYTES = 32 << 20
 """Smallest result (bytes) that goes through the cache: glibc recycles smaller blocks itself."""
 
