@@ -37,7 +37,10 @@ caller re-runs the exact path to raise the named error. ``tests/formats/test_ari
 the equality with the exact kernel on the smallest and largest input of every rounding class
 (sign, exponent, top ``m + 1`` mantissa bits, sticky), every tie and every special value.
 
-Two loops compute this (:func:`arith_encode`). The general loop (``_encode_run``) evaluates every
+Two loops compute this (:func:`arith_encode`); both read the input in steps of :data:`STEP`
+elements, each step first prefetching the input :data:`AHEAD` elements on (values: their
+output too), which takes the element casts from ~0.45 to ~0.3 ns per element on one core at
+tensor sizes that live in memory, not cache (prefetching changes no result). The general loop (``_encode_run``) evaluates every
 case above for every element. The fast loop (``_codes_run`` / ``_values_run``) evaluates only the
 normal / subnormal formulas (the same expressions, ``_code_mag`` / ``_value_mag``), clamps the
 magnitude to ``Q[A_CLAMP]`` and returns the largest magnitude pattern ``a`` of its stage of
@@ -135,24 +138,33 @@ def _sub_if_ge32(typingctx, a, t, d):
     return sig, codegen
 
 
-@intrinsic
-def _prefetch(typingctx, arr, idx):
-    """Prefetch the cache line of ``arr[idx]`` for reading (``llvm.prefetch``, locality 3;
-    a hint that never faults, so ``idx`` may lie past the end). The block pass reads each
-    group twice (statistics, then elements): issued a group ahead while the elements are
-    computed, the next group's loads overlap that work instead of stalling the statistics."""
-    sig = types.void(arr, idx)
+def _prefetcher(write: int):
+    """An intrinsic ``(arr, idx)`` prefetching the cache line of ``arr[idx]`` for reading
+    (``write=0``) or writing (``1``): ``llvm.prefetch``, locality 3, a hint that never faults.
+    The conversions read each input once and at memory speed only when its loads are issued
+    well ahead of the arithmetic that consumes them (a loop doing ~20 vector operations per
+    8 elements keeps too few misses in flight); an output written 4 bytes per element is
+    fetched for ownership ahead too."""
+    @intrinsic
+    def fn(typingctx, arr, idx):
+        sig = types.void(arr, idx)
 
-    def codegen(context, builder, signature, args):
-        ary = context.make_array(signature.args[0])(context, builder, args[0])
-        i8p = ir.IntType(8).as_pointer()
-        ptr = builder.bitcast(builder.gep(ary.data, [args[1]]), i8p)
-        i32 = ir.IntType(32)
-        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(
-            ir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch.p0i8")
-        builder.call(fn, [ptr, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
-        return context.get_dummy_value()
-    return sig, codegen
+        def codegen(context, builder, signature, args):
+            ary = context.make_array(signature.args[0])(context, builder, args[0])
+            i8p = ir.IntType(8).as_pointer()
+            ptr = builder.bitcast(builder.gep(ary.data, [args[1]]), i8p)
+            i32 = ir.IntType(32)
+            pf = cgutils.get_or_insert_function(builder.module, ir.FunctionType(
+                ir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch.p0i8")
+            builder.call(pf, [ptr, ir.Constant(i32, write), ir.Constant(i32, 3),
+                              ir.Constant(i32, 1)])
+            return context.get_dummy_value()
+        return sig, codegen
+    return fn
+
+
+_prefetch = _prefetcher(0)
+_prefetch_w = _prefetcher(1)
 
 
 # ---- parameter vector (uint32) -------------------------------------------------------------
@@ -267,6 +279,13 @@ def first_overflow(q: np.ndarray) -> int:
 STAGE = 2048
 """Elements per stage of the fast loop: a stage that meets an input the fast loop does not
 handle is recomputed by the general loop (from L1 / L2)."""
+STEP = 256
+"""Elements per step of a stage: each step first prefetches the input of the step
+:data:`AHEAD` elements on (and, for values, the output :data:`AHEAD_OUT` elements on)."""
+AHEAD = 2048
+AHEAD_OUT = 1024
+LINE = 16
+"""4-byte elements per 64-byte cache line."""
 
 
 def arith_encode(u, Q, out):
@@ -315,17 +334,23 @@ def _codes_kernel(u, Q, out):
     sign_bit = _shl32(np.uint32(1), Q[A_SSH])
     mask = np.uint32(0x7FFFFFFF)
     n = u.shape[0]
+    un = np.uint64(n)
     nbad = 0
     for s in range(0, n, STAGE):
         e = min(s + STAGE, n)
         us, outs = u[s:e], out[s:e]
         top = np.uint32(0)
-        for i in range(e - s):
-            v = us[i]
-            a = v & mask
-            top = _umax32(a, top)
-            res = _umin32(_code_mag(a, sh, rnd, base, T, c, cbits), clamp)
-            outs[i] = res | (_shr32(v, sign_sh) & sign_bit)
+        m = np.uint64(e - s)
+        for q in range(np.uint64(0), m, np.uint64(STEP)):
+            ahead = np.uint64(s) + q + np.uint64(AHEAD)
+            for p in range(ahead, min(ahead + np.uint64(STEP), un), np.uint64(LINE)):
+                _prefetch(u, p)
+            for i in range(q, min(q + np.uint64(STEP), m)):
+                v = us[i]
+                a = v & mask
+                top = _umax32(a, top)
+                res = _umin32(_code_mag(a, sh, rnd, base, T, c, cbits), clamp)
+                outs[i] = res | (_shr32(v, sign_sh) & sign_bit)
         if top >= alim:
             nbad += _encode_run(us, Q, outs)
     return nbad
@@ -338,16 +363,23 @@ def _values_kernel(u, Q, out):
     clamp, alim = Q[A_CLAMP], Q[A_ALIM]
     mask = np.uint32(0x7FFFFFFF)
     n = u.shape[0]
+    un = np.uint64(n)
     nbad = 0
     for s in range(0, n, STAGE):
         e = min(s + STAGE, n)
         us, outs = u[s:e], out[s:e]
         top = np.uint32(0)
-        for i in range(e - s):
-            v = us[i]
-            a = v & mask
-            top = _umax32(a, top)
-            outs[i] = _umin32(_value_mag(a, sh, rnd, hi, T, c), clamp) | (v & ~mask)
+        m = np.uint64(e - s)
+        for q in range(np.uint64(0), m, np.uint64(STEP)):
+            ahead = np.uint64(s) + q + np.uint64(AHEAD)
+            for p in range(ahead, min(ahead + np.uint64(STEP), un), np.uint64(LINE)):
+                _prefetch(u, p)
+                _prefetch_w(out, p - np.uint64(AHEAD - AHEAD_OUT))
+            for i in range(q, min(q + np.uint64(STEP), m)):
+                v = us[i]
+                a = v & mask
+                top = _umax32(a, top)
+                outs[i] = _umin32(_value_mag(a, sh, rnd, hi, T, c), clamp) | (v & ~mask)
         if top >= alim:
             nbad += _encode_run(us, Q, outs)
     return nbad

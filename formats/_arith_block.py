@@ -76,6 +76,7 @@ from lowbit.formats._arith import (
     _code_mag,
     _f32_bits,
     _prefetch,
+    _prefetch_w,
     _shl32,
     _shr32,
     _sub32,
@@ -213,7 +214,8 @@ GROUP_ELEMS = 2048
 then its scale exponents (one vectorised loop over the blocks), then each block's elements in a
 loop with the block's exponent broadcast."""
 PREFETCH_ELEMS = GROUP_ELEMS
-"""How far ahead (elements) the element loops prefetch the input: one group."""
+"""How far ahead (elements) the element loops prefetch the input (one group; the values
+output half as far)."""
 LINE_ELEMS = 16
 """float32 elements per 64-byte cache line."""
 FAST, EXACT, BAD, CHECK = 0, 1, 2, 3
@@ -300,6 +302,8 @@ def mx_encode_rows(u, nrows, k, R, Qc, Qv, P, vtab, stab, ptab, codes_out, vals_
             for p in range(0, uk, LINE_ELEMS):
                 if i0 + p + PREFETCH_ELEMS < n:
                     _prefetch(u, i0 + p + PREFETCH_ELEMS)
+                    if want_vals:  # 4-byte values: their lines fetched for writing
+                        _prefetch_w(vals_out, i0 + p + PREFETCH_ELEMS // 2)
             st = status[b]
             if st == CHECK:  # scale below 2**esub: no nonzero float32 subnormal allowed
                 low = mask
