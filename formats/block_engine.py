@@ -24,7 +24,11 @@ scale rule over an element format of the branch-free path (MX FP8 / FP6 / FP4) t
 pass of :mod:`lowbit.formats._arith_block` (block statistics, scale and element rounding in one
 pass over each piece); other float32 input with power-of-two scales rounds through the
 element's table with the scale applied as an exponent shift (:mod:`lowbit.formats._lut`);
-general scales divide in float64 and round through the float64-source table. The environment
+float32 / float16 input to an ``"amax"`` format over a 4-bit float element (NVFP4) takes the
+threshold pass of :mod:`lowbit.formats._arith_amax` (a flat max for the tensor scale, then
+scale and element codes by comparisons, no division); other general scales divide in float64
+and round branch-free (:mod:`lowbit.formats._arith_scaled`, INT groups
+:mod:`lowbit.formats._arith_intgroup`) or through the float64-source table. The environment
 variable ``LOWBIT_SLOW_FORMATS=1`` (:data:`lowbit.formats.convert.SLOW_FORMATS_ENV`) turns them
 all off (exact kernel only), for comparison.
 """
@@ -33,11 +37,20 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+import numba
 import numpy as np
 
 from lowbit.formats import _kernel as K
 from lowbit.formats import chunking as C
 from lowbit.formats._arith import arith_params
+from lowbit.formats._arith_amax import (
+    F32_INF,
+    amax_encode_rows,
+    amax_params,
+    amax_tables,
+    finite_block_amax_bits,
+    flat_amax_bits,
+)
 from lowbit.formats._arith_block import (
     mx_encode_rows,
     rule_params,
@@ -144,7 +157,10 @@ class _Run:
         self.slow = slow_formats()
         self.fused = None if self.slow or x.dtype.newbyteorder("=") not in FUSED_DTYPES else (
             _fused_params(fmt, self.P))
-        self.fused_run = False  # whether run() took the fused path
+        self.amax = None if self.slow or x.dtype.newbyteorder("=") not in FUSED_DTYPES else (
+            amax_params(fmt, self.P, self.kw))
+        self.amax_tab = None  # per-tensor tables of the amax pass (after the tensor scale)
+        self.fused_run = False  # whether run() took a fused path
         self.fused_scodes = None  # scale codes per block, written by the fused path
 
     # ---- driver ---------------------------------------------------------------------------
@@ -168,19 +184,29 @@ class _Run:
             if callable(fmt.scale_rule):  # a callable sees every block's amax at once
                 plan_all = block_plan(stats, fmt, self.ts)
         elif fmt.tensor_scale:  # only the tensor amax is global: one max per piece
-            amaxes = C.run_pieces(lambda ch: RowStats.of(C.native(ch.rows), asym).amax.max(
-                initial=0.0), lay.row_chunks(self.x, piece))
+            if self.amax is not None:
+                amaxes = self._tensor_amax(piece)
+            else:
+                amaxes = C.run_pieces(lambda ch: RowStats.of(C.native(ch.rows), asym).amax.max(
+                    initial=0.0), lay.row_chunks(self.x, piece))
             self.ts = tensor_scale(np.asarray(amaxes, dtype=np.float64), fmt)
         keep_scales = self.codes is not None
         fused = self.fused if stats is None else None
-        self.fused_run = fused is not None
-        if fused is not None and keep_scales and fmt.scale is not None:
-            self.fused_scodes = np.empty(lay.n_blocks, fused[3].dtype)
+        amax_tab = None
+        if self.amax is not None and stats is None:
+            amax_tab = self.amax_tab = amax_tables(fmt, self.amax, self.ts)
+        self.fused_run = fused is not None or amax_tab is not None
+        if self.fused_run and keep_scales and fmt.scale is not None:
+            sdtype = fused[3].dtype if fused is not None else code_dtype(fmt.scale)
+            self.fused_scodes = np.empty(lay.n_blocks, sdtype)
 
         def one(ch):
             rows = C.native(ch.rows)
             if fused is not None and ch.full:
                 self._fused_piece(ch, rows, keep_scales)
+                return
+            if amax_tab is not None and ch.full:
+                self._amax_piece(ch, rows, keep_scales)
                 return
             st = stats.rows(ch.r0, ch.r1) if stats is not None else RowStats.of(rows, asym)
             if st.bad.any():
@@ -198,6 +224,23 @@ class _Run:
 
         C.run_pieces(one, lay.row_chunks(self.x, piece))
         return self
+
+    def _tensor_amax(self, piece) -> np.ndarray:
+        """The finite block amaxes (float32, any number of them) whose max is the tensor amax,
+        for the amax pass: a flat max over a native float32 tensor (one slice per thread, views:
+        no memory), block by block only if it meets a NaN / Inf."""
+        lay, x = self.layout, self.x
+        if x.dtype == np.float32 and x.size:
+            u = x.reshape(-1).view(np.uint32)
+            step = -(-u.size // max(numba.get_num_threads(), 1))
+            bits = np.asarray(C.run_pieces(flat_amax_bits, (u[s:s + step] for s in range(
+                0, u.size, step))), np.uint32)
+            if bits.max() < F32_INF:
+                return bits.view(np.float32)
+        bits = C.run_pieces(lambda ch: finite_block_amax_bits(
+            C.native(ch.rows).reshape(-1).view(np.uint32), ch.r1 - ch.r0, lay.k),
+            lay.row_chunks(x, piece))
+        return np.asarray(bits, np.uint32).view(np.float32)
 
     # ---- one piece ------------------------------------------------------------------------
     def _outputs(self, ch: RowChunk, nr, kc):
@@ -238,6 +281,22 @@ class _Run:
         if nbad and self.could_fail:
             clean = np.where(bad[:, None], 0, rows).astype(rows.dtype).reshape(-1)
             self._raise_error(clean, nr, kc, ScalePlan(e=e), ch)
+        self._write_back(ch, bufs)
+
+    def _amax_piece(self, ch: RowChunk, rows, keep_scales):
+        """The piece through :func:`lowbit.formats._arith_amax.amax_encode_rows` (block amax,
+        scale code and elements by threshold comparisons)."""
+        nr, kc = rows.shape
+        T = self.amax_tab
+        bufs = self._outputs(ch, nr, kc)
+        cbuf, vbuf = bufs[0][0], bufs[1][0]
+        sl = slice(ch.r0, ch.r1)
+        amax_encode_rows(rows.reshape(-1).view(np.uint32), nr, kc, T.B, T.BIN, T.thr, T.vals,
+                         T.svals, T.K, _NO_CODES if cbuf is None else cbuf.reshape(-1),
+                         _NO_BITS if vbuf is None else vbuf.reshape(-1).view(np.uint32),
+                         self.scales[sl] if keep_scales else _NO_SCALES,
+                         self.fused_scodes[sl] if keep_scales else _NO_CODES,
+                         self.bad[sl] if keep_scales else np.empty(0, np.bool_))
         self._write_back(ch, bufs)
 
     def _encode(self, ch: RowChunk, rows, bad, plan: ScalePlan):

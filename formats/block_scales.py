@@ -151,7 +151,7 @@ def block_plan(stats: RowStats, fmt, ts, rows=None, kw=None, offset=0, k=None) -
         return ScalePlan(s=_mse_amax(rows, stats.amax, fmt, ts, kw, offset), ts=ts)
     if callable(rule):
         raw = np.asarray(rule(stats.amax, el), dtype=np.float64).reshape(stats.amax.shape)
-        return ScalePlan(s=_store_scale(raw, fmt, stats.amax), ts=ts)
+        return ScalePlan(s=store_scale(raw, fmt, stats.amax), ts=ts)
     raise ValueError(f"scale_rule {rule!r} needs a power-of-two scale format")
 
 
@@ -196,7 +196,7 @@ def _mse_pow2(rows, amax, fmt, kw, offset):
     return _least_error(candidates())
 
 
-def _store_scale(s, fmt, amax):
+def store_scale(s, fmt, amax):
     """Round raw scales into the scale format (RNE, saturating); keep nonzero blocks nonzero."""
     if fmt.scale is None:
         q = s.astype(np.float32).astype(np.float64)
@@ -208,11 +208,17 @@ def _store_scale(s, fmt, amax):
     return np.where((q == 0) & (amax > 0), tiny, q)
 
 
-def _amax_scale(amax, fmt, ts):
-    s = amax / float(fmt.element.max)
+def amax_quotient(amax, fmt, ts):
+    """The raw ``"amax"`` scale ``fl64(fl64(amax / element.max) / ts)`` (float64; no division
+    without a tensor scale), before :func:`store_scale` rounds it into the scale format."""
+    s = np.asarray(amax, dtype=np.float64) / float(fmt.element.max)
     if ts is not None:
         s = s / ts
-    s = _store_scale(s, fmt, amax)
+    return s
+
+
+def _amax_scale(amax, fmt, ts):
+    s = store_scale(amax_quotient(amax, fmt, ts), fmt, amax)
     if fmt.scale is None:
         s = np.where(amax > 0, s, 1.0)
     return s
@@ -223,7 +229,7 @@ def _mse_amax(rows, amax, fmt, ts, kw, offset):
 
     def candidates():
         for f in MSE_FACTORS:
-            s = _store_scale(amax * f / float(fmt.element.max) / t, fmt, amax)
+            s = store_scale(amax * f / float(fmt.element.max) / t, fmt, amax)
             if fmt.scale is None:
                 s = np.where(amax > 0, s, 1.0)
             div = np.where(s == 0, 1.0, s) * t

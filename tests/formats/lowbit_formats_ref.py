@@ -5,6 +5,8 @@
 * ``values_table(spec)``: value of every code, built from the bit fields (float64).
 * ``ref_round(x, spec, rounding, overflow)``: exact single rounding of a float (or Fraction) with
   ``fractions.Fraction`` arithmetic, IEEE 754 overflow rules for the directed modes.
+* ``mx_reference`` / ``nvfp4_reference``: MX and NVFP4 block quantisation from their definitions
+  with ml_dtypes casts.
 
 Module name is unique (``lowbit_formats_ref``) because tests run with ``--import-mode=importlib``;
 ``conftest.py`` puts this folder on ``sys.path``.
@@ -368,3 +370,22 @@ def ref_floor_frac(x, s: Spec):
     m = a / q
     n0 = m.numerator // m.denominator
     return n0 * q, q, m - n0
+
+
+def nvfp4_reference(x):
+    """NVFP4 written from its definition with ml_dtypes casts (independent of lowbit):
+    S = fp32(amax / (6 * 448)); block scale = UE4M3 RNE (saturating) of amax_b / 6 / S, the
+    smallest positive E4M3 if a nonzero block rounds to 0; element = E2M1 RNE (saturating) of
+    x / (s * S) in float64; value = element * s * S."""
+    x64 = x.astype(np.float64)
+    R, K = x.shape
+    amax = np.abs(x64).max()
+    ts = float(np.float32(amax / 2688.0)) if amax > 0 else 1.0
+    b = x64.reshape(R, K // 16, 16)
+    bam = np.abs(b).max(-1)
+    s = np.clip(bam / 6.0 / ts, 0, 448).astype(ml_dtypes.float8_e4m3fn).astype(np.float64)
+    s = np.where((s == 0) & (bam > 0), 2.0**-9, s)
+    div = (s * ts)[..., None]
+    y = np.divide(b, div, out=np.zeros_like(b), where=div > 0)
+    e = np.clip(y, -6, 6).astype(ml_dtypes.float4_e2m1fn).astype(np.float64)
+    return (e * div).reshape(R, K)

@@ -11,62 +11,13 @@ all-zero blocks; random tensors."""
 
 import numpy as np
 import pytest
-from fast_path_ref import encode_and_quantize
+from fast_path_ref import assert_same_as_exact, nvfp4_tie_blocks
 
 from lowbit.formats import BlockFormat, encode, get_format
 from lowbit.formats._arith_scaled import scaled_params
 from lowbit.formats._codec import kernel_params
 
 F32 = np.float32
-E2M1_BOUNDARIES = np.array([0.25, 0.75, 1.25, 1.75, 2.5, 3.5, 5.0])
-E2M1_GRID = np.array([0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0])
-
-
-def nvfp4_tie_blocks(k: int = 0, seed: int = 0) -> np.ndarray:
-    """(n, 16) float32 rows as the module docstring describes, tensor scale ``2**k``."""
-    rng = np.random.default_rng(seed)
-    ue4m3 = get_format("ue4m3").values()
-    ue4m3 = ue4m3[np.isfinite(ue4m3) & (ue4m3 > 0)]
-    ts = 2.0 ** k
-    rows = [np.zeros(16)]
-    rows[0][0] = 2688 * ts  # the tensor amax
-    units = np.concatenate([E2M1_BOUNDARIES, E2M1_GRID])
-    for s0 in ue4m3:
-        row = units[rng.integers(0, units.size, 16)] * s0 * ts
-        row[0] = 6 * s0 * ts  # block amax: scale s0 exactly
-        r32 = row.astype(F32)
-        step = rng.integers(-1, 2, 16).astype(np.int32)
-        step[0] = 0
-        r32 = (r32.view(np.int32) + np.where(r32 != 0, step, 0)).view(F32)
-        r32 = np.minimum(r32, F32(row[0]))
-        r32 = np.where(rng.random(16) < 0.5, -r32, r32)
-        rows.append(r32.astype(np.float64))
-        if 6 * s0 * 1.0625 < 2688:  # keep the tensor amax (and scale 2**k) unchanged
-            sat = row.copy()  # amax between two scales: rounds the scale down, saturates
-            sat[0] = 6 * s0 * ts * 1.0624
-            rows.append(sat)
-    special = np.zeros((6, 16))
-    special[1] = -0.0
-    special[2, 3] = np.nan
-    special[3, 5] = -np.inf
-    special[4] = 1e-45 * np.arange(1, 17)
-    special[5, 1::2] = -0.0
-    return np.concatenate([np.array(rows), special]).astype(F32)
-
-
-def assert_same_as_exact(x, fmt, **kw):
-    got = encode_and_quantize(x, fmt, False, **kw)
-    ref = encode_and_quantize(x, fmt, True, **kw)
-    if isinstance(ref, str) or isinstance(got, str):
-        assert got == ref
-        return
-    (qa, va), (qb, vb) = got, ref
-    np.testing.assert_array_equal(qa.codes, qb.codes, err_msg=f"{fmt} {kw}")
-    np.testing.assert_array_equal(qa.scales, qb.scales)
-    if qb.scale_codes is not None:
-        np.testing.assert_array_equal(qa.scale_codes, qb.scale_codes)
-    assert qa.tensor_scale == qb.tensor_scale
-    np.testing.assert_array_equal(va.view(np.uint32), vb.view(np.uint32), err_msg=f"{fmt} {kw}")
 
 
 def _takes_path(fmt, **kw) -> bool:

@@ -4,7 +4,7 @@ OCP-MX reference (FLOOR scale + ml_dtypes element casts), properties and seriali
 import ml_dtypes
 import numpy as np
 import pytest
-from lowbit_formats_ref import mx_reference
+from lowbit_formats_ref import mx_reference, nvfp4_reference
 
 from lowbit.formats import BlockFormat, QuantizedTensor, decode, encode, get_format, quantize
 
@@ -155,29 +155,10 @@ def test_nvfp4_properties_random():
     assert get_format("nvfp4").bits_per_element == 4.5
 
 
-def _nvfp4_reference(x):
-    """NVFP4 written from its definition with ml_dtypes casts (independent of lowbit):
-    S = fp32(amax / (6 * 448)); block scale = UE4M3 RNE (saturating) of amax_b / 6 / S, the
-    smallest positive E4M3 if a nonzero block rounds to 0; element = E2M1 RNE (saturating) of
-    x / (s * S) in float64; value = element * s * S."""
-    x64 = x.astype(np.float64)
-    R, K = x.shape
-    amax = np.abs(x64).max()
-    ts = float(F32(amax / 2688.0)) if amax > 0 else 1.0
-    b = x64.reshape(R, K // 16, 16)
-    bam = np.abs(b).max(-1)
-    s = np.clip(bam / 6.0 / ts, 0, 448).astype(ml_dtypes.float8_e4m3fn).astype(np.float64)
-    s = np.where((s == 0) & (bam > 0), 2.0**-9, s)
-    div = (s * ts)[..., None]
-    y = np.divide(b, div, out=np.zeros_like(b), where=div > 0)
-    e = np.clip(y, -6, 6).astype(ml_dtypes.float4_e2m1fn).astype(np.float64)
-    return (e * div).reshape(R, K)
-
-
 @pytest.mark.parametrize("case", ["normal", "ties", "tiny"])
 def test_nvfp4_against_ml_dtypes_reference(case):
     """encode / quantize of float32 input (the vectorised general-scale path) against
-    :func:`_nvfp4_reference`: random rows over 60 binades, grid points (ties at every E2M1
+    :func:`nvfp4_reference`: random rows over 60 binades, grid points (ties at every E2M1
     midpoint), tiny values beside large ones, zero blocks."""
     rng = np.random.default_rng({"normal": 1, "ties": 2, "tiny": 3}[case])
     R, K = 64, 1024
@@ -189,7 +170,7 @@ def test_nvfp4_against_ml_dtypes_reference(case):
         x[:, ::3] *= 1e-12
     x[::5, :16] = 0.0
     x = x.astype(F32)
-    ref = _nvfp4_reference(x)
+    ref = nvfp4_reference(x)
     assert np.array_equal(encode(x, "nvfp4").dequantize(), ref)
     assert np.array_equal(quantize(x, "nvfp4"), ref.astype(F32))
 
