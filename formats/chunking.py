@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import atexit
 import threading
-from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterable, Iterator
 
@@ -107,15 +106,23 @@ def _shutdown():  # pragma: no cover - interpreter exit
         _POOL.shutdown(wait=False)
 
 
+_INSIDE = threading.local()
+"""``_INSIDE.active``: this thread is running pieces of :func:`run_pieces`."""
+
+
 def run_pieces(fn: Callable, pieces: Iterable) -> list:
     """``[fn(p) for p in pieces]``, the pieces running concurrently on ``numba.get_num_threads()``
-    threads (the numba kernels they call release the GIL) with at most twice that many in
-    flight, so memory stays bounded. Results and the first exception come back in piece order;
-    each piece writes its own disjoint part of the output, so the result does not depend on
-    the thread count."""
+    threads (the numba kernels they call release the GIL): the calling thread and pool threads
+    each take the next piece from ``pieces`` as they finish one, so at most that many pieces
+    are in flight (memory stays bounded) and no piece waits on a hand-over between threads
+    (waking a pool thread for every piece cost ~0.07 ms per piece, a fifth of a 2**20-element
+    conversion). Results come back in piece order; the first exception in piece order is
+    raised (pieces after a failed one may not run); each piece writes its own disjoint part
+    of the output, so the result does not depend on the thread count. A piece's own
+    conversions run inline (no waiting on the pool from inside it)."""
     n = numba.get_num_threads()
-    if threading.current_thread().name.startswith(_PREFIX):
-        n = 1  # a piece's own conversions run inline (no waiting on the pool from inside it)
+    if getattr(_INSIDE, "active", False) or threading.current_thread().name.startswith(_PREFIX):
+        n = 1
     it = iter(pieces)
     first = next(it, None)
     if first is None:
@@ -127,15 +134,51 @@ def run_pieces(fn: Callable, pieces: Iterable) -> list:
             out.append(fn(second))
             out.extend(fn(p) for p in it)
         return out
-    pool = _pool(n)
-    results, pending = [], deque([pool.submit(fn, first), pool.submit(fn, second)])
-    for p in it:
-        pending.append(pool.submit(fn, p))
-        if len(pending) >= 2 * n:
-            results.append(pending.popleft().result())
-    while pending:
-        results.append(pending.popleft().result())
+    feed = _chain_two(first, second, it)
+    lock = threading.Lock()
+    results: list = []
+    errors: list = []  # (piece index, exception), re-raised by the caller in piece order
+
+    def work():
+        _INSIDE.active = True
+        try:
+            while True:
+                with lock:
+                    if errors:
+                        return
+                    i = len(results)
+                    try:
+                        p = next(feed)
+                    except StopIteration:
+                        return
+                    except BaseException as exc:  # making the piece failed
+                        errors.append((i, exc))
+                        return
+                    results.append(None)
+                try:
+                    results[i] = fn(p)
+                except BaseException as exc:
+                    with lock:
+                        errors.append((i, exc))
+                    return
+        finally:
+            _INSIDE.active = False
+
+    helpers = [_pool(n).submit(work) for _ in range(n - 1)]
+    try:
+        work()
+    finally:
+        for h in helpers:
+            h.result()
+    if errors:
+        raise min(errors, key=lambda e: e[0])[1]
     return results
+
+
+def _chain_two(first, second, rest: Iterator):
+    yield first
+    yield second
+    yield from rest
 
 
 def check_seed(seed):

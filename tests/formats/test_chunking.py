@@ -121,3 +121,89 @@ def test_generator_seeds_advance_and_int_seeds_repeat():
     assert not np.array_equal(a, b)
     assert np.array_equal(encode(x, "fp8_e4m3", rounding="stochastic", seed=5),
                           encode(x, "fp8_e4m3", rounding="stochastic", seed=5))
+
+
+# ---- run_pieces: the thread scheduling every conversion uses --------------------------------
+def _threads(n):
+    """Context: numba's thread count set to ``n`` (run_pieces uses that many threads)."""
+    import contextlib
+
+    import numba
+
+    @contextlib.contextmanager
+    def ctx():
+        old = numba.get_num_threads()
+        numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+        try:
+            yield numba.get_num_threads()
+        finally:
+            numba.set_num_threads(old)
+    return ctx()
+
+
+def test_run_pieces_returns_results_in_piece_order_with_bounded_pieces_in_flight():
+    import threading
+    import time
+    lock, live, peak = threading.Lock(), [0], [0]
+
+    def fn(p):
+        with lock:
+            live[0] += 1
+            peak[0] = max(peak[0], live[0])
+        time.sleep(0.002 * (p % 3))  # uneven pieces finish out of order
+        with lock:
+            live[0] -= 1
+        return p * p
+
+    with _threads(2) as n:
+        got = chunking.run_pieces(fn, iter(range(40)))
+    assert got == [p * p for p in range(40)]
+    assert 1 <= peak[0] <= n
+    assert chunking.run_pieces(fn, []) == [] and chunking.run_pieces(fn, [3]) == [9]
+
+
+def test_run_pieces_raises_the_first_error_in_piece_order():
+    import time
+
+    def fn(p):
+        if p == 7:
+            time.sleep(0.05)  # piece 12 fails first in time; 7 comes first in piece order
+            raise ValueError("piece 7")
+        if p == 12:
+            raise ValueError("piece 12")
+        return p
+
+    with _threads(2):
+        with pytest.raises(ValueError, match="piece 7"):
+            chunking.run_pieces(fn, range(40))
+
+    def pieces():  # a failure while making a piece, after the ones before it ran
+        yield from range(5)
+        raise RuntimeError("no piece 5")
+
+    seen = []
+    with _threads(2):
+        with pytest.raises(RuntimeError, match="no piece 5"):
+            chunking.run_pieces(seen.append, pieces())
+    assert sorted(seen) == [0, 1, 2, 3, 4]
+
+
+def test_run_pieces_inside_a_piece_runs_inline():
+    """A piece's own run_pieces call runs on the piece's thread, whichever thread that is (the
+    caller's or a pool thread): handing its pieces to other threads would make pieces wait on
+    each other."""
+    import threading
+    import time
+
+    def inner(p):
+        time.sleep(0.003)
+        return threading.get_ident()
+
+    def outer(p):
+        if p % 2:
+            return True  # quick pieces: a thread runs out of outer work early
+        ids = chunking.run_pieces(inner, range(10))
+        return set(ids) == {threading.get_ident()}
+
+    with _threads(2):
+        assert all(chunking.run_pieces(outer, range(5)))
