@@ -14,7 +14,7 @@ when absent) and element format ``E``:
 :func:`amax_encode_rows` computes the same from float32 bit patterns with per-tensor tables:
 
 1. **Scale code.** ``g`` is monotone in ``A`` (two divisions by positive constants, each
-   rounded to nearest) and ``R_S`` is monotone. :func:`_scale_boundaries` reads from
+   rounded to nearest) and ``R_S`` is monotone. :func:`lowbit.formats._amax_tables._scale_boundaries` reads from
    ``store_scale`` itself, once per format, the boundary ``beta_c`` between codes ``c - 1`` and
    ``c`` (``c >= 2``, the midpoint of their values) and whether ``beta_c`` rounds up, and
    certifies it: ``beta_c``'s float64 neighbours round to codes ``c - 1`` and ``c``, every scale
@@ -22,7 +22,7 @@ when absent) and element format ``E``:
    ``scale_codes`` maps the value of code ``c`` to ``c``. So ``S(0) = 0`` and, for ``A > 0``,
    ``S(A) = 1 + #{c >= 2 : g(A) > beta_c, or g(A) = beta_c rounding up}``, i.e. ``S(A) =
    #{c >= 1 : pattern(A) >= B[c]}`` with ``B[1] = 1`` and ``B[c]`` the smallest float32
-   pattern whose ``g`` reaches ``beta_c``. :func:`amax_tables` evaluates ``g`` (the engine's
+   pattern whose ``g`` reaches ``beta_c``. :func:`lowbit.formats._amax_tables.amax_tables` evaluates ``g`` (the engine's
    function) on a few patterns around an estimate of each ``B[c]`` and keeps ``B[c]`` only
    where the pattern just below was evaluated too and does not reach ``beta_c`` (a bisection
    finishes the others): every threshold is certified by two evaluations, not estimated. In the
@@ -42,12 +42,12 @@ when absent) and element format ``E``:
    magnitude the policy's answer is the largest finite code (the path requires that). So the
    magnitude code is ``#{j : pattern(|x|) >= U_j}`` with ``U_j`` the smallest float32 pattern
    ``> m_j`` (tie down) or ``>= m_j`` (tie up); the sign bit of ``x`` is OR-ed in (RNE is
-   symmetric; ``-0.0`` keeps its sign, as in the exact kernel). :func:`amax_params` reads every
+   symmetric; ``-0.0`` keeps its sign, as in the exact kernel). :func:`lowbit.formats._amax_tables.amax_params` reads every
    tie direction from the exact kernel itself and certifies the boundary (``t_j``'s float64
    neighbours, the grid values, the sign, the overflow answer); a format or policy that fails
    is refused.
 3. **Values.** ``fl32((value(n) * s) * ts)`` per scale code and magnitude, computed in float64
-   the way the engine does and stored as float32 (:func:`amax_tables`); the kernel selects it by
+   the way the engine does and stored as float32 (:func:`lowbit.formats._amax_tables.amax_tables`); the kernel selects it by
    the same comparisons and ORs the sign in (the product is symmetric in the sign).
 
 NaN / Inf blocks (amax pattern ``>= 0x7F800000``) get codes 0, values NaN, scale NaN and the
@@ -55,7 +55,7 @@ engine's scale code of a bad block. The tensor amax is the largest magnitude pat
 blocks without NaN / Inf, as ``RowStats`` computes it: :func:`flat_amax_bits` over the whole tensor when that holds no NaN / Inf, else
 :func:`finite_block_amax_bits` block by block.
 
-Taken (:func:`amax_params`) for float32 / float16 input, ``scale_rule="amax"``, a symmetric format
+Taken (:func:`lowbit.formats._amax_tables.amax_params`) for float32 / float16 input, ``scale_rule="amax"``, a symmetric format
 whose block size is a multiple of :data:`lowbit.formats._simd.LANES`, a float scale format of at
 most 8 bits whose non-negative values increase with the code, and a signed float element of at
 most 4 bits under a policy whose overflow answer is the largest finite code (RNE,
@@ -67,15 +67,21 @@ the exact kernel (``LOWBIT_SLOW_FORMATS=1``) and an ml_dtypes reference on adver
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from functools import lru_cache
-
 import numpy as np
 from numba import njit
 
-from lowbit.formats._arith import _prefetch, _umax32
-from lowbit.formats._arith_scaled import scaled_params
-from lowbit.formats._codec import value_table
+from lowbit.formats._amax_tables import (
+    F32_INF,
+    F32_NAN,
+    K_SCODE_NAN,
+    K_SIGN_BIT,
+    K_SIGN_SH,
+    K_TILE,
+    K_TOP,
+    K_WINDOW,
+    AmaxTables,
+)
+from lowbit.formats._arith import _prefetch, _prefetch_w, _umax32
 from lowbit.formats._simd import (
     LANES,
     MAG_MASK,
@@ -83,204 +89,20 @@ from lowbit.formats._simd import (
     vcodes16,
     vcount_le16,
     vmax16,
+    vmax16x16,
+    vperiodic_codes16,
     vvalues16,
 )
-from lowbit.formats.block_scales import amax_quotient, scale_codes, store_scale
-from lowbit.formats.convert import run_encode
 
-F32_INF = 0x7F800000
-F32_NAN = 0x7FC00000
-F32_MAX = 0x7F7FFFFF
-UNREACHED = 0xFFFFFFFF
-"""Threshold of a scale code no finite amax reaches (padding of ``B``)."""
-MAX_SCALE_BITS = 8
-MAX_ELEMENT_BITS = 4
-ESTIMATE_STEPS = 2
-"""Float32 patterns either side of a threshold's estimate evaluated by the engine's function."""
-K_SIGN_SH, K_SIGN_BIT, K_WINDOW, K_TOP, K_SCODE_NAN = range(5)
-K_LEN = 5
 GROUP_BLOCKS = 64
 """Blocks per group: their amaxes, then their scale codes, then their elements (so the
 per-block dependency chains of one phase overlap)."""
 PREFETCH_BYTES = 2048
 """How far ahead of the block being read its input is prefetched (a loop of 16-element blocks
 issues too few loads to keep the hardware prefetcher ahead; 1-2 KiB measured best)."""
-
-
-@dataclass(frozen=True)
-class AmaxParams:
-    """Per format and policy: the element's rounding boundaries and the scale format's values."""
-
-    mids: np.ndarray    # float64 t_j (padded with inf up to ROW - 1 boundaries)
-    strict: np.ndarray  # bool: magnitude >= j + 1 needs |y| > t_j (the tie at t_j rounds down)
-    mags: np.ndarray    # float64 value of magnitude code n (ROW entries)
-    svals: np.ndarray   # float64 value of scale codes 0..cmax (increasing from 0)
-    sbeta: np.ndarray   # float64 scale boundaries beta_c, c = 2..cmax
-    sup: np.ndarray     # bool: the raw scale beta_c itself rounds up to code c
-    K: np.ndarray       # uint32 kernel constants (K_*; K_WINDOW set per tensor)
-
-
-def amax_params(fmt, P, kw: dict) -> AmaxParams | None:
-    """The element / scale constants of the fused pass for ``fmt`` under the conversion policies
-    ``kw`` (kernel parameter vector ``P``), or None when the pass does not apply."""
-    return _params(fmt, P.tobytes(), tuple(sorted((k, v) for k, v in kw.items() if k != "key")))
-
-
-@lru_cache(maxsize=64)
-def _params(fmt, P_bytes, kw_items):
-    el, sf, bs = fmt.element, fmt.scale, fmt.block_size
-    if fmt.scale_rule != "amax" or not fmt.symmetric or not isinstance(bs, int):
-        return None
-    if bs % LANES or sf is None or sf.kind != "float" or sf.bits > MAX_SCALE_BITS:
-        return None
-    if el.kind != "float" or not el.signed or el.bits > MAX_ELEMENT_BITS:
-        return None
-    if scaled_params(el, P_bytes) is None:
-        return None
-    kw = dict(kw_items)
-    nmag = 1 << (el.bits - 1)
-    mags = value_table(el)[:nmag].astype(np.float64)
-    if not (mags[0] == 0 and np.all(np.diff(mags) > 0)):
-        return None
-    mids = (mags[:-1] + mags[1:]) / 2
-    sign = 1 << (el.bits - 1)
-    pts = np.concatenate([mids, np.nextafter(mids, -np.inf), np.nextafter(mids, np.inf), mags,
-                          [2 * mags[-1], 1e300]])
-    codes, _ = run_encode(np.concatenate([pts, -pts]), el, check=False, **kw)
-    pos, neg = codes[:pts.size], codes[pts.size:]
-    n = mids.size
-    j = np.arange(n)
-    tie, below, above = pos[:n], pos[n:2 * n], pos[2 * n:3 * n]
-    if not (np.all(below == j) and np.all(above == j + 1) and np.all((tie == j) | (tie == j + 1))
-            and np.all(pos[3 * n:3 * n + nmag] == np.arange(nmag))
-            and np.all(pos[-2:] == nmag - 1) and np.all(neg == (pos | sign))):
-        return None
-    sc = _scale_boundaries(fmt)
-    if sc is None:
-        return None
-    svals, sbeta, sup = sc
-    K = np.zeros(K_LEN, np.uint32)
-    K[K_SIGN_SH] = 31 - (el.bits - 1)
-    K[K_SIGN_BIT] = sign
-    K[K_TOP] = 1 << (sf.bits - 1)
-    K[K_SCODE_NAN] = scale_codes(np.zeros(1), np.ones(1, bool), sf)[0]
-    pad = ROW - 1 - n
-    return AmaxParams(np.concatenate([mids, np.full(pad, np.inf)]),
-                      np.concatenate([tie == j, np.zeros(pad, bool)]),
-                      np.concatenate([mags, np.zeros(ROW - nmag)]), svals, sbeta, sup, K)
-
-
-@lru_cache(maxsize=64)
-def _scale_boundaries(fmt):
-    """``(values of scale codes 0..cmax, boundaries beta_c and tie directions, c = 2..cmax)``
-    of the engine's scale rounding (:func:`lowbit.formats.block_scales.store_scale`), read from
-    that function itself and certified (module docstring), or None."""
-    sf = fmt.scale
-    svals = value_table(sf).astype(np.float64)
-    with np.errstate(invalid="ignore"):
-        cmax = int(np.nanargmax(np.where(np.isfinite(svals), svals, np.nan)))
-    svals = svals[:cmax + 1]
-    if cmax < 1 or svals[0] != 0 or not np.all(np.diff(svals) > 0):
-        return None
-    beta = (svals[1:-1] + svals[2:]) / 2  # between codes c - 1 and c, c = 2..cmax
-    n = beta.size
-    pts = np.concatenate([beta, np.nextafter(beta, -np.inf), np.nextafter(beta, np.inf),
-                          svals[1:], [2 * svals[-1], 1e300, svals[1] / 4, 1e-300]])
-    R = store_scale(pts, fmt, np.ones(pts.size))
-    tie, below, above = R[:n], R[n:2 * n], R[2 * n:3 * n]
-    codes = scale_codes(svals, np.zeros(svals.size, bool), sf)
-    if not (np.array_equal(below, svals[1:-1]) and np.array_equal(above, svals[2:])
-            and np.all((tie == svals[1:-1]) | (tie == svals[2:]))
-            and np.array_equal(R[3 * n:3 * n + cmax], svals[1:])
-            and np.all(R[-4:-2] == svals[-1]) and np.all(R[-2:] == svals[1])
-            and np.array_equal(codes, np.arange(cmax + 1))):
-        return None
-    return svals, beta, tie == svals[2:]
-
-
-@dataclass(frozen=True)
-class AmaxTables:
-    """Per tensor: scale thresholds ``B`` / ``BIN``, element thresholds ``thr`` and values
-    ``vals`` (rows of :data:`ROW` per scale code), scale values, kernel constants."""
-
-    B: np.ndarray
-    BIN: np.ndarray
-    thr: np.ndarray
-    vals: np.ndarray
-    svals: np.ndarray
-    K: np.ndarray
-
-
-def f32_at_or_above(m: np.ndarray, strict: np.ndarray) -> np.ndarray:
-    """uint32 pattern of the smallest float32 ``> m`` (``strict``) or ``>= m`` (``m >= 0``
-    float64); ``0x7F800000`` when no finite float32 qualifies."""
-    f = np.minimum(m, np.finfo(np.float32).max).astype(np.float32)
-    f64 = f.astype(np.float64)
-    up = (f64 < m) | (strict & (f64 == m))
-    return f.view(np.uint32) + up.astype(np.uint32)
-
-
-def amax_tables(fmt, prm: AmaxParams, ts) -> AmaxTables | None:
-    """The tables of a tensor with tensor scale ``ts`` (None: no tensor scale); None when a
-    scale threshold cannot be certified (never seen; the caller takes the exact path)."""
-    B = _scale_thresholds(fmt, prm, ts)
-    if B is None:
-        return None
-    cmax = prm.svals.size - 1
-    top = int(prm.K[K_TOP])
-    Bt = np.full(2 * top + LANES + 1, UNREACHED, np.uint32)
-    Bt[0] = 0
-    Bt[1:cmax + 1] = B
-    binade = np.arange(256, dtype=np.uint64) << np.uint64(23)
-    BIN = np.searchsorted(B, binade, side="left").astype(np.uint32)
-    K = prm.K.copy()
-    K[K_WINDOW] = int(np.diff(BIN[1:]).max(initial=0)) <= LANES
-    s = prm.svals
-    d = s * (1.0 if ts is None else ts)
-    div = np.where(d == 0, 1.0, d)
-    thr = np.full((s.size, ROW), UNREACHED, np.uint32)
-    thr[:, :ROW - 1] = f32_at_or_above(prm.mids[None, :] * div[:, None], prm.strict[None, :])
-    v = prm.mags[None, :] * s[:, None]
-    if ts is not None:
-        v = v * ts
-    vals = np.ascontiguousarray(v.astype(np.float32)).view(np.uint32)
-    return AmaxTables(Bt, BIN, thr.reshape(-1), vals.reshape(-1), s, K)
-
-
-def _scale_thresholds(fmt, prm: AmaxParams, ts):
-    """``B[c]`` (uint32) for c = 1..cmax, certified as the module docstring says, or None."""
-    beta, up = prm.sbeta, prm.sup
-    g_of = _quotient_of(fmt, ts)
-    est = f32_at_or_above(beta * float(fmt.element.max) * (1.0 if ts is None else ts),
-                          np.zeros(beta.size, bool)).astype(np.int64)
-    steps = np.arange(-ESTIMATE_STEPS, ESTIMATE_STEPS + 1)
-    pts = np.unique(np.concatenate([(est[:, None] + steps).ravel(), [0, 1, F32_MAX]]))
-    pts = pts[(pts >= 0) & (pts <= F32_MAX)]
-    g = g_of(pts)
-    if np.any(np.diff(g) < 0) or g[0] != 0:
-        return None
-    idx = np.where(up, np.searchsorted(g, beta, side="left"),
-                   np.searchsorted(g, beta, side="right"))  # first point that reaches beta_c
-    hit = idx < pts.size
-    hi = np.full(beta.size, F32_INF, np.int64)  # no finite pattern reaches c (F32_MAX fails)
-    hi[hit] = pts[idx[hit]]
-    lo = np.where(hit, pts[np.maximum(idx - 1, 0)], 0)
-    open_ = hit & (hi - lo > 1)
-    while open_.any():  # bisection between a point that fails and one that reaches beta_c
-        mid = (lo[open_] + hi[open_]) // 2
-        gm, b = g_of(mid), beta[open_]
-        ok = (gm > b) | (up[open_] & (gm == b))
-        hi[open_] = np.where(ok, mid, hi[open_])
-        lo[open_] = np.where(ok, lo[open_], mid)
-        open_ = hit & (hi - lo > 1)
-    return np.concatenate([[1], hi]).astype(np.uint32)  # B[1]: every nonzero amax
-
-
-def _quotient_of(fmt, ts):
-    """float32 patterns -> the engine's raw scale of that amax (:func:`amax_quotient`)."""
-    def g(bits):
-        return amax_quotient(bits.astype(np.uint32).view(np.float32).astype(np.float64), fmt, ts)
-    return g
+PREFETCH_OUT_BYTES = 1024
+"""How far ahead (in input bytes) the outputs are prefetched for writing."""
+CACHE_LINE = 64
 
 
 @njit(cache=True, nogil=True)
@@ -308,14 +130,83 @@ def finite_block_amax_bits(u, nrows, k):
     return m
 
 
+def amax_encode_rows(u, nrows, k, T: AmaxTables, codes_out, vals_out, scale_out, scode_out,
+                     bad_out):
+    """Encode ``nrows`` blocks of ``k`` float32 patterns ``u`` (row-major) with the tables
+    ``T`` of :func:`lowbit.formats._amax_tables.amax_tables`. Writes codes (``codes_out`` uint8, or empty), float32 value
+    bits (``vals_out`` uint32, or empty), and unless empty the scale (``scale_out`` float64, NaN
+    for a NaN / Inf block), the scale code (``scode_out``) and ``bad_out`` (the block held NaN /
+    Inf). 16-element blocks go 16 at a time through :func:`_encode_tiles` when the periodic
+    scale rule exists, the rest (and every other block size) through :func:`_encode_groups`."""
+    tiles = nrows // LANES if k == LANES and T.K[K_TILE] else 0
+    if tiles:
+        _encode_tiles(u, tiles, T.B, T.BIN, T.thr, T.vals, T.svals, T.K, T.M, T.PAR, codes_out,
+                      vals_out, scale_out, scode_out, bad_out)
+    r0 = tiles * LANES
+    if r0 == nrows:
+        return
+    i0 = r0 * k
+
+    def part(a, start):
+        return a[start:] if a.size else a
+    _encode_groups(u[i0:], nrows - r0, k, T.B, T.BIN, T.thr, T.vals, T.svals, T.K,
+                   part(codes_out, i0), part(vals_out, i0), part(scale_out, r0),
+                   part(scode_out, r0), part(bad_out, r0))
+
+
 @njit(cache=True, nogil=True)
-def amax_encode_rows(u, nrows, k, T_B, T_BIN, thr, vals, svals, K, codes_out, vals_out,
-                     scale_out, scode_out, bad_out):
-    """Encode ``nrows`` blocks of ``k`` float32 patterns ``u`` (row-major) with the tables of
-    :func:`amax_tables` (``T_B`` / ``T_BIN`` / ``thr`` / ``vals`` / ``svals`` / ``K``). Writes
-    codes (``codes_out`` uint8, or empty), float32 value bits (``vals_out`` uint32, or empty),
-    and unless empty the scale (``scale_out`` float64, NaN for a NaN / Inf block), the scale
-    code (``scode_out``) and ``bad_out`` (the block held NaN / Inf).
+def _encode_tiles(u, ntiles, T_B, T_BIN, thr, vals, svals, K, M, PAR, codes_out, vals_out,
+                  scale_out, scode_out, bad_out):
+    """The first ``16 * ntiles`` blocks of 16 patterns, 16 blocks at a time: their maxima by
+    one transposed max tree, their scale codes by the periodic rule in one vector step; a tile
+    with a block outside the rule's binades (or NaN / Inf) goes through :func:`_encode_groups`."""
+    want_codes = codes_out.shape[0] == u.shape[0]
+    want_vals = vals_out.shape[0] == u.shape[0]
+    want_scales = scale_out.shape[0] == u.shape[0] // LANES
+    lanes = np.uint64(LANES)
+    tile = np.uint64(LANES * LANES)
+    ahead = np.uint64(PREFETCH_BYTES // 4)
+    ahead_out = np.uint64(PREFETCH_OUT_BYTES // 4)
+    row = np.uint64(ROW)
+    sign_sh, sign_bit = K[K_SIGN_SH], K[K_SIGN_BIT]
+    am = np.empty(LANES, np.uint32)
+    cs = np.empty(LANES, np.uint32)
+    for t in range(np.uint64(ntiles)):
+        i0 = t * tile
+        r0 = t * lanes
+        for b in range(lanes):
+            _prefetch(u, i0 + ahead + b * lanes)
+            if want_vals:
+                _prefetch_w(vals_out, i0 + ahead_out + b * lanes)
+        if want_codes:
+            for b in range(np.uint64(0), tile, np.uint64(CACHE_LINE)):
+                _prefetch_w(codes_out, i0 + ahead_out + b)
+        vmax16x16(u, i0, am)
+        if vperiodic_codes16(am, M, PAR, cs):
+            _encode_groups(u[i0:i0 + tile], LANES, LANES, T_B, T_BIN, thr, vals, svals, K,
+                           codes_out[i0:i0 + tile] if want_codes else codes_out,
+                           vals_out[i0:i0 + tile] if want_vals else vals_out,
+                           scale_out[r0:r0 + lanes] if want_scales else scale_out,
+                           scode_out[r0:r0 + lanes] if want_scales else scode_out,
+                           bad_out[r0:r0 + lanes] if want_scales else bad_out)
+            continue
+        for b in range(lanes):
+            c = np.uint64(cs[b])
+            if want_scales:
+                scale_out[r0 + b] = svals[c]
+                scode_out[r0 + b] = c
+                bad_out[r0 + b] = False
+            if want_codes:
+                vcodes16(u, i0 + b * lanes, thr, c * row, sign_sh, sign_bit, codes_out)
+            if want_vals:
+                vvalues16(u, i0 + b * lanes, thr, c * row, vals, vals_out)
+
+
+@njit(cache=True, nogil=True)
+def _encode_groups(u, nrows, k, T_B, T_BIN, thr, vals, svals, K, codes_out, vals_out,
+                   scale_out, scode_out, bad_out):
+    """Blocks of any size ``k`` (a multiple of 16), :data:`GROUP_BLOCKS` at a time: maxima,
+    then scale codes by the window count or the binary search, then elements.
 
     No helper functions in the loops (a cached njit callee is not inlined: a call per block);
     unsigned indices (numba adds a negative-index wraparound to signed ones)."""

@@ -140,3 +140,72 @@ def vvalues16(typingctx, u, i, thr, r, vals, out):
         return context.get_dummy_value()
     return sig, codegen
 
+
+
+def _halves(g: int):
+    """Shuffle masks pairing two 16-lane vectors: the lane groups of size ``g`` at even and at
+    odd positions of their 32-lane concatenation."""
+    lo = [i for i in range(2 * LANES) if (i // g) % 2 == 0]
+    hi = [i for i in range(2 * LANES) if (i // g) % 2 == 1]
+    return (ir.Constant(ir.VectorType(_I32, LANES), lo),
+            ir.Constant(ir.VectorType(_I32, LANES), hi))
+
+
+@intrinsic
+def vmax16x16(typingctx, u, i, out):
+    """``out[b] = max(u[i+16b : i+16b+16] & 0x7FFFFFFF)`` for ``b`` in 0..15 (uint32): the
+    largest magnitude pattern of 16 consecutive 16-element blocks, by a transposed max tree
+    (15 vector maxima and 30 two-source shuffles instead of 16 horizontal reductions)."""
+    sig = types.void(u, i, out)
+
+    def codegen(context, builder, signature, args):
+        vs = [builder.and_(_load(context, builder, signature.args[0], args[0],
+                                 _offset(builder, args[1], LANES * b)), _const(MAG_MASK))
+              for b in range(LANES)]
+        g = LANES // 2
+        while len(vs) > 1:
+            lo, hi = _halves(g)
+            nxt = []
+            for a, b in zip(vs[0::2], vs[1::2]):
+                x = builder.shuffle_vector(a, b, lo)
+                y = builder.shuffle_vector(a, b, hi)
+                nxt.append(builder.select(builder.icmp_unsigned(">", x, y), x, y))
+            vs, g = nxt, g // 2
+        builder.store(vs[0], _vec_ptr(context, builder, signature.args[2], args[2],
+                                      ir.Constant(_I32, 0), _V32), align=1)
+        return context.get_dummy_value()
+    return sig, codegen
+
+
+@intrinsic
+def vperiodic_codes16(typingctx, am, M, p, out):
+    """Scale codes of 16 amax patterns ``am[0:16]`` by the periodic rule of a regular binade
+    range: ``min((e << p[0]) + p[1] + #{j < 8 : mant >= M[j]}, p[2])`` (``e = am >> 23``,
+    ``mant = am & 0x7FFFFF``, ``M`` non-decreasing, int32 arithmetic) into ``out[0:16]``;
+    returns the lanes (bit ``b``) whose ``e`` lies outside ``[p[3], p[4]]`` (they, and NaN /
+    Inf blocks with ``e = 255 > p[4]``, need another rule)."""
+    sig = types.uint32(am, M, p, out)
+
+    def codegen(context, builder, signature, args):
+        zero = ir.Constant(_I32, 0)
+        a = _load(context, builder, signature.args[0], args[0], zero)
+
+        def par(j):
+            return _splat(builder, _scalar(context, builder, signature.args[2], args[2],
+                                           ir.Constant(_I32, j)))
+        e = builder.lshr(a, _const(23))
+        mant = builder.and_(a, _const(0x7FFFFF))
+        cnt = _const(0)
+        for j in range(ROW):
+            mj = _splat(builder, _scalar(context, builder, signature.args[1], args[1],
+                                         ir.Constant(_I32, j)))
+            cnt = builder.select(builder.icmp_unsigned(">=", mant, mj), _const(j + 1), cnt)
+        c = builder.add(builder.add(builder.shl(e, par(0)), par(1)), cnt)
+        cmax = par(2)
+        c = builder.select(builder.icmp_unsigned(">", c, cmax), cmax, c)
+        builder.store(c, _vec_ptr(context, builder, signature.args[3], args[3], zero, _V32),
+                      align=1)
+        off = builder.or_(builder.icmp_unsigned("<", e, par(3)),
+                          builder.icmp_unsigned(">", e, par(4)))
+        return builder.zext(builder.bitcast(off, ir.IntType(16)), _I32)
+    return sig, codegen

@@ -42,12 +42,10 @@ import numpy as np
 
 from lowbit.formats import _kernel as K
 from lowbit.formats import chunking as C
+from lowbit.formats._amax_tables import F32_INF, amax_params, amax_tables
 from lowbit.formats._arith import arith_params
 from lowbit.formats._arith_amax import (
-    F32_INF,
     amax_encode_rows,
-    amax_params,
-    amax_tables,
     finite_block_amax_bits,
     flat_amax_bits,
 )
@@ -91,6 +89,8 @@ _NO_CODES = np.zeros(0, np.uint8)
 _NO_VALUES = np.zeros(0, np.float32)
 _NO_BITS = np.zeros(0, np.uint32)
 _NO_SCALES = np.zeros(0, np.float64)
+PIECES_PER_THREAD = 4
+"""Pieces per thread of a conversion whose pieces are views (the amax pass on contiguous rows)."""
 FUSED_DTYPES = (np.dtype(np.float16), np.dtype(np.float32))
 """Input dtypes of the fused path (float16 is converted to float32 per piece, exactly)."""
 
@@ -222,6 +222,11 @@ class _Run:
                 if self.zp is not None:
                     self.zp[ch.r0:ch.r1] = plan.zp
 
+        if amax_tab is not None and self.x.dtype == np.float32 and lay.rows_contiguous():
+            # the pieces are views of the input and outputs (no staging memory): fewer, larger
+            # ones cost less dispatch; a few per thread keep the threads balanced
+            per = -(-lay.numel // (PIECES_PER_THREAD * numba.get_num_threads()))
+            piece = max(piece, per)
         C.run_pieces(one, lay.row_chunks(self.x, piece))
         return self
 
@@ -291,8 +296,8 @@ class _Run:
         bufs = self._outputs(ch, nr, kc)
         cbuf, vbuf = bufs[0][0], bufs[1][0]
         sl = slice(ch.r0, ch.r1)
-        amax_encode_rows(rows.reshape(-1).view(np.uint32), nr, kc, T.B, T.BIN, T.thr, T.vals,
-                         T.svals, T.K, _NO_CODES if cbuf is None else cbuf.reshape(-1),
+        amax_encode_rows(rows.reshape(-1).view(np.uint32), nr, kc, T,
+                         _NO_CODES if cbuf is None else cbuf.reshape(-1),
                          _NO_BITS if vbuf is None else vbuf.reshape(-1).view(np.uint32),
                          self.scales[sl] if keep_scales else _NO_SCALES,
                          self.fused_scodes[sl] if keep_scales else _NO_CODES,

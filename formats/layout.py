@@ -290,14 +290,20 @@ class BlockLayout:
         else:
             o3[a0, :, b0:b0 + (l1 - l0)] = lines.T
 
+    def rows_contiguous(self) -> bool:
+        """Whether the rows are consecutive runs of a C-order tensor (1-D blocks along the last
+        axis, no padding): :meth:`row_chunks` of a native array are views, and so are
+        :meth:`direct_rows`."""
+        bs = self.block_size
+        if bs is None or isinstance(bs, tuple):
+            return False
+        A, L, B = self._alb()
+        return B == 1 and L % self.k == 0
+
     def direct_rows(self, out: np.ndarray, ch: RowChunk) -> np.ndarray | None:
         """A writable ``(r1 - r0, k)`` view of ``out`` for the rows of ``ch`` when the layout
         maps them onto contiguous memory (blocks along the last axis, no padding), else None."""
-        bs = self.block_size
-        if bs is None or isinstance(bs, tuple) or not ch.full:
-            return None
-        A, L, B = self._alb()
-        if B != 1 or L % self.k or not out.flags.c_contiguous:
+        if not (ch.full and self.rows_contiguous() and out.flags.c_contiguous):
             return None
         flat = out.reshape(-1)
         return flat[ch.r0 * self.k:ch.r1 * self.k].reshape(ch.r1 - ch.r0, self.k)

@@ -17,7 +17,7 @@ from lowbit_formats_ref import nvfp4_reference
 
 from lowbit.formats import BlockFormat, FloatFormat, encode, get_format, quantize
 from lowbit.formats import block_engine as BE
-from lowbit.formats._arith_amax import K_WINDOW, amax_params, amax_tables
+from lowbit.formats._amax_tables import K_WINDOW, amax_params, amax_tables
 from lowbit.formats._codec import kernel_params
 from lowbit.formats.block_scales import _amax_scale, scale_codes, tensor_scale
 
