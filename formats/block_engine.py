@@ -89,8 +89,6 @@ _NO_CODES = np.zeros(0, np.uint8)
 _NO_VALUES = np.zeros(0, np.float32)
 _NO_BITS = np.zeros(0, np.uint32)
 _NO_SCALES = np.zeros(0, np.float64)
-PIECES_PER_THREAD = 4
-"""Pieces per thread of a conversion whose pieces are views (the amax pass on contiguous rows)."""
 FUSED_DTYPES = (np.dtype(np.float16), np.dtype(np.float32))
 """Input dtypes of the fused path (float16 is converted to float32 per piece, exactly)."""
 
@@ -222,11 +220,11 @@ class _Run:
                 if self.zp is not None:
                     self.zp[ch.r0:ch.r1] = plan.zp
 
-        if amax_tab is not None and self.x.dtype == np.float32 and lay.rows_contiguous():
+        if (fused is not None or amax_tab is not None) and self.x.dtype == np.float32 and (
+                lay.rows_contiguous()):
             # the pieces are views of the input and outputs (no staging memory): fewer, larger
             # ones cost less dispatch; a few per thread keep the threads balanced
-            per = -(-lay.numel // (PIECES_PER_THREAD * numba.get_num_threads()))
-            piece = max(piece, per)
+            piece = max(piece, C.direct_piece(lay.numel))
         C.run_pieces(one, lay.row_chunks(self.x, piece))
         return self
 

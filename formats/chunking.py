@@ -26,6 +26,10 @@ from lowbit.formats._kernel import random_bits
 CHUNK_ELEMS = 1 << 20
 """Elements per piece (4 MiB of float32); tests lower it to exercise the chunk boundaries."""
 
+DIRECT_PIECES = 4
+"""A pass that reads native input and writes straight into its outputs (no per-piece
+buffers) takes pieces of up to this many :data:`CHUNK_ELEMS` (:func:`direct_piece`)."""
+
 FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 
 
@@ -52,6 +56,16 @@ def native(a: np.ndarray) -> np.ndarray:
     if a.dtype != w:
         return np.ascontiguousarray(a, dtype=w)
     return np.ascontiguousarray(a)
+
+
+def direct_piece(n_elems: int) -> int:
+    """Elements per piece of a pass over ``n_elems`` elements that allocates nothing per piece:
+    up to :data:`DIRECT_PIECES` times :data:`CHUNK_ELEMS` (fewer pieces, less per-piece work:
+    2**22-element pieces ran the element and MX casts 5-11% faster than 2**20 on 2**24
+    values), but never below :data:`CHUNK_ELEMS` nor so large that a thread gets fewer than
+    two pieces."""
+    per_thread = -(-int(n_elems) // (2 * max(numba.get_num_threads(), 1)))
+    return max(CHUNK_ELEMS, min(DIRECT_PIECES * CHUNK_ELEMS, per_thread))
 
 
 def c_order_chunks(x: np.ndarray, max_elems: int | None = None) -> Iterator[tuple[int, np.ndarray]]:

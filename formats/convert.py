@@ -248,7 +248,9 @@ def convert_elements(x, fmt, want_codes=True, want_values=False, rounding="rne",
                      overflow="saturate", nan_input="error", subnormal_output="keep", seed=None,
                      sr_bits=32, out=None):
     """Codes (``code_dtype(fmt)``) and / or values (:func:`value_dtype`) of a float array in an
-    element format, ``x``'s shape, computed in chunks of :data:`chunking.CHUNK_ELEMS`. ``out``
+    element format, ``x``'s shape, computed in chunks of :data:`chunking.CHUNK_ELEMS`
+    (native contiguous input on the branch-free path, which needs no chunk buffer: larger
+    pieces, :func:`chunking.direct_piece`). ``out``
     (checked by :func:`check_out`): the values are written into it. It may be ``x`` itself:
     each chunk is then computed into a chunk-sized buffer and copied back, so every input
     element is read - by the fast path, its fall-back and the error re-check - before it is
@@ -344,7 +346,8 @@ def convert_elements(x, fmt, want_codes=True, want_values=False, rounding="rne",
         if want_values:
             dst[:] = v64
 
-    C.run_pieces(piece, C.c_order_chunks(xa))
+    direct = arith and not alias and xa.dtype == work and xa.flags.c_contiguous
+    C.run_pieces(piece, C.c_order_chunks(xa, C.direct_piece(xa.size) if direct else None))
     return codes, vals
 
 

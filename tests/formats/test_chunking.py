@@ -207,3 +207,16 @@ def test_run_pieces_inside_a_piece_runs_inline():
 
     with _threads(2):
         assert all(chunking.run_pieces(outer, range(5)))
+
+
+def test_direct_piece_bounds():
+    """Pieces of passes without per-piece buffers: between CHUNK_ELEMS and DIRECT_PIECES times
+    it, and at least two per thread where the tensor is large enough."""
+    c, most = chunking.CHUNK_ELEMS, chunking.DIRECT_PIECES * chunking.CHUNK_ELEMS
+    with _threads(2) as t:
+        for n in (1, c, 3 * c, 4 * c * t, 16 * c * t, 10 ** 9):
+            p = chunking.direct_piece(n)
+            assert c <= p <= most, (n, p)
+            if n >= 2 * t * c:
+                assert -(-n // p) >= 2 * t, (n, p)
+        assert chunking.direct_piece(10 ** 9) == most
