@@ -288,11 +288,19 @@ LINE = 16
 """4-byte elements per 64-byte cache line."""
 
 
-def arith_encode(u, Q, out):
+def arith_encode(u, Q, out, in_place=False):
     """Codes (``out`` of any unsigned dtype) or float32 value bits (``out`` uint32) of the
     float32 bit patterns ``u`` under the parameter vector ``Q`` (:func:`arith_params`); returns
-    the number of errors met (their outputs are not meaningful)."""
-    return (_values_kernel if Q[A_VALUES] else _codes_kernel)(u, Q, out)
+    the number of errors met (their outputs are not meaningful). Values only: ``in_place=True``
+    when ``u`` and ``out`` are the same memory - each stage is first copied to a stage buffer
+    and read from it, and the first stage with an error gets its input back and ends the call
+    (the later stages are left as they were), so an exact re-check of ``u`` meets the error
+    on the element's input (earlier stages hold values of the format, which convert without
+    error)."""
+    if Q[A_VALUES]:
+        return _values_kernel(u, Q, out, in_place)
+    assert not in_place, "in_place is for values"
+    return _codes_kernel(u, Q, out)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -357,7 +365,7 @@ def _codes_kernel(u, Q, out):
 
 
 @njit(cache=True, nogil=True)
-def _values_kernel(u, Q, out):
+def _values_kernel(u, Q, out, in_place):
     sh, rnd, hi, T = Q[A_SH], Q[A_RND], Q[A_HI], Q[A_T]
     c = _bits_f32(Q[A_C])
     clamp, alim = Q[A_CLAMP], Q[A_ALIM]
@@ -365,9 +373,14 @@ def _values_kernel(u, Q, out):
     n = u.shape[0]
     un = np.uint64(n)
     nbad = 0
+    sb = np.empty(STAGE if in_place else 0, np.uint32)
     for s in range(0, n, STAGE):
         e = min(s + STAGE, n)
         us, outs = u[s:e], out[s:e]
+        if in_place:  # u is out: read the stage from a copy
+            for i in range(e - s):
+                sb[i] = us[i]
+            us = sb[:e - s]
         top = np.uint32(0)
         m = np.uint64(e - s)
         for q in range(np.uint64(0), m, np.uint64(STEP)):
@@ -381,7 +394,12 @@ def _values_kernel(u, Q, out):
                 top = _umax32(a, top)
                 outs[i] = _umin32(_value_mag(a, sh, rnd, hi, T, c), clamp) | (v & ~mask)
         if top >= alim:
-            nbad += _encode_run(us, Q, outs)
+            bad = _encode_run(us, Q, outs)
+            if bad and in_place:  # give the stage its input back for the exact re-check
+                for i in range(e - s):
+                    outs[i] = us[i]
+                return nbad + bad
+            nbad += bad
     return nbad
 
 

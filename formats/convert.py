@@ -308,20 +308,23 @@ def convert_elements(x, fmt, want_codes=True, want_values=False, rounding="rne",
         n = chunk.shape[0]
         dst = vflat[start:start + n] if want_values else None
         staged = alias and np.may_share_memory(dst, chunk)
+        if staged and arith and not want_codes and _same_memory(dst, chunk):
+            convert_piece(chunk, start, n, dst, in_place=True)  # staged stage by stage
+            return
         if staged:
             dst = np.empty_like(dst)  # written back once the chunk has been read
         convert_piece(chunk, start, n, dst)
         if staged:
             vflat[start:start + n] = dst
 
-    def convert_piece(chunk, start, n, dst):
+    def convert_piece(chunk, start, n, dst, in_place=False):
         if arith:
             u = chunk.view(np.uint32)
             suspect = 0
             if want_codes:
                 suspect += arith_encode(u, qc, cflat[start:start + n])
             if want_values:
-                suspect += arith_encode(u, qv, dst.view(np.uint32))
+                suspect += arith_encode(u, qv, dst.view(np.uint32), in_place)
             if suspect and could_fail:
                 check_errors(run_encode(chunk, fmt, **pol, key=key, offset=start,
                                         check=False)[0], chunk, fmt, overflow, nan_input,

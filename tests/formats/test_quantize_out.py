@@ -81,6 +81,32 @@ def test_in_place_errors_still_raised(fmt):
         quantize(y, "fp4_e2m1", out=y)
 
 
+@pytest.mark.parametrize("where", [0, 2047, 2048 + 5, 5 * 2048 + 100, (1 << 20) + 3000])
+@pytest.mark.parametrize("what", ["overflow", "nan"])
+def test_in_place_error_after_converted_stages(where, what):
+    """The first error in a later stage / chunk of an in-place conversion: the stages before it
+    are already values of the format, the failing one is re-checked on its input - the same
+    error (index and value) as without ``out``, and the input from the failing element on is
+    untouched."""
+    rng = np.random.default_rng(5)
+    x = np.clip(rng.standard_normal(1 << 21) * 2, -5.5, 5.5).astype(F32)  # below both maxima
+    x[where] = F32(7e5) if what == "overflow" else F32(np.nan)
+    x[where + 3000] = -x[where]  # a second, later error
+    kw = dict(overflow="error") if what == "overflow" else dict(nan_input="error")
+    for fmt in ("fp8_e4m3", "fp4_e2m1"):
+        if what == "nan" and fmt == "fp8_e4m3":
+            continue  # E4M3 has a NaN: no error
+        y = x.copy()
+        with pytest.raises(ValueError) as fresh:
+            quantize(x, fmt, **kw)
+        with pytest.raises(ValueError) as inplace:
+            quantize(y, fmt, out=y, **kw)
+        assert str(inplace.value) == str(fresh.value)
+        assert str(where) in str(fresh.value)
+        np.testing.assert_array_equal(y[where:where + 1].view(np.uint32),
+                                      x[where:where + 1].view(np.uint32))
+
+
 def test_overlapping_but_shifted_out():
     """``out`` overlapping ``x`` at an offset (not in place): computed first, then copied."""
     rng = np.random.default_rng(5)
