@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+from numba import njit
 
+from lowbit.formats._arith import _bits_f32, _f32_bits
 from lowbit.formats._arith_scaled import scaled_params
 from lowbit.formats._codec import value_table
 from lowbit.formats._simd import LANES, ROW
@@ -21,12 +23,13 @@ from lowbit.formats.convert import run_encode
 F32_INF = 0x7F800000
 F32_NAN = 0x7FC00000
 F32_MAX = 0x7F7FFFFF
+F32_MAX_VALUE = float(np.finfo(np.float32).max)
 UNREACHED = 0xFFFFFFFF
 """Threshold of a scale code no finite amax reaches (padding of ``B``)."""
 MAX_SCALE_BITS = 8
 MAX_ELEMENT_BITS = 4
-ESTIMATE_STEPS = 2
-"""Float32 patterns either side of a threshold's estimate evaluated by the engine's function."""
+WALK_STEPS = 8
+"""Steps from a threshold's estimate before a bisection takes over."""
 K_SIGN_SH, K_SIGN_BIT, K_WINDOW, K_TOP, K_SCODE_NAN, K_TILE = range(6)
 K_LEN = 6
 P_SHIFT, P_OFFSET, P_CMAX, P_ELO, P_EHI = range(5)
@@ -137,81 +140,168 @@ class AmaxTables:
     PAR: np.ndarray  # uint32 P_* constants of the periodic rule
 
 
-def f32_at_or_above(m: np.ndarray, strict: np.ndarray) -> np.ndarray:
-    """uint32 pattern of the smallest float32 ``> m`` (``strict``) or ``>= m`` (``m >= 0``
-    float64); ``0x7F800000`` when no finite float32 qualifies."""
-    f = np.minimum(m, np.finfo(np.float32).max).astype(np.float32)
-    f64 = f.astype(np.float64)
-    up = (f64 < m) | (strict & (f64 == m))
-    return f.view(np.uint32) + up.astype(np.uint32)
-
-
 def amax_tables(fmt, prm: AmaxParams, ts) -> AmaxTables | None:
-    """The tables of a tensor with tensor scale ``ts`` (None: no tensor scale); None when a
-    scale threshold cannot be certified (never seen; the caller takes the exact path)."""
-    B = _scale_thresholds(fmt, prm, ts)
-    if B is None:
-        return None
+    """The tables of a tensor with tensor scale ``ts`` (None: no tensor scale), built by
+    :func:`_build`; None when a scale threshold fails its certificate (never seen; the caller
+    then takes the exact path)."""
     cmax = prm.svals.size - 1
     top = int(prm.K[K_TOP])
-    Bt = np.full(2 * top + LANES + 1, UNREACHED, np.uint32)
-    Bt[0] = 0
-    Bt[1:cmax + 1] = B
-    binade = np.arange(256, dtype=np.uint64) << np.uint64(23)
-    BIN = np.searchsorted(B, binade, side="left").astype(np.uint32)
-    K = prm.K.copy()
-    K[K_WINDOW] = int(np.diff(BIN[1:]).max(initial=0)) <= LANES
-    s = prm.svals
-    d = s * (1.0 if ts is None else ts)
-    div = np.where(d == 0, 1.0, d)
-    thr = np.full((s.size, ROW), UNREACHED, np.uint32)
-    thr[:, :ROW - 1] = f32_at_or_above(prm.mids[None, :] * div[:, None], prm.strict[None, :])
-    v = prm.mags[None, :] * s[:, None]
-    if ts is not None:
-        v = v * ts
-    vals = np.ascontiguousarray(v.astype(np.float32)).view(np.uint32)
-    M, PAR = _periodic_rule(B, BIN, cmax, fmt.scale.mbits)
-    K[K_TILE] = PAR[P_ELO] <= PAR[P_EHI]
-    return AmaxTables(Bt, BIN, thr.reshape(-1), vals.reshape(-1), s, K, M, PAR)
-
-
-def _periodic_rule(B, BIN, cmax, mbits):
-    """``(M, PAR)`` of :func:`lowbit.formats._simd.vperiodic_codes16`: over the float32 binades
-    ``e`` in ``[PAR[P_ELO], PAR[P_EHI]]`` the scale code of an amax is ``min((e << mbits) +
-    offset + #{j : mant >= M[j]}, cmax)`` (a scale format has ``2**mbits`` codes per binade
-    and its thresholds repeat one float32 binade apart). Checked against the thresholds ``B``
-    on every binade at its start, at every ``M[j]`` and at every threshold in it (both are
-    step functions that only change there); the range is the longest run of binades where the
-    rule holds around a reference binade (empty, ``ELO > EHI``, when none does)."""
+    tsv = 1.0 if ts is None else float(ts)
+    B = np.full(2 * top + LANES + 1, UNREACHED, np.uint32)
+    BIN = np.zeros(256, np.uint32)
+    thr = np.full((cmax + 1) * ROW, UNREACHED, np.uint32)
+    vals = np.zeros((cmax + 1) * ROW, np.uint32)
     M = np.full(ROW, UNREACHED, np.uint32)
     PAR = np.zeros(P_LEN, np.uint32)
+    K = prm.K.copy()
+    _build(prm.sbeta, prm.sup, float(fmt.element.max), tsv, ts is not None, prm.svals, prm.mids,
+           prm.strict, prm.mags, fmt.scale.mbits, B, BIN, thr, vals, M, PAR, K)
+    if not _certified(B[1:cmax + 1], prm, fmt, ts):
+        return None
+    return AmaxTables(B, BIN, thr, vals, prm.svals, K, M, PAR)
+
+
+def _certified(B, prm: AmaxParams, fmt, ts) -> bool:
+    """Every ``B[c]`` (c >= 2) reaches ``beta_c`` under the engine's raw scale
+    (:func:`lowbit.formats.block_scales.amax_quotient`) and the pattern below it does not; an
+    unreached ``B[c]`` means the largest finite float32 does not reach it; ``B[1] = 1``."""
+    Bc = B[1:].astype(np.int64)
+    fin = Bc < F32_INF
+    pts = np.concatenate([Bc[fin], Bc[fin] - 1, [F32_MAX]])
+    g = amax_quotient(pts.astype(np.uint32).view(np.float32).astype(np.float64), fmt, ts)
+    n = int(fin.sum())
+    beta, up = prm.sbeta, prm.sup
+
+    def reaches(gv, b, u):
+        return (gv > b) | (u & (gv == b))
+    return bool(B[0] == 1 and np.all(reaches(g[:n], beta[fin], up[fin]))
+                and not np.any(reaches(g[n:2 * n], beta[fin], up[fin]))
+                and not np.any(reaches(g[-1], beta[~fin], up[~fin])))
+
+
+@njit(cache=True)
+def _f32_bits_at_or_above(m, strict):
+    """Pattern of the smallest float32 ``> m`` (``strict``) or ``>= m``, ``m >= 0`` float64;
+    ``0x7F800000`` when no finite float32 qualifies."""
+    if m > F32_MAX_VALUE:
+        return np.uint32(F32_INF)
+    f = np.float32(m)  # round to nearest even
+    b = _f32_bits(f)
+    f64 = np.float64(f)
+    if f64 < m or (strict and f64 == m):
+        b += np.uint32(1)
+    return b
+
+
+@njit(cache=True)
+def _raw_scale(bits, el_max, tsv, has_ts):
+    """The engine's raw scale of the float32 amax pattern ``bits`` (the same two IEEE
+    divisions as :func:`lowbit.formats.block_scales.amax_quotient`; certified after)."""
+    a = np.float64(_bits_f32(np.uint32(bits)))
+    q = a / el_max
+    return q / tsv if has_ts else q
+
+
+@njit(cache=True)
+def _build(beta, up, el_max, tsv, has_ts, svals, mids, strict, mags, mbits, B, BIN, thr, vals,
+           M, PAR, K):
+    """Fill ``B`` (scale thresholds, ``B[0] = 0``, ``B[1] = 1``), ``BIN``, ``thr`` / ``vals``
+    (rows of :data:`ROW` per scale code), ``K[K_WINDOW]`` and the periodic rule ``M`` /
+    ``PAR`` / ``K[K_TILE]`` of :class:`AmaxTables` (module docstring)."""
+    cmax = svals.shape[0] - 1
+    B[0] = 0
+    B[1] = 1
+    for i in range(beta.shape[0]):  # B[c], c = i + 2: smallest pattern reaching beta_c
+        a = np.int64(_f32_bits_at_or_above(beta[i] * el_max * tsv, False))
+        a = min(max(a, 1), F32_MAX + 1)
+        found = False
+        for _ in range(WALK_STEPS):  # the estimate is within a step or two
+            if a > 1 and _reaches(_raw_scale(a - 1, el_max, tsv, has_ts), beta[i], up[i]):
+                a -= 1
+            elif a <= F32_MAX and not _reaches(_raw_scale(a, el_max, tsv, has_ts), beta[i],
+                                               up[i]):
+                a += 1
+            else:
+                found = True
+                break
+        if not found:  # bisection between 0 (never reaches) and one past the largest finite
+            lo, a = np.int64(0), np.int64(F32_MAX + 1)
+            while a - lo > 1:
+                mid = (lo + a) // 2
+                if _reaches(_raw_scale(mid, el_max, tsv, has_ts), beta[i], up[i]):
+                    a = mid
+                else:
+                    lo = mid
+        B[i + 2] = np.uint32(min(a, F32_INF))
+    Bs = B[1:cmax + 1]
+    window = 0
+    for e in range(256):
+        BIN[e] = np.searchsorted(Bs, np.uint32(e << 23))
+        if e >= 2:
+            window = max(window, np.int64(BIN[e]) - np.int64(BIN[e - 1]))
+    K[K_WINDOW] = window <= LANES
+    for c in range(cmax + 1):
+        d = svals[c] * tsv
+        div = 1.0 if d == 0 else d
+        for j in range(ROW - 1):
+            thr[c * ROW + j] = _f32_bits_at_or_above(mids[j] * div, strict[j])
+        for n in range(ROW):
+            v = mags[n] * svals[c]
+            if has_ts:
+                v = v * tsv
+            vals[c * ROW + n] = _f32_bits(np.float32(v))
+    _periodic(Bs, BIN, cmax, mbits, M, PAR)
+    K[K_TILE] = PAR[P_ELO] <= PAR[P_EHI]
+
+
+@njit(cache=True)
+def _reaches(g, b, u):
+    return g > b or (u and g == b)
+
+
+@njit(cache=True)
+def _periodic(Bs, BIN, cmax, mbits, M, PAR):
+    """The periodic rule of :func:`lowbit.formats._simd.vperiodic_codes16`: over the float32
+    binades ``e`` in ``[PAR[P_ELO], PAR[P_EHI]]`` the scale code of an amax is ``min((e <<
+    mbits) + offset + #{j : mant >= M[j]}, cmax)`` (a scale format has ``2**mbits`` codes per
+    binade and its thresholds repeat one float32 binade apart). Checked against ``Bs`` on every
+    binade at its start, at every ``M[j]`` and at every threshold in it (both are step
+    functions that change only there); the range is the run of binades around a reference
+    binade where it holds (empty, ``ELO > EHI``, when none does)."""
     PAR[P_ELO], PAR[P_EHI] = 1, 0
     period = 1 << mbits
-    Bi = B.astype(np.int64)
     if period > ROW or cmax <= 2 * period:
-        return M, PAR
-    e_ref = int(Bi[cmax - 1 - period] >> 23)
-    inside = Bi[(Bi >> 23) == e_ref]
-    if not 1 <= e_ref <= 254 or inside.size != period:
-        return M, PAR
-    M[:period] = inside & 0x7FFFFF
-    offset = int(BIN[e_ref]) - (e_ref << mbits)
-    e = np.arange(1, 255)
-    Mi = M[:period].astype(np.int64)
-    pts = [(e << 23)[:, None], (e << 23)[:, None] + Mi[None, :]]
-    lo = np.searchsorted(Bi, e << 23, side="left")
-    hi = np.searchsorted(Bi, (e + 1) << 23, side="left")
-    width = int((hi - lo).max(initial=0))
-    if width:  # the thresholds inside each binade (its start where it has fewer)
-        j = lo[:, None] + np.arange(width)[None, :]
-        pts.append(np.where(j < hi[:, None], Bi[np.minimum(j, Bi.size - 1)], (e << 23)[:, None]))
-    pts = np.concatenate(pts, axis=1)
-    true = np.searchsorted(Bi, pts, side="right")
-    cnt = np.searchsorted(Mi, pts & 0x7FFFFF, side="right")
-    rule = np.minimum((e[:, None] << mbits) + offset + cnt, cmax)
-    ok = np.concatenate([[False], np.all(rule == true, axis=1), [False]])  # binades 0..255
+        return
+    e_ref = np.int64(Bs[cmax - 1 - period]) >> 23
+    if not 1 <= e_ref <= 254:
+        return
+    lo = np.searchsorted(Bs, np.uint32(e_ref << 23))
+    hi = np.searchsorted(Bs, np.uint32((e_ref + 1) << 23))
+    if hi - lo != period:
+        return
+    for j in range(period):
+        M[j] = Bs[lo + j] & np.uint32(0x7FFFFF)
+    offset = np.int64(BIN[e_ref]) - (e_ref << mbits)
+    ok = np.zeros(256, np.bool_)
+    for e in range(1, 255):
+        good = True
+        b0 = np.searchsorted(Bs, np.uint32(e << 23))
+        b1 = np.searchsorted(Bs, np.uint32((e + 1) << 23))
+        for t in range(-1, period + b1 - b0):
+            if t < 0:
+                p = np.int64(e) << 23
+            elif t < period:
+                p = (np.int64(e) << 23) + np.int64(M[t])
+            else:
+                p = np.int64(Bs[b0 + t - period])
+            true = np.searchsorted(Bs, np.uint32(p), side="right")
+            cnt = np.searchsorted(M[:period], np.uint32(p & 0x7FFFFF), side="right")
+            if min((np.int64(e) << mbits) + offset + cnt, cmax) != true:
+                good = False
+                break
+        ok[e] = good
     if not ok[e_ref]:
-        return M, PAR
+        return
     e_lo, e_hi = e_ref, e_ref
     while ok[e_lo - 1]:
         e_lo -= 1
@@ -219,40 +309,3 @@ def _periodic_rule(B, BIN, cmax, mbits):
         e_hi += 1
     PAR[P_SHIFT], PAR[P_OFFSET], PAR[P_CMAX] = mbits, offset & 0xFFFFFFFF, cmax
     PAR[P_ELO], PAR[P_EHI] = e_lo, e_hi
-    return M, PAR
-
-
-def _scale_thresholds(fmt, prm: AmaxParams, ts):
-    """``B[c]`` (uint32) for c = 1..cmax, certified as the module docstring says, or None."""
-    beta, up = prm.sbeta, prm.sup
-    g_of = _quotient_of(fmt, ts)
-    est = f32_at_or_above(beta * float(fmt.element.max) * (1.0 if ts is None else ts),
-                          np.zeros(beta.size, bool)).astype(np.int64)
-    steps = np.arange(-ESTIMATE_STEPS, ESTIMATE_STEPS + 1)
-    pts = np.unique(np.concatenate([(est[:, None] + steps).ravel(), [0, 1, F32_MAX]]))
-    pts = pts[(pts >= 0) & (pts <= F32_MAX)]
-    g = g_of(pts)
-    if np.any(np.diff(g) < 0) or g[0] != 0:
-        return None
-    idx = np.where(up, np.searchsorted(g, beta, side="left"),
-                   np.searchsorted(g, beta, side="right"))  # first point that reaches beta_c
-    hit = idx < pts.size
-    hi = np.full(beta.size, F32_INF, np.int64)  # no finite pattern reaches c (F32_MAX fails)
-    hi[hit] = pts[idx[hit]]
-    lo = np.where(hit, pts[np.maximum(idx - 1, 0)], 0)
-    open_ = hit & (hi - lo > 1)
-    while open_.any():  # bisection between a point that fails and one that reaches beta_c
-        mid = (lo[open_] + hi[open_]) // 2
-        gm, b = g_of(mid), beta[open_]
-        ok = (gm > b) | (up[open_] & (gm == b))
-        hi[open_] = np.where(ok, mid, hi[open_])
-        lo[open_] = np.where(ok, lo[open_], mid)
-        open_ = hit & (hi - lo > 1)
-    return np.concatenate([[1], hi]).astype(np.uint32)  # B[1]: every nonzero amax
-
-
-def _quotient_of(fmt, ts):
-    """float32 patterns -> the engine's raw scale of that amax (:func:`amax_quotient`)."""
-    def g(bits):
-        return amax_quotient(bits.astype(np.uint32).view(np.float32).astype(np.float64), fmt, ts)
-    return g

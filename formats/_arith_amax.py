@@ -14,7 +14,7 @@ when absent) and element format ``E``:
 :func:`amax_encode_rows` computes the same from float32 bit patterns with per-tensor tables:
 
 1. **Scale code.** ``g`` is monotone in ``A`` (two divisions by positive constants, each
-   rounded to nearest) and ``R_S`` is monotone. :func:`lowbit.formats._amax_tables._scale_boundaries` reads from
+   rounded to nearest) and ``R_S`` is monotone. ``_amax_tables._scale_boundaries`` reads from
    ``store_scale`` itself, once per format, the boundary ``beta_c`` between codes ``c - 1`` and
    ``c`` (``c >= 2``, the midpoint of their values) and whether ``beta_c`` rounds up, and
    certifies it: ``beta_c``'s float64 neighbours round to codes ``c - 1`` and ``c``, every scale
@@ -22,13 +22,21 @@ when absent) and element format ``E``:
    ``scale_codes`` maps the value of code ``c`` to ``c``. So ``S(0) = 0`` and, for ``A > 0``,
    ``S(A) = 1 + #{c >= 2 : g(A) > beta_c, or g(A) = beta_c rounding up}``, i.e. ``S(A) =
    #{c >= 1 : pattern(A) >= B[c]}`` with ``B[1] = 1`` and ``B[c]`` the smallest float32
-   pattern whose ``g`` reaches ``beta_c``. :func:`lowbit.formats._amax_tables.amax_tables` evaluates ``g`` (the engine's
-   function) on a few patterns around an estimate of each ``B[c]`` and keeps ``B[c]`` only
-   where the pattern just below was evaluated too and does not reach ``beta_c`` (a bisection
-   finishes the others): every threshold is certified by two evaluations, not estimated. In the
+   pattern whose ``g`` reaches ``beta_c``. :func:`lowbit.formats._amax_tables.amax_tables`
+   finds each ``B[c]`` (a walk from an estimate with the same two divisions, a bisection if
+   that fails) and then *certifies* it with the engine's own ``amax_quotient``: ``B[c]``
+   reaches ``beta_c`` and ``B[c] - 1`` does not (an unreached ``B[c]`` means the largest finite
+   float32 does not reach it); a failed certificate sends the tensor to the exact path. In the
    kernel the count is ``BIN[e] + #{B[BIN[e]+1 .. BIN[e]+16] <= pattern}`` for a normal amax of
    biased exponent ``e`` (``BIN[e]``: thresholds below ``2**(e-127)``; taken when no float32
    binade holds more than 16 thresholds, checked per tensor), else a binary search over ``B``.
+   16-element blocks go 16 at a time (:func:`_encode_tiles`): where the thresholds repeat one
+   float32 binade apart (``2**mbits`` scale codes per binade), the count is ``min((e << mbits)
+   + offset + #{j : mantissa >= M[j]}, cmax)``; ``_amax_tables._periodic`` checks that rule
+   against ``B`` on every float32 binade (at its start, at every ``M[j]`` and at every
+   threshold in it: both sides are step functions that change only there) and keeps the run
+   of binades where it holds; a tile with an amax outside that run (or a NaN / Inf block)
+   takes the per-block count above.
 2. **Element codes.** For ``x`` float32 (24 significant bits) and ``div = s * ts`` (at most
    ``p_s + 24`` bits, ``p_s <= 8`` for the scale formats taken), every rounding boundary ``t_j``
    of ``E`` (midpoint of two adjacent magnitudes, at most ``E.mbits + 2 <= 4`` bits) gives an
@@ -135,8 +143,8 @@ def amax_encode_rows(u, nrows, k, T: AmaxTables, codes_out, vals_out, scale_out,
     """Encode ``nrows`` blocks of ``k`` float32 patterns ``u`` (row-major) with the tables
     ``T`` of :func:`lowbit.formats._amax_tables.amax_tables`. Writes codes (``codes_out`` uint8, or empty), float32 value
     bits (``vals_out`` uint32, or empty), and unless empty the scale (``scale_out`` float64, NaN
-    for a NaN / Inf block), the scale code (``scode_out``) and ``bad_out`` (the block held NaN /
-    Inf). 16-element blocks go 16 at a time through :func:`_encode_tiles` when the periodic
+    for a NaN / Inf block), the scale code (``scode_out``) and (unless empty) ``bad_out`` (the
+    block held NaN / Inf). 16-element blocks go 16 at a time through :func:`_encode_tiles` when the periodic
     scale rule exists, the rest (and every other block size) through :func:`_encode_groups`."""
     tiles = nrows // LANES if k == LANES and T.K[K_TILE] else 0
     if tiles:
@@ -163,6 +171,7 @@ def _encode_tiles(u, ntiles, T_B, T_BIN, thr, vals, svals, K, M, PAR, codes_out,
     want_codes = codes_out.shape[0] == u.shape[0]
     want_vals = vals_out.shape[0] == u.shape[0]
     want_scales = scale_out.shape[0] == u.shape[0] // LANES
+    want_bad = bad_out.shape[0] == u.shape[0] // LANES
     lanes = np.uint64(LANES)
     tile = np.uint64(LANES * LANES)
     ahead = np.uint64(PREFETCH_BYTES // 4)
@@ -188,13 +197,14 @@ def _encode_tiles(u, ntiles, T_B, T_BIN, thr, vals, svals, K, M, PAR, codes_out,
                            vals_out[i0:i0 + tile] if want_vals else vals_out,
                            scale_out[r0:r0 + lanes] if want_scales else scale_out,
                            scode_out[r0:r0 + lanes] if want_scales else scode_out,
-                           bad_out[r0:r0 + lanes] if want_scales else bad_out)
+                           bad_out[r0:r0 + lanes] if want_bad else bad_out)
             continue
         for b in range(lanes):
             c = np.uint64(cs[b])
             if want_scales:
                 scale_out[r0 + b] = svals[c]
                 scode_out[r0 + b] = c
+            if want_bad:
                 bad_out[r0 + b] = False
             if want_codes:
                 vcodes16(u, i0 + b * lanes, thr, c * row, sign_sh, sign_bit, codes_out)
@@ -213,6 +223,7 @@ def _encode_groups(u, nrows, k, T_B, T_BIN, thr, vals, svals, K, codes_out, vals
     want_codes = codes_out.shape[0] == u.shape[0]
     want_vals = vals_out.shape[0] == u.shape[0]
     want_scales = scale_out.shape[0] == nrows
+    want_bad = bad_out.shape[0] == nrows
     uk = np.uint64(k)
     lanes = np.uint64(LANES)
     row = np.uint64(ROW)
@@ -257,8 +268,9 @@ def _encode_groups(u, nrows, k, T_B, T_BIN, thr, vals, svals, K, codes_out, vals
                     st >>= np.uint64(1)
             rb[r - g0] = c * row
             nbad += bad
-            if want_scales:
+            if want_bad:
                 bad_out[r] = bad
+            if want_scales:
                 scale_out[r] = np.nan if bad else svals[c]
                 scode_out[r] = scode_nan if bad else c
         if want_codes and uk == lanes:

@@ -89,6 +89,7 @@ _NO_CODES = np.zeros(0, np.uint8)
 _NO_VALUES = np.zeros(0, np.float32)
 _NO_BITS = np.zeros(0, np.uint32)
 _NO_SCALES = np.zeros(0, np.float64)
+_NO_FLAGS = np.zeros(0, np.bool_)
 FUSED_DTYPES = (np.dtype(np.float16), np.dtype(np.float32))
 """Input dtypes of the fused path (float16 is converted to float32 per piece, exactly)."""
 
@@ -299,7 +300,7 @@ class _Run:
                          _NO_BITS if vbuf is None else vbuf.reshape(-1).view(np.uint32),
                          self.scales[sl] if keep_scales else _NO_SCALES,
                          self.fused_scodes[sl] if keep_scales else _NO_CODES,
-                         self.bad[sl] if keep_scales else np.empty(0, np.bool_))
+                         _NO_FLAGS)  # NaN / Inf blocks: scale NaN and scale code say it
         self._write_back(ch, bufs)
 
     def _encode(self, ch: RowChunk, rows, bad, plan: ScalePlan):

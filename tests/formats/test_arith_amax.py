@@ -174,3 +174,24 @@ def test_formats_and_policies_outside_the_pass():
     fp6 = BlockFormat(get_format("fp6_e3m2"), get_format("ue4m3"), 16, "amax",
                       tensor_scale=True, name="nvfp6_test")
     assert _params(fp6) is None  # more than 8 magnitudes
+
+
+def test_failed_certificate_takes_the_exact_path(monkeypatch, pass_calls):
+    """A scale threshold that fails its certificate sends the tensor to the exact path."""
+    import lowbit.formats._amax_tables as tables
+    x = threshold_blocks(NVFP4, 2688.0, seed=4)
+    monkeypatch.setattr(tables, "_certified", lambda *a: False)
+    assert amax_tables(NVFP4, _params(NVFP4), 1.0) is None
+    assert_same_as_exact(x, "nvfp4")
+    assert not pass_calls
+
+
+def test_dense_tensor_on_the_periodic_rule(pass_calls):
+    """Gaussian rows: every tile's blocks lie in the periodic rule's binades (the 16-block
+    vector path end to end), plus one tile per row-chunk boundary and a ragged tail of blocks."""
+    rng = np.random.default_rng(21)
+    x = (rng.standard_normal((70, 272)) * 3).astype(F32)  # 1190 blocks: 74 tiles + 6
+    assert_same_as_exact(x, "nvfp4")
+    ref = nvfp4_reference(x)
+    assert np.array_equal(encode(x, "nvfp4").dequantize(), ref)
+    assert pass_calls
