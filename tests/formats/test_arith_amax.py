@@ -17,7 +17,14 @@ from lowbit_formats_ref import nvfp4_reference
 
 from lowbit.formats import BlockFormat, FloatFormat, encode, get_format, quantize
 from lowbit.formats import block_engine as BE
-from lowbit.formats._amax_tables import K_WINDOW, amax_params, amax_tables
+from lowbit.formats._amax_tables import (
+    K_TILE,
+    K_WINDOW,
+    P_EHI,
+    P_ELO,
+    amax_params,
+    amax_tables,
+)
 from lowbit.formats._codec import kernel_params
 from lowbit.formats.block_scales import _amax_scale, scale_codes, tensor_scale
 
@@ -106,6 +113,14 @@ def test_scale_thresholds_against_the_engine(tensor_amax):
         c = np.arange(1, cmax + 1)[finite]
         assert np.all(S >= c) if lo == 0 else np.all(S < c)
     assert T.K[K_WINDOW] == 1  # UE4M3: at most 8 thresholds in a float32 binade
+    # the periodic rule (16 blocks at a time) covers every binade above the one where the normal
+    # UE4M3 scales start, up to float32's top one, unless the thresholds are float32 subnormals
+    lo, hi = int(T.PAR[P_ELO]), int(T.PAR[P_EHI])
+    normal = B[8:][B[8:] < 0x7F800000]  # thresholds of scale codes >= 9 (normal UE4M3)
+    if tensor_amax < 1e-30:
+        assert T.K[K_TILE] == 0
+    else:
+        assert T.K[K_TILE] == 1 and hi == 254 and lo <= (int(normal.min()) >> 23) + 1
 
 
 @pytest.mark.parametrize("k", [-140, -20, 0, 7, 100])
