@@ -31,11 +31,12 @@ import importlib.metadata as md_meta
 import os
 import platform
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import ml_dtypes
 import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from lowbit.formats import buffers, encode, quantize
 from lowbit.formats.buffers import CACHE_ENV
@@ -236,12 +237,27 @@ def main(argv=None):
     return 0
 
 
-@njit(parallel=True, cache=True)
-def _copy_all_cores(u, out):
-    """``out[i] = u[i]`` (narrowed to ``out``'s dtype) on every core: the memory-bound ceiling of
-    a conversion that reads float32 and writes ``out``'s bytes per element."""
-    for i in prange(u.shape[0]):
+@njit(cache=True, nogil=True)
+def _copy(u, out):
+    """``out[i] = u[i]`` (narrowed to ``out``'s dtype)."""
+    for i in range(u.shape[0]):
         out[i] = u[i]
+
+
+_COPY_POOL = ThreadPoolExecutor(max_workers=max(numba.get_num_threads(), 1))
+
+
+def _copy_all_cores(u, out):
+    """:func:`_copy` on every core, one slice per thread: the memory-bound ceiling of a
+    conversion that reads float32 and writes ``out``'s bytes per element. Plain threads running
+    a GIL-free kernel, as lowbit's conversions do (a numba ``prange`` here used OpenMP, whose
+    threads keep spinning after the loop and slowed the case timed next)."""
+    n = max(numba.get_num_threads(), 1)
+    step = -(-u.shape[0] // n)
+    parts = [_COPY_POOL.submit(_copy, u[s:s + step], out[s:s + step])
+             for s in range(0, u.shape[0], step)]
+    for p in parts:
+        p.result()
 
 
 def fresh_pages(fn):
