@@ -86,7 +86,6 @@ from lowbit.formats.layout import BlockLayout, RowChunk
 from lowbit.formats.qtensor import QuantizedTensor
 
 _NO_CODES = np.zeros(0, np.uint8)
-_NO_VALUES = np.zeros(0, np.float32)
 _NO_BITS = np.zeros(0, np.uint32)
 _NO_SCALES = np.zeros(0, np.float64)
 _NO_FLAGS = np.zeros(0, np.bool_)
@@ -319,35 +318,30 @@ class _Run:
     def _fast(self, flat, nr, kc, bad, plan, cbuf, vbuf, ch) -> bool:
         el, o = self.el, self.kw["overflow"]
         c_out = _NO_CODES if cbuf is None else cbuf.reshape(-1)
+        v_out = np.zeros(0, flat.dtype) if vbuf is None else vbuf.reshape(-1)
+        ts = 1.0 if plan.ts is None else float(plan.ts)
         if plan.e is not None:
             if flat.dtype != np.float32 or lut_width(el, 32, o) is None:
                 return False
             kk, table = compact_table(el, self.P.tobytes(), 32)
-            v_out = _NO_VALUES if vbuf is None else vbuf.reshape(-1)
             if v_out.size and v_out.dtype != np.float32:
                 return False
             nbad = lut_block_encode.serial(flat.view(np.uint32), nr, kc, plan.e.astype(np.int64),
                                            bad, kk, table, self.P, value_table(el), c_out, v_out)
         elif plan.zp is None and (q := scaled_params(el, self.P.tobytes())) is not None:
-            v_out = np.zeros(0, flat.dtype) if vbuf is None else vbuf.reshape(-1)
-            ts = 1.0 if plan.ts is None else float(plan.ts)
             nbuf = max(SCALED_GROUP, kc)
             scaled_encode(flat, nr, kc, plan.div, plan.s, ts, bad, q, c_out, v_out,
                           np.empty(nbuf), np.empty(nbuf))
             nbad = 0  # clamped overflow, no NaN input: no error sentinel
         elif plan.zp is None and (iq := int_params(self.P.tobytes())) is not None and \
                 divisors_ok(plan.div):
-            v_out = np.zeros(0, flat.dtype) if vbuf is None else vbuf.reshape(-1)
-            ts = 1.0 if plan.ts is None else float(plan.ts)
             int_scaled_encode(flat, nr, kc, plan.div, plan.s, ts, bad, iq, c_out, v_out)
             nbad = 0  # saturated overflow, no NaN input: no error sentinel
         elif lut_width(el, 64, o) is None:
             return False
         elif plan.zp is None:
             kk, table = compact_table(el, self.P.tobytes(), 64)
-            v_out = np.zeros(0, flat.dtype) if vbuf is None else vbuf.reshape(-1)
             y = np.empty(flat.shape[0], np.float64)
-            ts = 1.0 if plan.ts is None else float(plan.ts)
             nbad = lut_scaled_encode.serial(flat, nr, kc, plan.div, plan.s, ts, bad, kk, table,
                                             value_table(el), y, y.view(np.uint64), c_out, v_out)
         else:  # asymmetric: y = fl64(fl64(x / s) + zp), rounded through the float64 table

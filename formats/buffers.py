@@ -67,12 +67,17 @@ def _is_free(i: int) -> bool:
     return sys.getrefcount(_buffers[i]) <= _FREE_REFCOUNT
 
 
+def _free_bytes() -> int:
+    """Bytes of the cached buffers no array refers to (caller holds ``_lock``)."""
+    return sum(_buffers[i].nbytes for i in range(len(_buffers)) if _is_free(i))
+
+
 def empty(shape, dtype) -> np.ndarray:
     """An uninitialised C-contiguous array of ``shape`` and ``dtype`` (as ``np.empty``), taken
     from the cache when at least :data:`MIN_CACHED_BYTES` and it fits (see the module
     docstring)."""
     dtype = np.dtype(dtype)
-    shape = tuple(int(d) for d in np.atleast_1d(shape)) if np.ndim(shape) else (int(shape),)
+    shape = tuple(int(d) for d in np.atleast_1d(shape))
     nbytes = math.prod(shape) * dtype.itemsize
     limit = cache_limit_bytes()
     if nbytes < MIN_CACHED_BYTES or nbytes > limit:
@@ -101,7 +106,7 @@ def release_buffers() -> int:
     """Drop every cached buffer; returns the bytes that were free (given back to the system
     now; buffers still in use go with the arrays that use them)."""
     with _lock:
-        free = sum(_buffers[i].nbytes for i in range(len(_buffers)) if _is_free(i))
+        free = _free_bytes()
         _buffers.clear()
     return free
 
@@ -109,5 +114,5 @@ def release_buffers() -> int:
 def cached_bytes() -> tuple[int, int]:
     """``(in use, free)`` bytes held by the cache."""
     with _lock:
-        free = sum(_buffers[i].nbytes for i in range(len(_buffers)) if _is_free(i))
+        free = _free_bytes()
         return sum(b.nbytes for b in _buffers) - free, free

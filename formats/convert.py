@@ -252,9 +252,11 @@ def convert_elements(x, fmt, want_codes=True, want_values=False, rounding="rne",
     (native contiguous input on the branch-free path, which needs no chunk buffer: larger
     pieces, :func:`chunking.direct_piece`). ``out``
     (checked by :func:`check_out`): the values are written into it. It may be ``x`` itself:
-    each chunk is then computed into a chunk-sized buffer and copied back, so every input
-    element is read - by the fast path, its fall-back and the error re-check - before it is
-    overwritten, and chunks (disjoint, the same ranges in and out) run concurrently as before.
+    on the branch-free path each 2048-element stage is then read from a stage buffer
+    (:func:`lowbit.formats._arith.arith_encode` ``in_place``), on the others each chunk is
+    computed into a chunk-sized buffer and copied back, so every input element is read - by
+    the fast path, its fall-back and the error re-check - before it is overwritten, and chunks
+    (disjoint, the same ranges in and out) run concurrently as before.
     Any other overlap with ``x`` is computed into a fresh array, then copied.
 
     Fast paths, each proven equal to the exact kernel: float32 input to a float format under
