@@ -58,10 +58,15 @@ when absent) and element format ``E``:
    the way the engine does and stored as float32 (:func:`lowbit.formats._amax_tables.amax_tables`); the kernel selects it by
    the same comparisons and ORs the sign in (the product is symmetric in the sign).
 
-NaN / Inf blocks (amax pattern ``>= 0x7F800000``) get codes 0, values NaN, scale NaN and the
-engine's scale code of a bad block. The tensor amax is the largest magnitude pattern over the
-blocks without NaN / Inf, as ``RowStats`` computes it: :func:`flat_amax_bits` over the whole tensor when that holds no NaN / Inf, else
-:func:`finite_block_amax_bits` block by block.
+NaN / Inf blocks (amax pattern ``>= 0x7F800000``) get codes 0, values NaN and the engine's scale
+code of a bad block (whose value, NaN, :attr:`lowbit.formats.qtensor.QuantizedTensor.scales`
+decodes: the pass writes scale codes only, one byte per block). The tensor amax is the largest
+magnitude pattern over the blocks without NaN / Inf, as ``RowStats`` computes it. The first
+pass, :func:`block_amax_bits`, writes every block's maximum (4 bytes per 16 elements) and
+returns that largest finite one; the second pass reads the maxima instead of recomputing them
+(:func:`amax_encode_rows` computes them itself when not given: float16 input, rows that are not
+views of the input). Element codes go 4 blocks per 64-byte store by a 3-step binary search over
+each block's thresholds (:func:`lowbit.formats._simd.vcodes16x4`).
 
 Taken (:func:`lowbit.formats._amax_tables.amax_params`) for float32 / float16 input, ``scale_rule="amax"``, a symmetric format
 whose block size is a multiple of :data:`lowbit.formats._simd.LANES`, a float scale format of at
@@ -91,24 +96,28 @@ from lowbit.formats._amax_tables import (
 )
 from lowbit.formats._arith import _prefetch, _prefetch_w, _umax32
 from lowbit.formats._simd import (
+    BLOCKS_PER_STORE,
     LANES,
     MAG_MASK,
     ROW,
     vcodes16,
+    vcodes16x4,
     vcount_le16,
     vmax16,
     vmax16x16,
+    vmax_below16,
     vperiodic_codes16,
+    vstore8_16,
     vvalues16,
 )
 
 GROUP_BLOCKS = 64
 """Blocks per group: their amaxes, then their scale codes, then their elements (so the
 per-block dependency chains of one phase overlap)."""
-PREFETCH_BYTES = 2048
+PREFETCH_BYTES = 8192
 """How far ahead of the block being read its input is prefetched (a loop of 16-element blocks
 issues too few loads to keep the hardware prefetcher ahead; 1-2 KiB measured best)."""
-PREFETCH_OUT_BYTES = 1024
+PREFETCH_OUT_BYTES = 4096
 """How far ahead (in input bytes) the outputs are prefetched for writing."""
 CACHE_LINE = 64
 
@@ -124,32 +133,49 @@ def flat_amax_bits(u):
 
 
 @njit(cache=True, nogil=True)
-def finite_block_amax_bits(u, nrows, k):
-    """Largest float32 magnitude pattern of the ``nrows`` blocks of ``k`` patterns ``u`` over
-    the blocks without NaN / Inf (0 if none)."""
+def block_amax_bits(u, nrows, k, am_out):
+    """``am_out[r]`` = the largest float32 magnitude pattern of block ``r`` (``u[r*k:(r+1)*k]``,
+    ``k`` a multiple of 16; NaN / Inf patterns included) for ``r < nrows``. Returns the largest
+    of them below ``0x7F800000`` (0 if none): the tensor amax over the blocks without NaN / Inf,
+    as ``RowStats`` computes it. 16-element blocks go 16 at a time (:func:`vmax16x16`)."""
     uk = np.uint64(k)
+    lanes = np.uint64(LANES)
+    nr = np.uint64(nrows)
+    ahead = np.uint64(PREFETCH_BYTES // 4)
+    inf = np.uint32(F32_INF)
     m = np.uint32(0)
-    for r in range(nrows):
+    r = np.uint64(0)
+    if uk == lanes:
+        while r + lanes <= nr:
+            i0 = r * uk
+            for b in range(lanes):
+                _prefetch(u, i0 + ahead + b * lanes)
+            vmax16x16(u, i0, am_out, r)
+            m = _umax32(vmax_below16(am_out, r, inf), m)
+            r += lanes
+    for rr in range(r, nr):
         bm = np.uint32(0)
-        for i in range(np.uint64(r) * uk, np.uint64(r + 1) * uk, np.uint64(LANES)):
+        for i in range(rr * uk, (rr + np.uint64(1)) * uk, lanes):
             bm = _umax32(vmax16(u, i), bm)
-        if bm < np.uint32(F32_INF):
+        am_out[rr] = bm
+        if bm < inf:
             m = _umax32(bm, m)
     return m
 
 
-def amax_encode_rows(u, nrows, k, T: AmaxTables, codes_out, vals_out, scale_out, scode_out,
-                     bad_out):
+def amax_encode_rows(u, nrows, k, T: AmaxTables, am, codes_out, vals_out, scode_out):
     """Encode ``nrows`` blocks of ``k`` float32 patterns ``u`` (row-major) with the tables
-    ``T`` of :func:`lowbit.formats._amax_tables.amax_tables`. Writes codes (``codes_out`` uint8, or empty), float32 value
-    bits (``vals_out`` uint32, or empty), and unless empty the scale (``scale_out`` float64, NaN
-    for a NaN / Inf block), the scale code (``scode_out``) and (unless empty) ``bad_out`` (the
-    block held NaN / Inf). 16-element blocks go 16 at a time through :func:`_encode_tiles` when the periodic
-    scale rule exists, the rest (and every other block size) through :func:`_encode_groups`."""
+    ``T`` of :func:`lowbit.formats._amax_tables.amax_tables`, given the blocks' magnitude maxima
+    ``am`` (uint32, from :func:`block_amax_bits`), or computing them when ``am`` is empty.
+    Writes codes (``codes_out`` uint8, or empty), float32 value bits (``vals_out`` uint32, or
+    empty) and, unless empty, the scale codes (``scode_out``; the engine's code of a bad block
+    for one with NaN / Inf). 16-element blocks go 16 at a time through :func:`_encode_tiles`
+    when the periodic scale rule exists, the rest (and every other block size) through
+    :func:`_encode_groups`."""
     tiles = nrows // LANES if k == LANES and T.K[K_TILE] else 0
     if tiles:
-        _encode_tiles(u, tiles, T.B, T.BIN, T.thr, T.vals, T.svals, T.K, T.M, T.PAR, codes_out,
-                      vals_out, scale_out, scode_out, bad_out)
+        _encode_tiles(u, am, tiles, T.B, T.BIN, T.thr, T.vals, T.K, T.M, T.PAR, codes_out,
+                      vals_out, scode_out)
     r0 = tiles * LANES
     if r0 == nrows:
         return
@@ -157,21 +183,22 @@ def amax_encode_rows(u, nrows, k, T: AmaxTables, codes_out, vals_out, scale_out,
 
     def part(a, start):
         return a[start:] if a.size else a
-    _encode_groups(u[i0:], nrows - r0, k, T.B, T.BIN, T.thr, T.vals, T.svals, T.K,
-                   part(codes_out, i0), part(vals_out, i0), part(scale_out, r0),
-                   part(scode_out, r0), part(bad_out, r0))
+    _encode_groups(u[i0:], part(am, r0), nrows - r0, k, T.B, T.BIN, T.thr, T.vals, T.K,
+                   part(codes_out, i0), part(vals_out, i0), part(scode_out, r0))
 
 
 @njit(cache=True, nogil=True)
-def _encode_tiles(u, ntiles, T_B, T_BIN, thr, vals, svals, K, M, PAR, codes_out, vals_out,
-                  scale_out, scode_out, bad_out):
-    """The first ``16 * ntiles`` blocks of 16 patterns, 16 blocks at a time: their maxima by
-    one transposed max tree, their scale codes by the periodic rule in one vector step; a tile
-    with a block outside the rule's binades (or NaN / Inf) goes through :func:`_encode_groups`."""
+def _encode_tiles(u, am_in, ntiles, T_B, T_BIN, thr, vals, K, M, PAR, codes_out, vals_out,
+                  scode_out):
+    """The first ``16 * ntiles`` blocks of 16 patterns, 16 blocks at a time: their maxima from
+    ``am_in`` (or, when it is empty, by one transposed max tree), their scale codes by the
+    periodic rule in one vector step, their codes 4 blocks per store (:func:`vcodes16x4`); a
+    tile with a block outside the rule's binades (or NaN / Inf) goes through
+    :func:`_encode_groups`."""
     want_codes = codes_out.shape[0] == u.shape[0]
     want_vals = vals_out.shape[0] == u.shape[0]
-    want_scales = scale_out.shape[0] == u.shape[0] // LANES
-    want_bad = bad_out.shape[0] == u.shape[0] // LANES
+    want_scodes = scode_out.shape[0] == u.shape[0] // LANES
+    have_am = am_in.shape[0] != 0
     lanes = np.uint64(LANES)
     tile = np.uint64(LANES * LANES)
     ahead = np.uint64(PREFETCH_BYTES // 4)
@@ -190,40 +217,41 @@ def _encode_tiles(u, ntiles, T_B, T_BIN, thr, vals, svals, K, M, PAR, codes_out,
         if want_codes:
             for b in range(np.uint64(0), tile, np.uint64(CACHE_LINE)):
                 _prefetch_w(codes_out, i0 + ahead_out + b)
-        vmax16x16(u, i0, am)
-        if vperiodic_codes16(am, M, PAR, cs):
-            _encode_groups(u[i0:i0 + tile], LANES, LANES, T_B, T_BIN, thr, vals, svals, K,
+        if have_am:
+            off = vperiodic_codes16(am_in, r0, M, PAR, cs)
+        else:
+            vmax16x16(u, i0, am, np.uint64(0))
+            off = vperiodic_codes16(am, np.uint64(0), M, PAR, cs)
+        if off:
+            _encode_groups(u[i0:i0 + tile], am_in[r0:r0 + lanes] if have_am else am, LANES,
+                           LANES, T_B, T_BIN, thr, vals, K,
                            codes_out[i0:i0 + tile] if want_codes else codes_out,
                            vals_out[i0:i0 + tile] if want_vals else vals_out,
-                           scale_out[r0:r0 + lanes] if want_scales else scale_out,
-                           scode_out[r0:r0 + lanes] if want_scales else scode_out,
-                           bad_out[r0:r0 + lanes] if want_bad else bad_out)
+                           scode_out[r0:r0 + lanes] if want_scodes else scode_out)
             continue
-        for b in range(lanes):
-            c = np.uint64(cs[b])
-            if want_scales:
-                scale_out[r0 + b] = svals[c]
-                scode_out[r0 + b] = c
-            if want_bad:
-                bad_out[r0 + b] = False
-            if want_codes:
-                vcodes16(u, i0 + b * lanes, thr, c * row, sign_sh, sign_bit, codes_out)
-            if want_vals:
-                vvalues16(u, i0 + b * lanes, thr, c * row, vals, vals_out)
+        if want_scodes:
+            vstore8_16(cs, scode_out, r0)
+        if want_vals:
+            for b in range(lanes):
+                vvalues16(u, i0 + b * lanes, thr, np.uint64(cs[b]) * row, vals, vals_out)
+        if want_codes:
+            for b in range(np.uint64(0), lanes, np.uint64(BLOCKS_PER_STORE)):
+                vcodes16x4(u, i0 + b * lanes, thr, cs, b, sign_sh, sign_bit, codes_out)
 
 
 @njit(cache=True, nogil=True)
-def _encode_groups(u, nrows, k, T_B, T_BIN, thr, vals, svals, K, codes_out, vals_out,
-                   scale_out, scode_out, bad_out):
-    """Blocks of any size ``k`` (a multiple of 16), :data:`GROUP_BLOCKS` at a time: maxima,
-    then scale codes by the window count or the binary search, then elements.
+def _encode_groups(u, am_in, nrows, k, T_B, T_BIN, thr, vals, K, codes_out, vals_out,
+                   scode_out):
+    """Blocks of any size ``k`` (a multiple of 16), :data:`GROUP_BLOCKS` at a time: maxima (from
+    ``am_in``, or computed when it is empty), then scale codes by the window count or the
+    binary search, then elements.
 
     No helper functions in the loops (a cached njit callee is not inlined: a call per block);
     unsigned indices (numba adds a negative-index wraparound to signed ones)."""
     want_codes = codes_out.shape[0] == u.shape[0]
     want_vals = vals_out.shape[0] == u.shape[0]
-    want_scales = scale_out.shape[0] == nrows
-    want_bad = bad_out.shape[0] == nrows
+    want_scodes = scode_out.shape[0] == nrows
+    have_am = am_in.shape[0] != 0
     uk = np.uint64(k)
     lanes = np.uint64(LANES)
     row = np.uint64(ROW)
@@ -238,7 +266,10 @@ def _encode_groups(u, nrows, k, T_B, T_BIN, thr, vals, svals, K, codes_out, vals
     nr = np.uint64(nrows)
     for g0 in range(np.uint64(0), nr, G):
         g1 = min(g0 + G, nr)
-        if uk == lanes:  # one vector per block (NVFP4)
+        if have_am:
+            for r in range(g0, g1):
+                am[r - g0] = am_in[r]
+        elif uk == lanes:  # one vector per block (NVFP4)
             for r in range(g0, g1):
                 _prefetch(u, r * uk + ahead)
                 am[r - g0] = vmax16(u, r * uk)
@@ -268,10 +299,7 @@ def _encode_groups(u, nrows, k, T_B, T_BIN, thr, vals, svals, K, codes_out, vals
                     st >>= np.uint64(1)
             rb[r - g0] = c * row
             nbad += bad
-            if want_bad:
-                bad_out[r] = bad
-            if want_scales:
-                scale_out[r] = np.nan if bad else svals[c]
+            if want_scodes:
                 scode_out[r] = scode_nan if bad else c
         if want_codes and uk == lanes:
             for r in range(g0, g1):

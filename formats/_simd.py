@@ -89,6 +89,37 @@ def vcount_le16(typingctx, t, i, x):
     return sig, codegen
 
 
+@intrinsic
+def vmax_below16(typingctx, t, i, limit):
+    """The largest of ``t[i:i+16]`` (uint32) below ``limit`` (uint32), 0 if none."""
+    sig = types.uint32(t, i, limit)
+
+    def codegen(context, builder, signature, args):
+        v = _load(context, builder, signature.args[0], args[0], args[1])
+        keep = builder.select(builder.icmp_unsigned("<", v, _splat(builder, args[2])), v,
+                              _const(0))
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_I32, [_V32]),
+                                            "llvm.vector.reduce.umax.v16i32")
+        return builder.call(fn, [keep])
+    return sig, codegen
+
+
+@intrinsic
+def vstore8_16(typingctx, src, out, o):
+    """``out[o:o+16]`` (uint8) = ``src[0:16]`` (uint32, each below 256) in one 16-byte store."""
+    if out.dtype != types.uint8:  # a typing error, not a wrong-width store
+        return None
+    sig = types.void(src, out, o)
+
+    def codegen(context, builder, signature, args):
+        v = _load(context, builder, signature.args[0], args[0], ir.Constant(_I32, 0))
+        builder.store(builder.trunc(v, _V8),
+                      _vec_ptr(context, builder, signature.args[1], args[1], args[2], _V8),
+                      align=1)
+        return context.get_dummy_value()
+    return sig, codegen
+
+
 def _compares(context, builder, signature, args, a):
     """The 7 masks ``a >= thr[r + j]`` (``args[2]`` = thr, ``args[3]`` = r)."""
     return [builder.icmp_unsigned(">=", a, _splat(builder, _scalar(
@@ -142,6 +173,69 @@ def vvalues16(typingctx, u, i, thr, r, vals, out):
 
 
 
+BLOCKS_PER_STORE = 4
+"""Blocks whose 16 one-byte codes :func:`vcodes16x4` writes with one 64-byte store."""
+BYTE = 8
+
+
+@intrinsic
+def vcodes16x4(typingctx, u, i, thr, cs, b, sign_sh, sign_bit, out):
+    """:func:`vcodes16` for the 4 blocks of 16 at ``u[i : i + 64]``, block ``q`` with row
+    ``thr[cs[b + q] * ROW : ...]``; the 64 one-byte codes in one store to ``out[i : i + 64]``.
+
+    Same result as 4 calls of :func:`vcodes16` (``r = cs[b + q] * ROW``), in fewer vector
+    operations (the loop was bound by them, not by memory):
+
+    * the count ``#{j < 7 : a >= thr[r + j]}`` by a 3-step binary search over the non-decreasing
+      row (``a >= t3``, then ``t1`` or ``t5``, then one of ``t0, t2, t4, t6``, each chosen by a
+      select on the earlier answers): 3 compares instead of 7. A count over a non-decreasing
+      sequence is what a binary search returns, equal thresholds included;
+    * the 4 blocks' codes are built in the 4 bytes of one 32-bit lane (block ``q`` in byte
+      ``q``: each step adds ``bit << 8q``, the sign ``(u >> (sign_sh - 8q)) & (sign_bit << 8q)``)
+      and one byte shuffle puts them in element order. Requires a code below 256 (4-bit codes)
+      and ``sign_sh >= 24`` (the sign at bit ``<= 7`` of the code), which the caller checks.
+    """
+    if out.dtype != types.uint8:
+        return None
+    sig = types.void(u, i, thr, cs, b, sign_sh, sign_bit, out)
+
+    def codegen(context, builder, signature, args):
+        uty, _, thrty, csty, _, _, _, outty = signature.args
+        ary_u, idx, ary_thr, ary_cs, b0, sh, sb, ary_out = args
+        i64 = ir.IntType(64)
+        acc = _const(0)
+        for q in range(BLOCKS_PER_STORE):
+            c = _scalar(context, builder, csty, ary_cs, _offset(builder, b0, q))
+            r = builder.mul(builder.zext(c, i64), ir.Constant(i64, ROW))
+            v = _load(context, builder, uty, ary_u, _offset(builder, idx, LANES * q))
+            a = builder.and_(v, _const(MAG_MASK))
+
+            def t(j, r=r):
+                return _splat(builder, _scalar(context, builder, thrty, ary_thr,
+                                               _offset(builder, r, j)))
+            sign = builder.and_(
+                builder.lshr(v, _splat(builder, builder.sub(sh, ir.Constant(sh.type, BYTE * q)))),
+                _splat(builder, builder.shl(sb, ir.Constant(sb.type, BYTE * q))))
+            acc = builder.or_(acc, sign)
+            ge1 = builder.icmp_unsigned(">=", a, t(3))
+            acc = builder.select(ge1, builder.add(acc, _const(4 << BYTE * q)), acc)
+            ge2 = builder.icmp_unsigned(">=", a, builder.select(ge1, t(5), t(1)))
+            acc = builder.select(ge2, builder.add(acc, _const(2 << BYTE * q)), acc)
+            t3 = builder.select(ge1, builder.select(ge2, t(6), t(4)),
+                                builder.select(ge2, t(2), t(0)))
+            ge3 = builder.icmp_unsigned(">=", a, t3)
+            acc = builder.select(ge3, builder.add(acc, _const(1 << BYTE * q)), acc)
+        v8 = ir.VectorType(ir.IntType(8), BLOCKS_PER_STORE * LANES)
+        order = ir.Constant(ir.VectorType(_I32, BLOCKS_PER_STORE * LANES),
+                            [e * BLOCKS_PER_STORE + q for q in range(BLOCKS_PER_STORE)
+                             for e in range(LANES)])
+        bytes_ = builder.bitcast(acc, v8)
+        res = builder.shuffle_vector(bytes_, ir.Constant(v8, ir.Undefined), order)
+        builder.store(res, _vec_ptr(context, builder, outty, ary_out, idx, v8), align=1)
+        return context.get_dummy_value()
+    return sig, codegen
+
+
 def _halves(g: int):
     """Shuffle masks pairing two 16-lane vectors: the lane groups of size ``g`` at even and at
     odd positions of their 32-lane concatenation."""
@@ -152,11 +246,11 @@ def _halves(g: int):
 
 
 @intrinsic
-def vmax16x16(typingctx, u, i, out):
-    """``out[b] = max(u[i+16b : i+16b+16] & 0x7FFFFFFF)`` for ``b`` in 0..15 (uint32): the
+def vmax16x16(typingctx, u, i, out, o):
+    """``out[o + b] = max(u[i+16b : i+16b+16] & 0x7FFFFFFF)`` for ``b`` in 0..15 (uint32): the
     largest magnitude pattern of 16 consecutive 16-element blocks, by a transposed max tree
     (15 vector maxima and 30 two-source shuffles instead of 16 horizontal reductions)."""
-    sig = types.void(u, i, out)
+    sig = types.void(u, i, out, o)
 
     def codegen(context, builder, signature, args):
         vs = [builder.and_(_load(context, builder, signature.args[0], args[0],
@@ -171,39 +265,39 @@ def vmax16x16(typingctx, u, i, out):
                 y = builder.shuffle_vector(a, b, hi)
                 nxt.append(builder.select(builder.icmp_unsigned(">", x, y), x, y))
             vs, g = nxt, g // 2
-        builder.store(vs[0], _vec_ptr(context, builder, signature.args[2], args[2],
-                                      ir.Constant(_I32, 0), _V32), align=1)
+        builder.store(vs[0], _vec_ptr(context, builder, signature.args[2], args[2], args[3],
+                                      _V32), align=1)
         return context.get_dummy_value()
     return sig, codegen
 
 
 @intrinsic
-def vperiodic_codes16(typingctx, am, M, p, out):
-    """Scale codes of 16 amax patterns ``am[0:16]`` by the periodic rule of a regular binade
+def vperiodic_codes16(typingctx, am, o, M, p, out):
+    """Scale codes of 16 amax patterns ``am[o:o+16]`` by the periodic rule of a regular binade
     range: ``min((e << p[0]) + p[1] + #{j < 8 : mant >= M[j]}, p[2])`` (``e = am >> 23``,
     ``mant = am & 0x7FFFFF``, ``M`` non-decreasing, int32 arithmetic) into ``out[0:16]``;
     returns the lanes (bit ``b``) whose ``e`` lies outside ``[p[3], p[4]]`` (they, and NaN /
     Inf blocks with ``e = 255 > p[4]``, need another rule)."""
-    sig = types.uint32(am, M, p, out)
+    sig = types.uint32(am, o, M, p, out)
 
     def codegen(context, builder, signature, args):
         zero = ir.Constant(_I32, 0)
-        a = _load(context, builder, signature.args[0], args[0], zero)
+        a = _load(context, builder, signature.args[0], args[0], args[1])
 
         def par(j):
-            return _splat(builder, _scalar(context, builder, signature.args[2], args[2],
+            return _splat(builder, _scalar(context, builder, signature.args[3], args[3],
                                            ir.Constant(_I32, j)))
         e = builder.lshr(a, _const(23))
         mant = builder.and_(a, _const(0x7FFFFF))
         cnt = _const(0)
         for j in range(ROW):
-            mj = _splat(builder, _scalar(context, builder, signature.args[1], args[1],
+            mj = _splat(builder, _scalar(context, builder, signature.args[2], args[2],
                                          ir.Constant(_I32, j)))
             cnt = builder.select(builder.icmp_unsigned(">=", mant, mj), _const(j + 1), cnt)
         c = builder.add(builder.add(builder.shl(e, par(0)), par(1)), cnt)
         cmax = par(2)
         c = builder.select(builder.icmp_unsigned(">", c, cmax), cmax, c)
-        builder.store(c, _vec_ptr(context, builder, signature.args[3], args[3], zero, _V32),
+        builder.store(c, _vec_ptr(context, builder, signature.args[4], args[4], zero, _V32),
                       align=1)
         off = builder.or_(builder.icmp_unsigned("<", e, par(3)),
                           builder.icmp_unsigned(">", e, par(4)))

@@ -25,8 +25,9 @@ pass of :mod:`lowbit.formats._arith_block` (block statistics, scale and element 
 pass over each piece); other float32 input with power-of-two scales rounds through the
 element's table with the scale applied as an exponent shift (:mod:`lowbit.formats._lut`);
 float32 / float16 input to an ``"amax"`` format over a 4-bit float element (NVFP4) takes the
-threshold pass of :mod:`lowbit.formats._arith_amax` (a flat max for the tensor scale, then
-scale and element codes by comparisons, no division); other general scales divide in float64
+threshold pass of :mod:`lowbit.formats._arith_amax` (every block's maximum and the tensor
+scale, then scale and element codes by comparisons, no division; the scales are decoded from
+their codes when read); other general scales divide in float64
 and round branch-free (:mod:`lowbit.formats._arith_scaled`, INT groups
 :mod:`lowbit.formats._arith_intgroup`) or through the float64-source table. The environment
 variable ``LOWBIT_SLOW_FORMATS=1`` (:data:`lowbit.formats.convert.SLOW_FORMATS_ENV`) turns them
@@ -44,11 +45,7 @@ from lowbit.formats import _kernel as K
 from lowbit.formats import chunking as C
 from lowbit.formats._amax_tables import F32_INF, amax_params, amax_tables
 from lowbit.formats._arith import arith_params
-from lowbit.formats._arith_amax import (
-    amax_encode_rows,
-    finite_block_amax_bits,
-    flat_amax_bits,
-)
+from lowbit.formats._arith_amax import amax_encode_rows, block_amax_bits, flat_amax_bits
 from lowbit.formats._arith_block import (
     mx_encode_rows,
     rule_params,
@@ -140,12 +137,11 @@ class _Run:
         self.kw = p
         self.stochastic = p["rounding"] in K.STOCHASTIC_ROUNDING
         self.kw["key"] = C.stochastic_key(seed) if self.stochastic else np.uint64(0)
-        nb = self.layout.n_blocks if want_codes else 0  # per-block results: encode only
         self.codes = empty(x.shape, code_dtype(self.el)) if want_codes else None
         self.values = empty(x.shape, value_dtype(x.dtype)) if want_values else None
-        self.scales = np.empty(nb)
-        self.bad = np.zeros(nb, bool)
-        self.zp = None if fmt.symmetric else np.zeros(nb, np.int64)
+        self.scales = self.bad = None  # per-block results (encode; not on the amax pass)
+        self.zp = None if fmt.symmetric else np.zeros(self.layout.n_blocks if want_codes else 0,
+                                                     np.int64)
         self.ts = None
         self.P = kernel_params(self.el, p["rounding"], p["overflow"], p["nan_input"],
                                p["subnormal_output"], p["sr_bits"])
@@ -158,6 +154,7 @@ class _Run:
         self.amax = None if self.slow or x.dtype.newbyteorder("=") not in FUSED_DTYPES else (
             amax_params(fmt, self.P, self.kw))
         self.amax_tab = None  # per-tensor tables of the amax pass (after the tensor scale)
+        self.block_amax = None  # the amax pass's block maxima (uint32 patterns), when stored
         self.fused_run = False  # whether run() took a fused path
         self.fused_scodes = None  # scale codes per block, written by the fused path
 
@@ -194,6 +191,8 @@ class _Run:
         if self.amax is not None and stats is None:
             amax_tab = self.amax_tab = amax_tables(fmt, self.amax, self.ts)
         self.fused_run = fused is not None or amax_tab is not None
+        nb = lay.n_blocks if keep_scales and amax_tab is None else 0
+        self.scales, self.bad = np.empty(nb), np.zeros(nb, bool)
         if self.fused_run and keep_scales and fmt.scale is not None:
             sdtype = fused[3].dtype if fused is not None else code_dtype(fmt.scale)
             self.fused_scodes = np.empty(lay.n_blocks, sdtype)
@@ -226,13 +225,27 @@ class _Run:
             # ones cost less dispatch; a few per thread keep the threads balanced
             piece = max(piece, C.direct_piece(lay.numel))
         C.run_pieces(one, lay.row_chunks(self.x, piece))
+        if keep_scales and lay.numel == 0 and lay.n_blocks:  # a per-tensor block, no element
+            plan = block_plan(RowStats.empty(lay.n_blocks, asym), fmt, self.ts,
+                              np.zeros((lay.n_blocks, 0), self.x.dtype), self.kw, 0, 0)
+            self.scales[:] = plan.scales  # as for a block of zeros
+            if self.zp is not None:
+                self.zp[:] = plan.zp
         return self
 
     def _tensor_amax(self, piece) -> np.ndarray:
         """The finite block amaxes (float32, any number of them) whose max is the tensor amax,
-        for the amax pass: a flat max over a native float32 tensor (one slice per thread, views:
-        no memory), block by block only if it meets a NaN / Inf."""
+        for the amax pass. Rows of a native float32 tensor that are views: every block's
+        maximum, kept in :attr:`block_amax` for the second pass (which then skips that work;
+        4 bytes per block); other float32 tensors: a flat max (one slice per thread, views: no
+        memory), block by block only if it meets a NaN / Inf."""
         lay, x = self.layout, self.x
+        if x.dtype == np.float32 and lay.rows_contiguous() and x.size:
+            am = self.block_amax = np.empty(lay.n_blocks, np.uint32)
+            bits = C.run_pieces(lambda ch: block_amax_bits(
+                ch.rows.reshape(-1).view(np.uint32), ch.r1 - ch.r0, lay.k, am[ch.r0:ch.r1]),
+                lay.row_chunks(x, max(piece, C.direct_piece(lay.numel))))
+            return np.asarray(bits, np.uint32).view(np.float32)
         if x.dtype == np.float32 and x.size:
             u = x.reshape(-1).view(np.uint32)
             step = -(-u.size // max(numba.get_num_threads(), 1))
@@ -240,9 +253,9 @@ class _Run:
                 0, u.size, step))), np.uint32)
             if bits.max() < F32_INF:
                 return bits.view(np.float32)
-        bits = C.run_pieces(lambda ch: finite_block_amax_bits(
-            C.native(ch.rows).reshape(-1).view(np.uint32), ch.r1 - ch.r0, lay.k),
-            lay.row_chunks(x, piece))
+        bits = C.run_pieces(lambda ch: block_amax_bits(
+            C.native(ch.rows).reshape(-1).view(np.uint32), ch.r1 - ch.r0, lay.k,
+            np.empty(ch.r1 - ch.r0, np.uint32)), lay.row_chunks(x, piece))
         return np.asarray(bits, np.uint32).view(np.float32)
 
     # ---- one piece ------------------------------------------------------------------------
@@ -295,11 +308,10 @@ class _Run:
         cbuf, vbuf = bufs[0][0], bufs[1][0]
         sl = slice(ch.r0, ch.r1)
         amax_encode_rows(rows.reshape(-1).view(np.uint32), nr, kc, T,
+                         _NO_BITS if self.block_amax is None else self.block_amax[sl],
                          _NO_CODES if cbuf is None else cbuf.reshape(-1),
                          _NO_BITS if vbuf is None else vbuf.reshape(-1).view(np.uint32),
-                         self.scales[sl] if keep_scales else _NO_SCALES,
-                         self.fused_scodes[sl] if keep_scales else _NO_CODES,
-                         _NO_FLAGS)  # NaN / Inf blocks: scale NaN and scale code say it
+                         self.fused_scodes[sl] if keep_scales else _NO_CODES)
         self._write_back(ch, bufs)
 
     def _encode(self, ch: RowChunk, rows, bad, plan: ScalePlan):
@@ -415,8 +427,10 @@ class _Run:
         else:
             sc = None if fmt.scale is None else scale_codes(self.scales, self.bad, fmt.scale)
             scales[self.bad] = np.nan
+        if self.amax_tab is not None:  # the amax pass writes scale codes only
+            scales = None  # decoded from them when read (QuantizedTensor.scales)
         return QuantizedTensor(
-            codes=self.codes, scales=lay.scales_from_rows(scales),
+            codes=self.codes, scales=None if scales is None else lay.scales_from_rows(scales),
             scale_codes=None if sc is None else lay.scales_from_rows(sc),
             tensor_scale=self.ts,
             zero_point=None if self.zp is None else lay.scales_from_rows(self.zp),

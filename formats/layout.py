@@ -18,6 +18,7 @@ and ``QuantizedTensor.dequantize`` keep their memory proportional to the tensor.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -69,7 +70,7 @@ class BlockLayout:
     # ---- geometry ---------------------------------------------------------------------------
     @property
     def numel(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64))
+        return math.prod(self.shape)
 
     @property
     def k(self) -> int:
@@ -106,16 +107,16 @@ class BlockLayout:
 
     @property
     def n_blocks(self) -> int:
-        return int(np.prod(self.scale_shape, dtype=np.int64))
+        return math.prod(self.scale_shape)
 
     def _alb(self):
-        a = int(np.prod(self.shape[:self.axis], dtype=np.int64))
-        b = int(np.prod(self.shape[self.axis + 1:], dtype=np.int64))
+        a = math.prod(self.shape[:self.axis])
+        b = math.prod(self.shape[self.axis + 1:])
         return a, self.shape[self.axis], b
 
     def _amn(self):
         *lead, m, n = self.shape
-        return int(np.prod(lead, dtype=np.int64)), m, n
+        return math.prod(lead), m, n
 
     # ---- whole-tensor transforms (small tensors, metrics) -------------------------------------
     def to_rows(self, x: np.ndarray) -> np.ndarray:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import zlib
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -45,9 +44,9 @@ def _readonly(a):
     return a
 
 
-@dataclass(frozen=True, eq=False)
 class QuantizedTensor:
-    """A tensor in a :class:`~lowbit.formats.block_format.BlockFormat`.
+    """A tensor in a :class:`~lowbit.formats.block_format.BlockFormat`. Immutable: its
+    attributes cannot be set and its arrays are read-only.
 
     Attributes
     ----------
@@ -55,7 +54,9 @@ class QuantizedTensor:
         the tensor's :attr:`shape`
     scales : float64 decoded block scales, ``shape`` with ``axis`` replaced by the block count
         (per tensor: shape ``()``; 2-D tiles: ``(..., ceil(M/k), ceil(N/k))``); NaN for a block
-        that held NaN or Inf
+        that held NaN or Inf. When not given (a format with a scale format), the values of
+        ``scale_codes`` in ``format.scale``, decoded on first read (the encoder then writes one
+        byte per block, not nine)
     scale_codes : codes of the scales in ``format.scale`` (None for FP32 scales)
     tensor_scale : second-level FP32 scale (NVFP4) or None
     zero_point : integer zero points per block (asymmetric INT) or None
@@ -63,49 +64,66 @@ class QuantizedTensor:
     axis : the blocked axis (non-negative)
     """
 
-    codes: np.ndarray
-    scales: np.ndarray
-    scale_codes: np.ndarray | None
-    tensor_scale: float | None
-    zero_point: np.ndarray | None
-    format: BlockFormat
-    axis: int
-    _codes_valid: bool = dataclasses.field(default=False, repr=False)
-    """Set by the block engine, which wrote every code itself: skips the range check of the
-    codes (a pass over the whole tensor)."""
+    __slots__ = ("codes", "_scales", "scale_codes", "tensor_scale", "zero_point", "format",
+                 "axis")
 
-    def __post_init__(self):
-        if not isinstance(self.format, BlockFormat):
-            raise TypeError(f"format must be a BlockFormat, got {type(self.format).__name__}")
-        codes = np.asarray(self.codes)
-        if not (self._codes_valid and codes.dtype.kind == "u"):
-            codes = check_codes(codes, self.format.element)
-        lay = BlockLayout.make(codes.shape, self.format.block_size, self.axis)
-        scales = np.asarray(self.scales, dtype=np.float64)
-        if scales.shape != lay.scale_shape:
-            raise ValueError(f"scales must have shape {lay.scale_shape} for codes of shape "
-                             f"{codes.shape} blocked by {self.format.block_size} along axis "
-                             f"{lay.axis}, got {scales.shape}")
-        for name in ("scale_codes", "zero_point"):
-            a = getattr(self, name)
+    def __init__(self, codes, scales=None, scale_codes=None, tensor_scale=None, zero_point=None,
+                 format=None, axis=-1, _codes_valid=False):
+        """``_codes_valid``: set by the block engine, which wrote every code itself: skips the
+        range check of the codes (a pass over the whole tensor)."""
+        if not isinstance(format, BlockFormat):
+            raise TypeError(f"format must be a BlockFormat, got {type(format).__name__}")
+        codes = np.asarray(codes)
+        if not (_codes_valid and codes.dtype.kind == "u"):
+            codes = check_codes(codes, format.element)
+        lay = BlockLayout.make(codes.shape, format.block_size, axis)
+        if scales is None and format.scale is None:
+            raise ValueError(f"scales must be given for {format.name}: it has FP32 scales (no "
+                             f"scale format to decode scale_codes with)")
+        if scales is not None:
+            scales = np.asarray(scales, dtype=np.float64)
+            if scales.shape != lay.scale_shape:
+                raise ValueError(f"scales must have shape {lay.scale_shape} for codes of shape "
+                                 f"{codes.shape} blocked by {format.block_size} along axis "
+                                 f"{lay.axis}, got {scales.shape}")
+        for name, a in (("scale_codes", scale_codes), ("zero_point", zero_point)):
             if a is not None and np.shape(a) != lay.scale_shape:
                 raise ValueError(f"{name} must have shape {lay.scale_shape}, got {np.shape(a)}")
-        if (self.scale_codes is None) != (self.format.scale is None):
+        if (scale_codes is None) != (format.scale is None):
             raise ValueError(f"scale_codes must be given exactly when the format has a scale "
-                             f"format ({self.format.name}: scale {self.format.scale})")
-        if (self.zero_point is None) != self.format.symmetric:
+                             f"format ({format.name}: scale {format.scale})")
+        if (zero_point is None) != format.symmetric:
             raise ValueError(f"zero_point must be given exactly for an asymmetric format "
-                             f"({self.format.name}: symmetric={self.format.symmetric})")
-        if (self.tensor_scale is None) == self.format.tensor_scale:
+                             f"({format.name}: symmetric={format.symmetric})")
+        if (tensor_scale is None) == format.tensor_scale:
             raise ValueError(f"tensor_scale must be given exactly when the format has one "
-                             f"({self.format.name}: tensor_scale={self.format.tensor_scale})")
-        object.__setattr__(self, "codes", _readonly(codes))
-        object.__setattr__(self, "scales", _readonly(scales))
-        object.__setattr__(self, "scale_codes", _readonly(self.scale_codes))
-        object.__setattr__(self, "zero_point", _readonly(self.zero_point))
-        object.__setattr__(self, "axis", lay.axis)
-        if self.tensor_scale is not None:
-            object.__setattr__(self, "tensor_scale", float(self.tensor_scale))
+                             f"({format.name}: tensor_scale={format.tensor_scale})")
+        for name, value in (("codes", _readonly(codes)), ("_scales", _readonly(scales)),
+                            ("scale_codes", _readonly(scale_codes)),
+                            ("zero_point", _readonly(zero_point)), ("format", format),
+                            ("axis", lay.axis),
+                            ("tensor_scale", None if tensor_scale is None
+                             else float(tensor_scale))):
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f"QuantizedTensor is immutable: cannot set {name!r}")
+
+    def __delattr__(self, name):
+        raise AttributeError(f"QuantizedTensor is immutable: cannot delete {name!r}")
+
+    def __repr__(self):
+        return (f"QuantizedTensor(format={self.format.name}, shape={self.shape}, "
+                f"axis={self.axis}, tensor_scale={self.tensor_scale})")
+
+    @property
+    def scales(self) -> np.ndarray:
+        """The decoded block scales (see the class docstring); decoded from ``scale_codes``
+        on first read when not given."""
+        if self._scales is None:
+            object.__setattr__(self, "_scales",
+                               _readonly(decode_codes(self.scale_codes, self.format.scale)))
+        return self._scales
 
     @property
     def shape(self) -> tuple:
@@ -242,8 +260,7 @@ class QuantizedTensor:
         raw = np.frombuffer(buf, sdt, ns, off).reshape(sshape)
         off += ns * sdt.itemsize
         if fmt.scale is not None:
-            scale_codes = raw.astype(sdt.newbyteorder("="))
-            scales = decode_codes(scale_codes, fmt.scale)
+            scale_codes, scales = raw.astype(sdt.newbyteorder("=")), None  # decoded when read
         else:
             scale_codes, scales = None, raw.astype(np.float64)
         zp = None

@@ -226,3 +226,36 @@ def test_quantized_tensor_is_frozen_and_consistent():
         QuantizedTensor(codes=qt.codes, scales=qt.scales, scale_codes=qt.scale_codes,
                         tensor_scale=None, zero_point=None, format=get_format("fp4_e2m1"),
                         axis=-1)
+
+
+@pytest.mark.parametrize("name", ["nvfp4", "mxfp4", "mxfp8_e4m3", "int4_g128"])
+def test_scales_decoded_from_scale_codes_when_not_given(name):
+    """``QuantizedTensor(scales=None)`` (what the NVFP4 pass builds): ``scales`` are the values
+    of ``scale_codes`` in the scale format, NaN for a block that held NaN / Inf, read-only, and
+    equal to the scales the exact kernel computes; FP32-scale formats must be given them."""
+    x = (np.random.default_rng(3).standard_normal((8, 64)) * 5).astype(F32)
+    x[1, 3], x[2, 20] = np.nan, -np.inf
+    x[3] = 0.0
+    qt = encode(x, name)
+    if qt.scale_codes is None:
+        with pytest.raises(ValueError, match="scales must be given for int4_g128"):
+            QuantizedTensor(codes=qt.codes, scales=None, scale_codes=None,
+                            tensor_scale=qt.tensor_scale, zero_point=qt.zero_point,
+                            format=qt.format, axis=qt.axis)
+        return
+    lazy = QuantizedTensor(codes=qt.codes, scale_codes=qt.scale_codes,
+                           tensor_scale=qt.tensor_scale, zero_point=qt.zero_point,
+                           format=qt.format, axis=qt.axis)
+    s = lazy.scales
+    assert s is lazy.scales and s.dtype == np.float64 and not s.flags.writeable
+    np.testing.assert_array_equal(s, qt.scales)
+    k = qt.format.block_size
+    assert np.isnan(s[1, 3 // k]) and np.isnan(s[2, 20 // k]) and not np.isnan(s[3]).any()
+    np.testing.assert_array_equal(lazy.dequantize(), qt.dequantize())
+    back = QuantizedTensor.from_bytes(qt.to_bytes())
+    np.testing.assert_array_equal(back.scales, qt.scales)
+    with pytest.raises(AttributeError, match="immutable"):
+        lazy.scales = s
+    with pytest.raises(AttributeError, match="immutable"):
+        del lazy.codes
+    assert name in repr(lazy)
