@@ -224,7 +224,13 @@ class _Run:
             # the pieces are views of the input and outputs (no staging memory): fewer, larger
             # ones cost less dispatch; a few per thread keep the threads balanced
             piece = max(piece, C.direct_piece(lay.numel))
-        C.run_pieces(one, lay.row_chunks(self.x, piece))
+        pieces = lay.row_chunks(self.x, piece)
+        if self.block_amax is not None:
+            # the second pass over the input: last pieces first, which the first pass read
+            # last and a cache smaller than the tensor still holds (in order, an LRU cache
+            # would have dropped each piece just before it is read again)
+            pieces = reversed(list(pieces))
+        C.run_pieces(one, pieces)
         if keep_scales and lay.numel == 0 and lay.n_blocks:  # a per-tensor block, no element
             plan = block_plan(RowStats.empty(lay.n_blocks, asym), fmt, self.ts,
                               np.zeros((lay.n_blocks, 0), self.x.dtype), self.kw, 0, 0)
