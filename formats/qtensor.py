@@ -112,6 +112,10 @@ class QuantizedTensor:
     def __delattr__(self, name):
         raise AttributeError(f"QuantizedTensor is immutable: cannot delete {name!r}")
 
+    def __reduce__(self):  # pickle / copy: rebuilt through __init__ (attributes cannot be set)
+        return (type(self), (self.codes, self._scales, self.scale_codes, self.tensor_scale,
+                             self.zero_point, self.format, self.axis, True))
+
     def __repr__(self):
         return (f"QuantizedTensor(format={self.format.name}, shape={self.shape}, "
                 f"axis={self.axis}, tensor_scale={self.tensor_scale})")

@@ -2,6 +2,8 @@
 values), never a traceback from deep inside numpy or numba, and never a silent answer.
 Each case below is one a user can type; the message must name what is wrong."""
 
+import copy
+import pickle
 import zlib
 
 import numpy as np
@@ -259,3 +261,21 @@ def test_scales_decoded_from_scale_codes_when_not_given(name):
     with pytest.raises(AttributeError, match="immutable"):
         del lazy.codes
     assert name in repr(lazy)
+
+
+@pytest.mark.parametrize("name", ["nvfp4", "mxfp4", "int4_g128_asym", "int8_pt"])
+def test_quantized_tensor_pickles_and_copies(name):
+    """pickle (the sweep's worker processes), copy and deepcopy keep every field."""
+    x = (np.random.default_rng(4).standard_normal((4, 256)) * 3).astype(F32)
+    qt = encode(x, name)
+    for other in (pickle.loads(pickle.dumps(qt)), copy.copy(qt), copy.deepcopy(qt)):
+        assert other.format == qt.format and other.axis == qt.axis
+        assert other.tensor_scale == qt.tensor_scale
+        for a in ("codes", "scales", "scale_codes", "zero_point"):
+            x_a, y_a = getattr(other, a), getattr(qt, a)
+            assert (x_a is None) == (y_a is None)
+            if y_a is not None:
+                np.testing.assert_array_equal(x_a, y_a)
+                assert not x_a.flags.writeable
+        np.testing.assert_array_equal(other.dequantize(), qt.dequantize())
+
