@@ -245,30 +245,49 @@ def _halves(g: int):
             ir.Constant(ir.VectorType(_I32, LANES), hi))
 
 
-@intrinsic
-def vmax16x16(typingctx, u, i, out, o):
-    """``out[o + b] = max(u[i+16b : i+16b+16] & 0x7FFFFFFF)`` for ``b`` in 0..15 (uint32): the
-    largest magnitude pattern of 16 consecutive 16-element blocks, by a transposed max tree
-    (15 vector maxima and 30 two-source shuffles instead of 16 horizontal reductions)."""
-    sig = types.void(u, i, out, o)
+def _umax(builder, a, b):
+    return builder.select(builder.icmp_unsigned(">", a, b), a, b)
 
+
+def _block_maxima(per_block: int):
+    """Codegen of ``out[o + b] = max(u[i + w*b : i + w*(b+1)] & 0x7FFFFFFF)`` for the 16
+    consecutive blocks ``b`` of ``w = 16 * per_block`` elements: each block's vectors maxed
+    lane-wise, then a transposed max tree over the 16 blocks (15 vector maxima and 30
+    two-source shuffles instead of 16 horizontal reductions)."""
     def codegen(context, builder, signature, args):
-        vs = [builder.and_(_load(context, builder, signature.args[0], args[0],
-                                 _offset(builder, args[1], LANES * b)), _const(MAG_MASK))
-              for b in range(LANES)]
+        loads = [builder.and_(_load(context, builder, signature.args[0], args[0],
+                                    _offset(builder, args[1], LANES * j)), _const(MAG_MASK))
+                 for j in range(LANES * per_block)]
+        vs = []
+        for b in range(LANES):
+            v = loads[b * per_block]
+            for j in range(1, per_block):
+                v = _umax(builder, v, loads[b * per_block + j])
+            vs.append(v)
         g = LANES // 2
         while len(vs) > 1:
             lo, hi = _halves(g)
-            nxt = []
-            for a, b in zip(vs[0::2], vs[1::2]):
-                x = builder.shuffle_vector(a, b, lo)
-                y = builder.shuffle_vector(a, b, hi)
-                nxt.append(builder.select(builder.icmp_unsigned(">", x, y), x, y))
-            vs, g = nxt, g // 2
+            vs = [_umax(builder, builder.shuffle_vector(a, b, lo), builder.shuffle_vector(a, b, hi))
+                  for a, b in zip(vs[0::2], vs[1::2])]
+            g //= 2
         builder.store(vs[0], _vec_ptr(context, builder, signature.args[2], args[2], args[3],
                                       _V32), align=1)
         return context.get_dummy_value()
-    return sig, codegen
+    return codegen
+
+
+@intrinsic
+def vmax16x16(typingctx, u, i, out, o):
+    """``out[o + b] = max(u[i+16b : i+16b+16] & 0x7FFFFFFF)`` for ``b`` in 0..15 (uint32): the
+    largest magnitude pattern of 16 consecutive 16-element blocks (:func:`_block_maxima`)."""
+    return types.void(u, i, out, o), _block_maxima(1)
+
+
+@intrinsic
+def vmax32x16(typingctx, u, i, out, o):
+    """``out[o + b] = max(u[i+32b : i+32b+32] & 0x7FFFFFFF)`` for ``b`` in 0..15 (uint32): the
+    largest magnitude pattern of 16 consecutive 32-element blocks (MX; :func:`_block_maxima`)."""
+    return types.void(u, i, out, o), _block_maxima(2)
 
 
 @intrinsic

@@ -26,8 +26,8 @@ pass over each piece); other float32 input with power-of-two scales rounds throu
 element's table with the scale applied as an exponent shift (:mod:`lowbit.formats._lut`);
 float32 / float16 input to an ``"amax"`` format over a 4-bit float element (NVFP4) takes the
 threshold pass of :mod:`lowbit.formats._arith_amax` (every block's maximum and the tensor
-scale, then scale and element codes by comparisons, no division; the scales are decoded from
-their codes when read); other general scales divide in float64
+scale, then scale and element codes by comparisons, no division; both fused paths write scale
+codes, which the QuantizedTensor decodes into scales when they are read); other general scales divide in float64
 and round branch-free (:mod:`lowbit.formats._arith_scaled`, INT groups
 :mod:`lowbit.formats._arith_intgroup`) or through the float64-source table. The environment
 variable ``LOWBIT_SLOW_FORMATS=1`` (:data:`lowbit.formats.convert.SLOW_FORMATS_ENV`) turns them
@@ -139,7 +139,8 @@ class _Run:
         self.kw["key"] = C.stochastic_key(seed) if self.stochastic else np.uint64(0)
         self.codes = empty(x.shape, code_dtype(self.el)) if want_codes else None
         self.values = empty(x.shape, value_dtype(x.dtype)) if want_values else None
-        self.scales = self.bad = None  # per-block results (encode; not on the amax pass)
+        self.scales = self.bad = None  # per-block results (encode), allocated by run()
+        self.coded_scales = False  # whether the scales are left to QuantizedTensor to decode
         self.zp = None if fmt.symmetric else np.zeros(self.layout.n_blocks if want_codes else 0,
                                                      np.int64)
         self.ts = None
@@ -186,13 +187,16 @@ class _Run:
                     initial=0.0), lay.row_chunks(self.x, piece))
             self.ts = tensor_scale(np.asarray(amaxes, dtype=np.float64), fmt)
         keep_scales = self.codes is not None
-        fused = self.fused if stats is None else None
+        whole = stats is None and lay.numel > 0  # the fused paths see whole blocks (and one)
+        fused = self.fused if whole else None
         amax_tab = None
-        if self.amax is not None and stats is None:
+        if self.amax is not None and whole:
             amax_tab = self.amax_tab = amax_tables(fmt, self.amax, self.ts)
         self.fused_run = fused is not None or amax_tab is not None
-        nb = lay.n_blocks if keep_scales and amax_tab is None else 0
-        self.scales, self.bad = np.empty(nb), np.zeros(nb, bool)
+        # the fused paths write scale codes; a QuantizedTensor decodes them when read
+        self.coded_scales = self.fused_run and fmt.scale is not None
+        self.scales = np.empty(lay.n_blocks if keep_scales and not self.coded_scales else 0)
+        self.bad = np.zeros(lay.n_blocks if keep_scales and not self.fused_run else 0, bool)
         if self.fused_run and keep_scales and fmt.scale is not None:
             sdtype = fused[3].dtype if fused is not None else code_dtype(fmt.scale)
             self.fused_scodes = np.empty(lay.n_blocks, sdtype)
@@ -200,7 +204,7 @@ class _Run:
         def one(ch):
             rows = C.native(ch.rows)
             if fused is not None and ch.full:
-                self._fused_piece(ch, rows, keep_scales)
+                self._fused_piece(ch, rows)
                 return
             if amax_tab is not None and ch.full:
                 self._amax_piece(ch, rows, keep_scales)
@@ -283,7 +287,7 @@ class _Run:
             if not in_place:
                 self.layout.write_rows(out, RowChunk(ch.r0, ch.r1, ch.c0, ch.c1, buf, ch.full))
 
-    def _fused_piece(self, ch: RowChunk, rows, keep_scales):
+    def _fused_piece(self, ch: RowChunk, rows):
         """The piece through :func:`lowbit.formats._arith_block.mx_encode_rows` (statistics,
         power-of-two scales and elements in one pass)."""
         nr, kc = rows.shape
@@ -294,8 +298,8 @@ class _Run:
         v_out = _NO_BITS if vbuf is None else vbuf.reshape(-1).view(np.uint32)
         e = np.empty(nr, np.int64)
         sl = slice(ch.r0, ch.r1)
-        bad = self.bad[sl] if keep_scales else np.empty(nr, np.bool_)
-        s_out = self.scales[sl] if keep_scales else _NO_SCALES
+        bad = np.empty(nr, np.bool_)
+        s_out = self.scales[sl] if self.scales.size else _NO_SCALES
         sc_out = self.fused_scodes[sl] if self.fused_scodes is not None else stab[:0]
         flat = rows.reshape(-1)
         nbad = mx_encode_rows(flat.view(np.uint32), nr, kc, R, Qc, Qv, self.P, vtab, stab, ptab,
@@ -433,8 +437,8 @@ class _Run:
         else:
             sc = None if fmt.scale is None else scale_codes(self.scales, self.bad, fmt.scale)
             scales[self.bad] = np.nan
-        if self.amax_tab is not None:  # the amax pass writes scale codes only
-            scales = None  # decoded from them when read (QuantizedTensor.scales)
+        if self.coded_scales:
+            scales = None  # decoded from the scale codes when read (QuantizedTensor.scales)
         return QuantizedTensor(
             codes=self.codes, scales=None if scales is None else lay.scales_from_rows(scales),
             scale_codes=None if sc is None else lay.scales_from_rows(sc),
