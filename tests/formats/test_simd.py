@@ -18,6 +18,7 @@ from lowbit.formats._simd import (
     vcodes16,
     vcodes16x4,
     vmax16x16,
+    vmax32x16,
     vmax_below16,
     vstore8_16,
 )
@@ -116,6 +117,12 @@ def _tree(u, out):
 
 
 @njit(cache=False)
+def _tree32(u, out):
+    for t in range(u.shape[0] // (2 * LANES * LANES)):
+        vmax32x16(u, np.uint64(t * 2 * LANES * LANES), out, np.uint64(t * LANES))
+
+
+@njit(cache=False)
 def _below(t, limit):
     return vmax_below16(t, np.uint64(0), limit)
 
@@ -125,7 +132,7 @@ def _store(src, out, o):
     vstore8_16(src, out, np.uint64(o))
 
 
-def test_vmax16x16_and_vmax_below16():
+def test_vmax16x16_vmax32x16_and_vmax_below16():
     rng = np.random.default_rng(2)
     u = rng.integers(0, 2**32, 16 * 16 * 8, dtype=np.uint64).astype(np.uint32)
     u[:16] = 0x80000000  # -0.0 only: magnitude 0
@@ -134,6 +141,9 @@ def test_vmax16x16_and_vmax_below16():
     out = np.zeros(16 * 8, np.uint32)
     _tree(u, out)
     np.testing.assert_array_equal(out, (u & MAG).reshape(-1, 16).max(axis=1))
+    out32 = np.zeros(16 * 4, np.uint32)
+    _tree32(u, out32)
+    np.testing.assert_array_equal(out32, (u & MAG).reshape(-1, 32).max(axis=1))
     t = np.array([5, 0x7F800000, 0x7F7FFFFF, 0xFFFFFFFF] + [3] * 12, np.uint32)
     assert _below(t, np.uint32(0x7F800000)) == 0x7F7FFFFF
     assert _below(t, np.uint32(4)) == 3
