@@ -131,17 +131,19 @@ EXP_FIELD = np.int64(0x7FF0000000000000)  # float64 exponent field: all ones for
 
 
 @njit(cache=True, nogil=True)
-def _max_exp_field(flat):
+def _max_exp_field(bits):
+    """The largest exponent field of the float64 bit patterns ``bits`` (int64; one loop over
+    the patterns, which vectorises: a per-element bit cast in the loop kept it scalar)."""
     m = np.int64(0)
-    for x in flat:
-        m = max(m, f64_bits(x) & EXP_FIELD)
+    for i in range(bits.shape[0]):
+        m = max(m, bits[i] & EXP_FIELD)
     return m
 
 
 def all_finite(v: np.ndarray) -> bool:
     """No NaN / Inf in the float64 array ``v`` (one vectorised pass over the exponent fields)."""
     v = np.ascontiguousarray(v, dtype=np.float64)
-    return v.size == 0 or int(_max_exp_field(v.reshape(-1))) != int(EXP_FIELD)
+    return v.size == 0 or int(_max_exp_field(v.reshape(-1).view(np.int64))) != int(EXP_FIELD)
 
 
 def grid_stats(v: np.ndarray) -> GridStats:
