@@ -100,6 +100,7 @@ from lowbit.formats._simd import (
     LANES,
     MAG_MASK,
     ROW,
+    SIGN_SH_MIN,
     vcodes16,
     vcodes16x4,
     vcount_le16,
@@ -172,7 +173,9 @@ def amax_encode_rows(u, nrows, k, T: AmaxTables, am, codes_out, vals_out, scode_
     for one with NaN / Inf). 16-element blocks go 16 at a time through :func:`_encode_tiles`
     when the periodic scale rule exists, the rest (and every other block size) through
     :func:`_encode_groups`."""
-    tiles = nrows // LANES if k == LANES and T.K[K_TILE] else 0
+    # (a sign-magnitude code: the magnitude count stays below the sign bit)
+    tiles = nrows // LANES if (k == LANES and T.K[K_TILE] and T.K[K_SIGN_SH] >= SIGN_SH_MIN
+                               ) else 0
     if tiles:
         _encode_tiles(u, am, tiles, T.B, T.BIN, T.thr, T.vals, T.K, T.M, T.PAR, codes_out,
                       vals_out, scode_out)

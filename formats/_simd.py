@@ -176,6 +176,8 @@ def vvalues16(typingctx, u, i, thr, r, vals, out):
 BLOCKS_PER_STORE = 4
 """Blocks whose 16 one-byte codes :func:`vcodes16x4` writes with one 64-byte store."""
 BYTE = 8
+SIGN_SH_MIN = BYTE * (BLOCKS_PER_STORE - 1)
+"""The smallest ``sign_sh`` :func:`vcodes16x4` takes (the code's sign bit at bit 7 or below)."""
 
 
 @intrinsic
@@ -192,8 +194,9 @@ def vcodes16x4(typingctx, u, i, thr, cs, b, sign_sh, sign_bit, out):
       sequence is what a binary search returns, equal thresholds included;
     * the 4 blocks' codes are built in the 4 bytes of one 32-bit lane (block ``q`` in byte
       ``q``: each step adds ``bit << 8q``, the sign ``(u >> (sign_sh - 8q)) & (sign_bit << 8q)``)
-      and one byte shuffle puts them in element order. Requires a code below 256 (4-bit codes)
-      and ``sign_sh >= 24`` (the sign at bit ``<= 7`` of the code), which the caller checks.
+      and one byte shuffle puts them in element order. Requires a code below 256 and
+      ``sign_sh >=`` :data:`SIGN_SH_MIN` (the sign at bit 7 or below), which
+      :func:`lowbit.formats._arith_amax.amax_encode_rows` checks.
     """
     if out.dtype != types.uint8:
         return None
