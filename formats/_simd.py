@@ -61,6 +61,13 @@ def _offset(builder, base, k):
     return builder.add(base, ir.Constant(base.type, k))
 
 
+def _reduce_umax(builder, v):
+    """The largest lane of the ``<16 x i32>`` vector ``v`` (unsigned)."""
+    fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_I32, [_V32]),
+                                        "llvm.vector.reduce.umax.v16i32")
+    return builder.call(fn, [v])
+
+
 @intrinsic
 def vmax16(typingctx, u, i):
     """``max(u[i:i+16] & 0x7FFFFFFF)`` (uint32): the largest float32 magnitude pattern."""
@@ -68,9 +75,7 @@ def vmax16(typingctx, u, i):
 
     def codegen(context, builder, signature, args):
         v = _load(context, builder, signature.args[0], args[0], args[1])
-        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_I32, [_V32]),
-                                            "llvm.vector.reduce.umax.v16i32")
-        return builder.call(fn, [builder.and_(v, _const(MAG_MASK))])
+        return _reduce_umax(builder, builder.and_(v, _const(MAG_MASK)))
     return sig, codegen
 
 
@@ -98,9 +103,7 @@ def vmax_below16(typingctx, t, i, limit):
         v = _load(context, builder, signature.args[0], args[0], args[1])
         keep = builder.select(builder.icmp_unsigned("<", v, _splat(builder, args[2])), v,
                               _const(0))
-        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_I32, [_V32]),
-                                            "llvm.vector.reduce.umax.v16i32")
-        return builder.call(fn, [keep])
+        return _reduce_umax(builder, keep)
     return sig, codegen
 
 
@@ -170,7 +173,6 @@ def vvalues16(typingctx, u, i, thr, r, vals, out):
                       align=1)
         return context.get_dummy_value()
     return sig, codegen
-
 
 
 BLOCKS_PER_STORE = 4
