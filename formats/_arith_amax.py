@@ -101,10 +101,10 @@ from lowbit.formats._simd import (
     MAG_MASK,
     ROW,
     SIGN_SH_MIN,
+    block_maxima,
     vcodes16,
     vcodes16x4,
     vcount_le16,
-    vmax16,
     vmax16x16,
     vmax_below16,
     vperiodic_codes16,
@@ -136,9 +136,11 @@ def flat_amax_bits(u):
 @njit(cache=True, nogil=True)
 def block_amax_bits(u, nrows, k, am_out):
     """``am_out[r]`` = the largest float32 magnitude pattern of block ``r`` (``u[r*k:(r+1)*k]``,
-    ``k`` a multiple of 16; NaN / Inf patterns included) for ``r < nrows``. Returns the largest
-    of them below ``0x7F800000`` (0 if none): the tensor amax over the blocks without NaN / Inf,
-    as ``RowStats`` computes it. 16-element blocks go 16 at a time (:func:`vmax16x16`)."""
+    NaN / Inf patterns included) for ``r < nrows``. Returns the largest of them below
+    ``0x7F800000`` (0 if none): the tensor amax over the blocks without NaN / Inf, as
+    ``RowStats`` computes it. 16-element blocks (NVFP4) go 16 at a time (:func:`vmax16x16`,
+    their input prefetched :data:`PREFETCH_BYTES` ahead, the finite maximum taken per 16),
+    the rest through :func:`lowbit.formats._simd.block_maxima`."""
     uk = np.uint64(k)
     lanes = np.uint64(LANES)
     nr = np.uint64(nrows)
@@ -154,13 +156,10 @@ def block_amax_bits(u, nrows, k, am_out):
             vmax16x16(u, i0, am_out, r)
             m = _umax32(vmax_below16(am_out, r, inf), m)
             r += lanes
+    block_maxima(u, r * uk, nr - r, uk, am_out, r)
     for rr in range(r, nr):
-        bm = np.uint32(0)
-        for i in range(rr * uk, (rr + np.uint64(1)) * uk, lanes):
-            bm = _umax32(vmax16(u, i), bm)
-        am_out[rr] = bm
-        if bm < inf:
-            m = _umax32(bm, m)
+        if am_out[rr] < inf:
+            m = _umax32(am_out[rr], m)
     return m
 
 
@@ -272,18 +271,10 @@ def _encode_groups(u, am_in, nrows, k, T_B, T_BIN, thr, vals, K, codes_out, vals
         if have_am:
             for r in range(g0, g1):
                 am[r - g0] = am_in[r]
-        elif uk == lanes:  # one vector per block (NVFP4)
-            for r in range(g0, g1):
-                _prefetch(u, r * uk + ahead)
-                am[r - g0] = vmax16(u, r * uk)
         else:
             for r in range(g0, g1):
-                i0 = r * uk
-                _prefetch(u, i0 + ahead)
-                m = np.uint32(0)
-                for j in range(np.uint64(0), uk, lanes):
-                    m = _umax32(vmax16(u, i0 + j), m)
-                am[r - g0] = m
+                _prefetch(u, r * uk + ahead)
+            block_maxima(u, g0 * uk, g1 - g0, uk, am, np.uint64(0))
         nbad = 0
         for r in range(g0, g1):
             a = am[r - g0]

@@ -81,11 +81,10 @@ from lowbit.formats._arith import (
     _shr32,
     _sub32,
     _sub_if_ge32,
-    _umax32,
     _umin32,
     _value_mag,
 )
-from lowbit.formats._simd import LANES, vmax16x16, vmax32x16
+from lowbit.formats._simd import block_maxima
 from lowbit.formats.scale_rules import POW2_RULES, exponent_range
 
 R_RULE, R_EMAX, R_KMAX, R_MMAX, R_EVEN_SH, R_ELO, R_EHI, R_QEXP, R_VEXP = range(9)
@@ -266,21 +265,7 @@ def mx_encode_rows(u, nrows, k, R, Qc, Qv, P, vtab, stab, ptab, codes_out, vals_
     for g0 in range(0, nrows, G):
         g1 = min(g0 + G, nrows)
         ng = g1 - g0
-        b0 = 0  # 1. block maxima: 16 blocks of 16 / 32 at a time by a transposed max tree
-        if uk == np.uint64(LANES) or uk == np.uint64(2 * LANES):
-            while b0 + LANES <= ng:
-                i0 = np.uint64(g0 + b0) * uk
-                if uk == np.uint64(LANES):
-                    vmax16x16(u, i0, amaxs, np.uint64(b0))
-                else:
-                    vmax32x16(u, i0, amaxs, np.uint64(b0))
-                b0 += LANES
-        for b in range(b0, ng):
-            i0 = np.uint64(g0 + b) * uk
-            amax = np.uint32(0)
-            for j in range(uk):
-                amax = _umax32(u[i0 + j] & mask, amax)
-            amaxs[b] = amax
+        block_maxima(u, np.uint64(g0) * uk, np.uint64(ng), uk, amaxs, np.uint64(0))  # 1.
         eg = e_out[g0:g1]  # 2. scale exponents, then what each block takes
         rule_exponents(amaxs[:ng], R, eg)
         for b in range(ng):  # (stores to one kind of array per loop: they vectorise)

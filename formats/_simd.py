@@ -9,13 +9,19 @@ register, two AVX2 registers, four SSE / NEON registers), so the kernels stay po
 
 Every function takes arrays and an element index ``i`` and touches ``[i, i + LANES)``; there is
 no bounds check (the caller guarantees the range). ``u`` holds float32 bit patterns (uint32).
+:func:`block_maxima`, the block maxima of any block length, is the one numba function built on
+them that the NVFP4 and MX passes share.
 """
 
 from __future__ import annotations
 
+import numpy as np
 from llvmlite import ir
+from numba import njit
 from numba.core import cgutils, types
 from numba.extending import intrinsic
+
+from lowbit.formats._arith import _umax32
 
 LANES = 16
 """Elements per vector operation."""
@@ -66,17 +72,6 @@ def _reduce_umax(builder, v):
     fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_I32, [_V32]),
                                         "llvm.vector.reduce.umax.v16i32")
     return builder.call(fn, [v])
-
-
-@intrinsic
-def vmax16(typingctx, u, i):
-    """``max(u[i:i+16] & 0x7FFFFFFF)`` (uint32): the largest float32 magnitude pattern."""
-    sig = types.uint32(u, i)
-
-    def codegen(context, builder, signature, args):
-        v = _load(context, builder, signature.args[0], args[0], args[1])
-        return _reduce_umax(builder, builder.and_(v, _const(MAG_MASK)))
-    return sig, codegen
 
 
 @intrinsic
@@ -327,3 +322,28 @@ def vperiodic_codes16(typingctx, am, o, M, p, out):
                           builder.icmp_unsigned(">", e, par(4)))
         return builder.zext(builder.bitcast(off, ir.IntType(16)), _I32)
     return sig, codegen
+
+
+@njit(cache=True, nogil=True, inline="always")
+def block_maxima(u, i0, nblocks, k, out, o):
+    """``out[o + b] = max(u[i0 + k*b : i0 + k*(b+1)] & 0x7FFFFFFF)`` (uint32: the largest
+    float32 magnitude pattern, NaN / Inf patterns included) for ``b < nblocks``, any block
+    length ``k``: 16 blocks of 16 or 32 at a time by :func:`vmax16x16` / :func:`vmax32x16`, the
+    others element by element. Arguments ``i0``, ``nblocks``, ``k``, ``o`` are uint64 (numba
+    adds a negative-index wraparound to signed indices). Inlined: a call per group of blocks
+    would cost more than the group's work."""
+    lanes = np.uint64(LANES)
+    b = np.uint64(0)
+    if k == lanes or k == np.uint64(2 * LANES):
+        while b + lanes <= nblocks:
+            if k == lanes:
+                vmax16x16(u, i0 + b * k, out, o + b)
+            else:
+                vmax32x16(u, i0 + b * k, out, o + b)
+            b += lanes
+    for bb in range(b, nblocks):
+        j0 = i0 + bb * k
+        m = np.uint32(0)
+        for j in range(j0, j0 + k):
+            m = _umax32(u[j] & np.uint32(MAG_MASK), m)
+        out[o + bb] = m

@@ -15,6 +15,7 @@ from lowbit.formats._simd import (
     BLOCKS_PER_STORE,
     LANES,
     ROW,
+    block_maxima,
     vcodes16,
     vcodes16x4,
     vmax16x16,
@@ -177,3 +178,24 @@ def test_block_amax_bits(k, nrows):
     assert m == (fin.max() if fin.size else 0)
     u[:] = 0x7FC00000  # only NaN blocks: no finite maximum
     assert block_amax_bits(u, nrows, k, am) == 0
+
+
+@njit(cache=False)
+def _maxima(u, i0, nblocks, k, out, o):
+    block_maxima(u, np.uint64(i0), np.uint64(nblocks), np.uint64(k), out, np.uint64(o))
+
+
+@pytest.mark.parametrize("k", [8, 16, 20, 32, 48])
+def test_block_maxima_any_block_length(k):
+    """The tree (k = 16, 32) and the element loop (other k), from an offset, into an offset,
+    over a block count that is not a multiple of 16."""
+    rng = np.random.default_rng(k)
+    nblocks, i0, o = 37, 5, 3
+    u = rng.integers(0, 2**32, i0 + nblocks * k, dtype=np.uint64).astype(np.uint32)
+    u[i0 + 2 * k:i0 + 3 * k] = 0x80000000  # -0.0 only
+    out = np.full(o + nblocks + 2, 0xABCD, np.uint32)
+    _maxima(u, i0, nblocks, k, out, o)
+    np.testing.assert_array_equal(out[o:o + nblocks],
+                                  (u[i0:] & MAG).reshape(nblocks, k).max(axis=1))
+    assert np.all(out[:o] == 0xABCD) and np.all(out[o + nblocks:] == 0xABCD)
+
