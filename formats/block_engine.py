@@ -85,7 +85,6 @@ from lowbit.formats.qtensor import QuantizedTensor
 _NO_CODES = np.zeros(0, np.uint8)
 _NO_BITS = np.zeros(0, np.uint32)
 _NO_SCALES = np.zeros(0, np.float64)
-_NO_FLAGS = np.zeros(0, np.bool_)
 FUSED_DTYPES = (np.dtype(np.float16), np.dtype(np.float32))
 """Input dtypes of the fused path (float16 is converted to float32 per piece, exactly)."""
 
@@ -187,7 +186,7 @@ class _Run:
                     initial=0.0), lay.row_chunks(self.x, piece))
             self.ts = tensor_scale(np.asarray(amaxes, dtype=np.float64), fmt)
         keep_scales = self.codes is not None
-        whole = stats is None and lay.numel > 0  # the fused paths see whole blocks (and one)
+        whole = stats is None and lay.numel > 0  # fused paths: whole blocks, an element or more
         fused = self.fused if whole else None
         amax_tab = None
         if self.amax is not None and whole:
@@ -207,7 +206,7 @@ class _Run:
                 self._fused_piece(ch, rows)
                 return
             if amax_tab is not None and ch.full:
-                self._amax_piece(ch, rows, keep_scales)
+                self._amax_piece(ch, rows)
                 return
             st = stats.rows(ch.r0, ch.r1) if stats is not None else RowStats.of(rows, asym)
             if st.bad.any():
@@ -309,7 +308,7 @@ class _Run:
             self._raise_error(clean, nr, kc, ScalePlan(e=e), ch)
         self._write_back(ch, bufs)
 
-    def _amax_piece(self, ch: RowChunk, rows, keep_scales):
+    def _amax_piece(self, ch: RowChunk, rows):
         """The piece through :func:`lowbit.formats._arith_amax.amax_encode_rows` (block amax,
         scale code and elements by threshold comparisons)."""
         nr, kc = rows.shape
@@ -321,7 +320,7 @@ class _Run:
                          _NO_BITS if self.block_amax is None else self.block_amax[sl],
                          _NO_CODES if cbuf is None else cbuf.reshape(-1),
                          _NO_BITS if vbuf is None else vbuf.reshape(-1).view(np.uint32),
-                         self.fused_scodes[sl] if keep_scales else _NO_CODES)
+                         _NO_CODES if self.fused_scodes is None else self.fused_scodes[sl])
         self._write_back(ch, bufs)
 
     def _encode(self, ch: RowChunk, rows, bad, plan: ScalePlan):
